@@ -1,0 +1,54 @@
+/**
+ * The registry of every error code apptunnel emits. A code is never reused once retired;
+ * docs/errors.md lists each one (a test keeps the two in step).
+ */
+export const errorCatalog = {
+  TUN_ERR_INTERNAL: { httpStatus: 500, retryable: true, message: 'internal error' },
+  TUN_ERR_CONFIG_INVALID: { httpStatus: 400, retryable: false, message: 'configuration is invalid' },
+
+  TUN_ERR_KEY_MALFORMED: { httpStatus: 400, retryable: false, message: 'security key is malformed' },
+  TUN_ERR_KEY_REJECTED: { httpStatus: 401, retryable: false, message: 'security key was rejected by the server' },
+
+  TUN_ERR_AUTH_TOKEN_MISSING: { httpStatus: 401, retryable: false, message: 'an API token is required (Authorization: Bearer …)' },
+  TUN_ERR_AUTH_TOKEN_INVALID: { httpStatus: 401, retryable: false, message: 'the API token is not valid' },
+
+  TUN_ERR_API_BAD_REQUEST: { httpStatus: 400, retryable: false, message: 'the request is not valid' },
+  TUN_ERR_API_ROUTE_NOT_FOUND: { httpStatus: 404, retryable: false, message: 'no such API route' },
+  TUN_ERR_API_METHOD_NOT_ALLOWED: { httpStatus: 405, retryable: false, message: 'method not allowed on this route' },
+  TUN_ERR_API_BODY_TOO_LARGE: { httpStatus: 413, retryable: false, message: 'request body is too large' },
+
+  TUN_ERR_TUNNEL_NOT_FOUND: { httpStatus: 404, retryable: false, message: 'tunnel not found' },
+  TUN_ERR_TUNNEL_LIMIT_REACHED: { httpStatus: 409, retryable: false, message: 'the organization already has the maximum number of tunnels' },
+  TUN_ERR_TUNNEL_NAME_INVALID: { httpStatus: 400, retryable: false, message: 'tunnel name is invalid' },
+  TUN_ERR_TUNNEL_URL_INVALID: { httpStatus: 400, retryable: false, message: 'instance URL is invalid' },
+
+  TUN_ERR_HANDSHAKE_VERSION: { httpStatus: 426, retryable: false, message: 'agent protocol version is not supported' },
+  TUN_ERR_HANDSHAKE_BAD_REQUEST: { httpStatus: 400, retryable: false, message: 'agent connect request is malformed' },
+  TUN_ERR_HANDSHAKE_RATE_LIMITED: { httpStatus: 429, retryable: true, message: 'too many failed agent authentications from this address' },
+  TUN_ERR_SERVER_UNAVAILABLE: { httpStatus: 503, retryable: true, message: 'the tunnel server cannot take sessions now' },
+  TUN_ERR_SERVER_UNREACHABLE: { httpStatus: 503, retryable: true, message: 'the tunnel server cannot be reached' },
+  TUN_ERR_TLS_CERT_MISMATCH: { httpStatus: 502, retryable: true, message: 'certificate mismatch: the server certificate does not match the pin in the key' },
+  TUN_ERR_SESSION_LOST: { httpStatus: 502, retryable: true, message: 'the tunnel session was lost before the response started' },
+
+  TUN_ERR_INGRESS_UNKNOWN_TUNNEL: { httpStatus: 404, retryable: false, message: 'no tunnel answers at this host' },
+  TUN_ERR_INGRESS_NO_SESSION: { httpStatus: 503, retryable: true, message: 'the tunnel has no live agent session' },
+  TUN_ERR_INGRESS_STREAM_LIMIT: { httpStatus: 503, retryable: true, message: 'the tunnel has too many concurrent connections' },
+  TUN_ERR_UPSTREAM_REFUSED: { httpStatus: 502, retryable: true, message: 'the upstream port refused the connection' },
+  TUN_ERR_UPSTREAM_FAILED: { httpStatus: 502, retryable: true, message: 'the upstream closed the connection before answering' },
+  TUN_ERR_UPSTREAM_TIMEOUT: { httpStatus: 504, retryable: true, message: 'the upstream did not answer in time' },
+  TUN_ERR_UPSTREAM_BAD_RESPONSE: { httpStatus: 502, retryable: false, message: 'the upstream sent a malformed HTTP response' },
+
+  TUN_ERR_HTTP_BAD_REQUEST: { httpStatus: 400, retryable: false, message: 'malformed HTTP request' },
+  TUN_ERR_HTTP_AMBIGUOUS_FRAMING: { httpStatus: 400, retryable: false, message: 'request framing is ambiguous (possible request smuggling)' },
+  TUN_ERR_HTTP_HEADERS_TOO_LARGE: { httpStatus: 431, retryable: false, message: 'request header fields are too large' },
+  TUN_ERR_HTTP_URI_TOO_LONG: { httpStatus: 414, retryable: false, message: 'request line is too long' },
+  TUN_ERR_HTTP_NOT_IMPLEMENTED: { httpStatus: 501, retryable: false, message: 'transfer coding is not supported' },
+  TUN_ERR_HTTP_VERSION: { httpStatus: 505, retryable: false, message: 'HTTP version is not supported' },
+  TUN_ERR_HTTP_REQUEST_TIMEOUT: { httpStatus: 408, retryable: false, message: 'the request head was not received in time' },
+
+  TUN_ERR_STORE_MIGRATION_FAILED: { httpStatus: 500, retryable: false, message: 'database migration failed' },
+  TUN_ERR_STORE_UNREACHABLE: { httpStatus: 503, retryable: true, message: 'the database cannot be reached' },
+  TUN_ERR_CLI_USAGE: { httpStatus: 400, retryable: false, message: 'invalid command usage' },
+} as const satisfies Record<string, { httpStatus: number; retryable: boolean; message: string }>
+
+export type ErrorCode = keyof typeof errorCatalog
