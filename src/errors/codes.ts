@@ -19,6 +19,7 @@ export const errorCatalog = {
 
   TUN_ERR_TUNNEL_NOT_FOUND: { httpStatus: 404, retryable: false, message: 'tunnel not found' },
   TUN_ERR_TUNNEL_LIMIT_REACHED: { httpStatus: 409, retryable: false, message: 'the organization already has the maximum number of tunnels' },
+  TUN_ERR_TUNNEL_NAME_TAKEN: { httpStatus: 409, retryable: false, message: 'a tunnel with this name already exists in the organization' },
   TUN_ERR_TUNNEL_NAME_INVALID: { httpStatus: 400, retryable: false, message: 'tunnel name is invalid' },
   TUN_ERR_TUNNEL_URL_INVALID: { httpStatus: 400, retryable: false, message: 'instance URL is invalid' },
 
@@ -32,6 +33,7 @@ export const errorCatalog = {
 
   TUN_ERR_INGRESS_UNKNOWN_TUNNEL: { httpStatus: 404, retryable: false, message: 'no tunnel answers at this host' },
   TUN_ERR_INGRESS_NO_SESSION: { httpStatus: 503, retryable: true, message: 'the tunnel has no live agent session' },
+  TUN_ERR_INGRESS_MISDIRECTED: { httpStatus: 421, retryable: false, message: 'request host names another tunnel than this connection carries' },
   TUN_ERR_INGRESS_STREAM_LIMIT: { httpStatus: 503, retryable: true, message: 'the tunnel has too many concurrent connections' },
   TUN_ERR_UPSTREAM_REFUSED: { httpStatus: 502, retryable: true, message: 'the upstream port refused the connection' },
   TUN_ERR_UPSTREAM_FAILED: { httpStatus: 502, retryable: true, message: 'the upstream closed the connection before answering' },

@@ -1,0 +1,218 @@
+import assert from 'node:assert/strict'
+import { request } from 'node:http'
+import { after, before, describe, test } from 'node:test'
+import { checkNoLeakedHandles } from '../src/testing/leak-check.ts'
+import { startTestUpstream, type TestUpstream } from '../src/testing/test-upstream.ts'
+import { errorCodeOf, ingressRequest, startTestAgent, startTestServer, type TestServer } from '../src/testing/tunnel-harness.ts'
+import { decodeSecurityKey, encodeSecurityKey } from '../src/protocol/index.ts'
+
+checkNoLeakedHandles()
+
+async function statusOf(server: TestServer, id: string): Promise<string> {
+  const t = await server.tunnels.get({ orgId: server.orgId, name: 'test', sourceAddress: '127.0.0.1' }, id)
+  return t.status
+}
+
+async function eventually(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (await check()) return
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  assert.fail(`not within ${timeoutMs} ms: ${what}`)
+}
+
+describe('tunnel lifecycle and statuses', () => {
+  let upstream: TestUpstream
+  before(async () => {
+    upstream = await startTestUpstream()
+  })
+  after(async () => {
+    await upstream.close()
+  })
+
+  test('cloud status INCOMPLETE → CONNECTED → UNAVAILABLE; agent CONNECTING → CONNECTED', async () => {
+    const server = await startTestServer()
+    try {
+      const t = await server.createTunnel()
+      assert.equal(await statusOf(server, t.id), 'INCOMPLETE')
+      const agent = await startTestAgent(t.key, upstream.address)
+      assert.equal(agent.status.status, 'CONNECTING')
+      await agent.waitFor((s) => s.status === 'CONNECTED')
+      await eventually(async () => (await statusOf(server, t.id)) === 'CONNECTED', 2000, 'cloud CONNECTED')
+      await agent.close()
+      await eventually(async () => (await statusOf(server, t.id)) === 'UNAVAILABLE', 2000, 'cloud UNAVAILABLE')
+      const res = await ingressRequest(server.ingressAddress, t.hostHeader)
+      assert.equal(res.status, 503)
+      assert.match(res.body.toString(), /UNAVAILABLE/)
+    } finally {
+      await server.dispose()
+    }
+  })
+
+  test('a wrong key puts the agent in ERROR and the tunnel stays INCOMPLETE', async () => {
+    const server = await startTestServer()
+    try {
+      const t = await server.createTunnel()
+      const real = decodeSecurityKey(t.key)
+      const wrong = encodeSecurityKey({ ...real, secret: Buffer.alloc(32, 1) })
+      const agent = await startTestAgent(wrong, upstream.address)
+      try {
+        const s = await agent.waitFor((st) => st.status === 'ERROR')
+        assert.equal(s.code, 'TUN_ERR_KEY_REJECTED')
+        assert.match(s.reason, /rejected/)
+        assert.equal(await statusOf(server, t.id), 'INCOMPLETE')
+      } finally {
+        await agent.close()
+      }
+    } finally {
+      await server.dispose()
+    }
+  })
+
+  test('a key whose pin does not match the server certificate: UNAVAILABLE "certificate mismatch", secret never sent', async () => {
+    const server = await startTestServer()
+    try {
+      const t = await server.createTunnel()
+      const real = decodeSecurityKey(t.key)
+      const mitm = encodeSecurityKey({ ...real, certificatePin: Buffer.alloc(32, 9).toString('base64url') })
+      const agent = await startTestAgent(mitm, upstream.address)
+      try {
+        const s = await agent.waitFor((st) => st.status === 'UNAVAILABLE')
+        assert.equal(s.code, 'TUN_ERR_TLS_CERT_MISMATCH')
+        assert.match(s.reason, /certificate mismatch/)
+        assert.equal(await statusOf(server, t.id), 'INCOMPLETE')
+      } finally {
+        await agent.close()
+      }
+    } finally {
+      await server.dispose()
+    }
+  })
+
+  test('server restart: the agent goes UNAVAILABLE, comes back CONNECTED and requests succeed', async () => {
+    let server = await startTestServer()
+    const t = await server.createTunnel()
+    const agent = await startTestAgent(t.key, upstream.address)
+    try {
+      await agent.waitFor((s) => s.status === 'CONNECTED')
+      const restarted = server.restart()
+      await agent.waitFor((s) => s.status === 'UNAVAILABLE')
+      server = await restarted
+      await agent.waitFor((s) => s.status === 'CONNECTED', 10_000)
+      const res = await ingressRequest(server.ingressAddress, t.hostHeader)
+      assert.equal(res.status, 200)
+      assert.equal(res.body.toString(), 'hello')
+      assert.equal(await statusOf(server, t.id), 'CONNECTED')
+    } finally {
+      await agent.close()
+      await server.dispose()
+    }
+  })
+
+  test('upstream down → 502 with a code, then recovery when it is back', async () => {
+    const own = await startTestUpstream()
+    const port = own.port
+    const server = await startTestServer()
+    const t = await server.createTunnel()
+    const agent = await startTestAgent(t.key, own.address)
+    try {
+      await agent.waitFor((s) => s.status === 'CONNECTED')
+      assert.equal((await ingressRequest(server.ingressAddress, t.hostHeader)).status, 200)
+      await own.close()
+      const down = await ingressRequest(server.ingressAddress, t.hostHeader)
+      assert.equal(down.status, 502)
+      assert.equal(errorCodeOf(down), 'TUN_ERR_UPSTREAM_REFUSED')
+      const back = await startTestUpstream(port)
+      try {
+        const res = await ingressRequest(server.ingressAddress, t.hostHeader)
+        assert.equal(res.status, 200)
+        assert.equal(agent.status.status, 'CONNECTED')
+      } finally {
+        await back.close()
+      }
+    } finally {
+      await agent.close()
+      await server.dispose()
+    }
+  })
+
+  test('delete revokes within a second: sessions closed, agent ERROR "tunnel deleted", 404 at the ingress', async () => {
+    const server = await startTestServer()
+    try {
+      const t = await server.createTunnel()
+      const agent = await startTestAgent(t.key, upstream.address)
+      try {
+        await agent.waitFor((s) => s.status === 'CONNECTED')
+        const started = Date.now()
+        await server.tunnels.delete({ orgId: server.orgId, name: 'test', sourceAddress: '127.0.0.1' }, t.id)
+        const s = await agent.waitFor((st) => st.status === 'ERROR', 1000)
+        assert.ok(Date.now() - started < 1000)
+        assert.match(s.reason, /tunnel deleted/)
+        assert.equal(server.registry.sessionsOf(t.id).length, 0)
+        const res = await ingressRequest(server.ingressAddress, t.hostHeader)
+        assert.equal(res.status, 404)
+      } finally {
+        await agent.close()
+      }
+    } finally {
+      await server.dispose()
+    }
+  })
+
+  test('abort storm: 2,000 aborted calls at ~200/s while normal calls all succeed and the session survives', async () => {
+    const server = await startTestServer()
+    const t = await server.createTunnel()
+    const agent = await startTestAgent(t.key, upstream.address)
+    try {
+      await agent.waitFor((s) => s.status === 'CONNECTED')
+      const [session] = server.registry.sessionsOf(t.id)
+      assert.ok(session)
+      const sessionId = session.info.sessionId
+      let aborted = 0
+      let normalOk = 0
+      let normalFailed = 0
+      const abortOne = (): Promise<void> =>
+        new Promise((resolve) => {
+          const req = request({ host: '127.0.0.1', port: server.ingressAddress.port, path: '/slow?ms=2000', headers: { host: t.hostHeader }, agent: false })
+          req.on('error', () => resolve())
+          req.on('close', () => resolve())
+          req.end()
+          setTimeout(() => {
+            aborted++
+            req.destroy()
+          }, 5 + Math.floor(aborted % 20))
+        })
+      const storm = (async () => {
+        const pending: Promise<void>[] = []
+        for (let i = 0; i < 2000; i++) {
+          pending.push(abortOne())
+          if (i % 10 === 9) await new Promise((r) => setTimeout(r, 50)) // 10 per 50 ms ≈ 200/s
+        }
+        await Promise.all(pending)
+      })()
+      const normal = (async () => {
+        const deadline = Date.now() + 30_000
+        let stormDone = false
+        void storm.then(() => (stormDone = true))
+        while (!stormDone && Date.now() < deadline) {
+          const r = await ingressRequest(server.ingressAddress, t.hostHeader).catch(() => undefined)
+          if (r?.status === 200 && r.body.toString() === 'hello') normalOk++
+          else normalFailed++
+        }
+      })()
+      await Promise.all([storm, normal])
+      assert.equal(aborted, 2000)
+      assert.equal(normalFailed, 0, `normal calls failed during the storm (${normalOk} succeeded)`)
+      assert.ok(normalOk > 20, `too few normal calls ran (${normalOk})`)
+      const [still] = server.registry.sessionsOf(t.id)
+      assert.equal(still?.info.sessionId, sessionId, 'the session survived the storm')
+      assert.equal(agent.status.status, 'CONNECTED')
+      console.log(`abort storm: ${normalOk} normal calls succeeded, upstream saw ${upstream.aborted} aborted responses`)
+      assert.ok(upstream.aborted >= 1800, `aborts must reach the upstream (saw ${upstream.aborted} of 2000)`)
+    } finally {
+      await agent.close()
+      await server.dispose()
+    }
+  })
+})

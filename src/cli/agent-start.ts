@@ -1,0 +1,48 @@
+import { readFile } from 'node:fs/promises'
+import type { Command } from 'commander'
+import { startAgent } from '../agent/build-agent.ts'
+import { loadAgentConfig, type AgentConfigInput } from '../config/agent-config.ts'
+import { TunnelError } from '../errors/index.ts'
+import { createLogger } from '../observability/index.ts'
+import { closeOnSignal, runCommand } from './run-command.ts'
+
+export function registerAgentCommand(program: Command): void {
+  program
+    .command('agent')
+    .description('run the on-prem agent: dial out to the tunnel server and forward to the upstream port')
+    .option('--key <key>', 'security key (or --key-file, or env APPTUNNEL_KEY)')
+    .option('--key-file <file>', 'file holding the security key')
+    .requiredOption('--upstream <host:port>', 'plain-HTTP upstream port of the on-prem app, e.g. 127.0.0.1:8081')
+    .option('--data-dir <dir>', 'data directory (keeps the node id)')
+    .option('--database <url>', 'instance database (SQLite file or postgres:// URL), shared by the nodes of a cluster')
+    .option('--node-id <id>', 'node id (default: kept in the data directory)')
+    .option('--instance <name>', 'name of the on-prem instance shown on the server')
+    .option('--ca-file <file>', 'PEM CA bundle to trust instead of the system CAs')
+    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent', 'info')
+    .action((o: Record<string, string | undefined>) =>
+      runCommand(async () => {
+        let key = o.key ?? process.env.APPTUNNEL_KEY
+        if (key === undefined && o.keyFile !== undefined) {
+          key = await readFile(o.keyFile, 'utf8').catch((err: NodeJS.ErrnoException) => {
+            throw new TunnelError('TUN_ERR_CLI_USAGE', `cannot read --key-file ${o.keyFile}: ${err.code ?? err.message}`)
+          })
+        }
+        if (key === undefined) throw new TunnelError('TUN_ERR_CLI_USAGE', 'a security key is required: --key KEY, --key-file FILE or APPTUNNEL_KEY')
+        const input: Record<string, unknown> = {
+          key,
+          upstream: o.upstream,
+          dataDir: o.dataDir,
+          database: o.database,
+          nodeId: o.nodeId,
+          instance: o.instance,
+          caFile: o.caFile,
+          logLevel: o.logLevel,
+        }
+        for (const k of Object.keys(input)) if (input[k] === undefined) delete input[k]
+        const config = loadAgentConfig(input as AgentConfigInput)
+        const log = createLogger({ level: config.logLevel, name: 'apptunnel-agent' })
+        const agent = await startAgent(config, { log })
+        await closeOnSignal(() => agent.close())
+      }),
+    )
+}

@@ -1,0 +1,24 @@
+import { Command } from 'commander'
+import { AGENT_VERSION } from '../agent/build-agent.ts'
+import { registerAgentCommand } from './agent-start.ts'
+import { registerDemoCommand } from './demo.ts'
+import { registerServerCommand } from './server-start.ts'
+import { registerTunnelCommands } from './tunnel-commands.ts'
+
+const program = new Command()
+program
+  .name('apptunnel')
+  .description('Self-hosted application tunnel: reach an app in a private network through an outbound TLS connection')
+  .version(AGENT_VERSION)
+  .showHelpAfterError()
+  .configureOutput({ outputError: (str, write) => write(`apptunnel: ${str.replace(/^error: /, '')}`) })
+  .exitOverride((err) => {
+    process.exit(err.exitCode === 0 ? 0 : 2)
+  })
+
+registerServerCommand(program)
+registerAgentCommand(program)
+registerTunnelCommands(program)
+registerDemoCommand(program)
+
+await program.parseAsync(process.argv)

@@ -1,0 +1,44 @@
+import { isTunnelError } from '../errors/index.ts'
+
+/**
+ * Runs a command body and turns any failure into one line on stderr and a non-zero exit code:
+ * a person sees what is wrong and its code, never a stack trace.
+ */
+export function runCommand(body: () => Promise<void>): Promise<void> {
+  return body().catch((err: unknown) => {
+    if (isTunnelError(err)) {
+      process.stderr.write(`apptunnel: ${err.message} [${err.code}]\n`)
+      process.exitCode = err.code === 'TUN_ERR_CLI_USAGE' || err.code === 'TUN_ERR_CONFIG_INVALID' ? 2 : 1
+    } else {
+      const e = err as NodeJS.ErrnoException
+      process.stderr.write(`apptunnel: unexpected error: ${e?.message ?? String(err)}${e?.code ? ` [${e.code}]` : ''}\n`)
+      if (process.env.APPTUNNEL_DEBUG_STACK === '1' && e?.stack) process.stderr.write(e.stack + '\n')
+      process.exitCode = 1
+    }
+  })
+}
+
+/** Waits for SIGINT/SIGTERM, then runs close once; a second signal exits at once. */
+export function closeOnSignal(close: () => Promise<void>): Promise<void> {
+  return new Promise((resolve) => {
+    let closing = false
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (closing) process.exit(130)
+      closing = true
+      process.stderr.write(`apptunnel: ${signal} received, shutting down gracefully\n`)
+      close().then(
+        () => {
+          process.off('SIGINT', onSignal)
+          process.off('SIGTERM', onSignal)
+          resolve()
+        },
+        (err: unknown) => {
+          process.stderr.write(`apptunnel: shutdown failed: ${String(err)}\n`)
+          process.exit(1)
+        },
+      )
+    }
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
+  })
+}

@@ -1,0 +1,59 @@
+import type { Command } from 'commander'
+import { loadServerConfig, type ServerConfigInput } from '../config/server-config.ts'
+import { createLogger } from '../observability/index.ts'
+import { startServer } from '../server/build-server.ts'
+import { closeOnSignal, runCommand } from './run-command.ts'
+
+function int(v: string): number {
+  return Number(v)
+}
+
+export function registerServerCommand(program: Command): void {
+  program
+    .command('server')
+    .description('run the tunnel server (admin API + agent endpoint over HTTPS, and the ingress)')
+    .option('--data-dir <dir>', 'data directory (database, certificate, admin token)', '.apptunnel')
+    .option('--listen <host:port>', 'HTTPS listener for the admin API and agents', '127.0.0.1:8443')
+    .option('--ingress-listen <host:port>', 'ingress listener of application link URLs (private by default)', '127.0.0.1:8080')
+    .option('--database <url>', 'SQLite file path or postgres:// URL (default: apptunnel.db in the data directory)')
+    .option('--public-url <url>', 'agent endpoint as agents reach it (goes into security keys)')
+    .option('--ingress-domain <domain>', 'tunnels answer at <tunnel-id>.<domain>', 'localhost')
+    .option('--ingress-public-url <template>', 'application link URL template, e.g. https://{id}.tunnels.example.com/')
+    .option('--tls-cert <file>', 'PEM certificate (default: self-signed, generated into the data directory)')
+    .option('--tls-key <file>', 'PEM private key for --tls-cert')
+    .option('--org-name <name>', 'name of the organization created at first start', 'default')
+    .option('--ping-interval-ms <ms>', 'keepalive ping interval towards agents', int)
+    .option('--ping-timeout-ms <ms>', 'an agent missing a ping answer this long is dropped', int)
+    .option('--upstream-response-timeout-ms <ms>', 'upstream must start answering within this time (504)', int)
+    .option('--head-timeout-ms <ms>', 'a request head must arrive within this time (408)', int)
+    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent', 'info')
+    .action((o: Record<string, string | number | undefined>) =>
+      runCommand(async () => {
+        const input: Record<string, unknown> = {
+          dataDir: o.dataDir,
+          listen: o.listen,
+          ingressListen: o.ingressListen,
+          database: o.database,
+          publicUrl: o.publicUrl,
+          ingressDomain: o.ingressDomain,
+          ingressPublicUrl: o.ingressPublicUrl,
+          tlsCertFile: o.tlsCert,
+          tlsKeyFile: o.tlsKey,
+          orgName: o.orgName,
+          pingIntervalMs: o.pingIntervalMs,
+          pingTimeoutMs: o.pingTimeoutMs,
+          upstreamResponseTimeoutMs: o.upstreamResponseTimeoutMs,
+          headTimeoutMs: o.headTimeoutMs,
+          logLevel: o.logLevel,
+        }
+        for (const k of Object.keys(input)) if (input[k] === undefined) delete input[k]
+        const config = loadServerConfig(input as ServerConfigInput)
+        const log = createLogger({ level: config.logLevel, name: 'apptunnel-server' })
+        const server = await startServer(config, { log })
+        process.stderr.write(
+          `apptunnel server ready\n  admin API and agent endpoint: ${server.publicUrl}\n  ingress: http://${server.ingressAddress.host}:${server.ingressAddress.port} (tunnels at http://<tunnel-id>.${config.ingressDomain}:${server.ingressAddress.port}/)\n  data directory: ${config.dataDir}\n  create a tunnel: apptunnel tunnel create --name NAME --data-dir ${config.dataDir}\n`,
+        )
+        await closeOnSignal(() => server.close())
+      }),
+    )
+}

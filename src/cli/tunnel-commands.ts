@@ -1,0 +1,109 @@
+import type { Command } from 'commander'
+import { callAdminApi, resolveAdminTarget } from './admin-client.ts'
+import { runCommand } from './run-command.ts'
+
+interface TargetOptions {
+  server?: string
+  token?: string
+  dataDir?: string
+  caFile?: string
+  json?: boolean
+}
+
+interface TunnelJson {
+  id: string
+  name: string
+  status: string
+  statusReason: string
+  applicationLinkUrl: string
+  instanceUrl: string | null
+  sessions: number
+  nodes: number
+  createdAt: string
+  key?: string
+}
+
+function withTarget(cmd: Command): Command {
+  return cmd
+    .option('--server <url>', 'admin API URL (env APPTUNNEL_SERVER)')
+    .option('--token <token>', 'admin API token (env APPTUNNEL_TOKEN)')
+    .option('--data-dir <dir>', "the server's data directory, on the server host (finds URL, token and certificate)")
+    .option('--ca-file <file>', 'PEM certificate(s) to trust for the server')
+    .option('--json', 'machine-readable output')
+}
+
+function printJson(v: unknown): void {
+  process.stdout.write(JSON.stringify(v, null, 2) + '\n')
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n'
+}
+
+export function registerTunnelCommands(program: Command): void {
+  const tunnel = program.command('tunnel').description('create, list, show and delete tunnels (admin API)')
+
+  withTarget(tunnel.command('create').description('create a tunnel; prints its security key once'))
+    .requiredOption('--name <name>', 'tunnel name, e.g. the on-prem instance it reaches')
+    .option('--instance-url <url>', 'base URL of the on-prem instance')
+    .action((opts: TargetOptions & { name: string; instanceUrl?: string }) =>
+      runCommand(async () => {
+        const target = await resolveAdminTarget(opts)
+        const { json } = await callAdminApi(target, 'POST', '/api/v1/tunnels', { name: opts.name, instanceUrl: opts.instanceUrl })
+        const t = json as TunnelJson
+        if (opts.json === true) return printJson(t)
+        process.stdout.write(
+          `Created tunnel ${t.name} (${t.id}), status ${t.status}.\n\n` +
+            `Security key (shown only now; add it to the on-prem instance):\n\n  ${t.key}\n\n` +
+            `Application link URL: ${t.applicationLinkUrl}\n`,
+        )
+      }),
+    )
+
+  withTarget(tunnel.command('list').description('list the tunnels of the organization')).action((opts: TargetOptions) =>
+    runCommand(async () => {
+      const target = await resolveAdminTarget(opts)
+      const { json } = await callAdminApi(target, 'GET', '/api/v1/tunnels')
+      const list = (json as { tunnels: TunnelJson[] }).tunnels
+      if (opts.json === true) return printJson(list)
+      if (list.length === 0) {
+        process.stdout.write('No tunnels yet. Create one with: apptunnel tunnel create --name NAME\n')
+        return
+      }
+      const rows = [['ID', 'NAME', 'STATUS', 'SESSIONS', 'APPLICATION LINK URL']]
+      for (const t of list) rows.push([t.id, t.name, t.status, String(t.sessions), t.applicationLinkUrl])
+      process.stdout.write(table(rows))
+    }),
+  )
+
+  withTarget(tunnel.command('show').description('show one tunnel').argument('<id>', 'tunnel id')).action((id: string, opts: TargetOptions) =>
+    runCommand(async () => {
+      const target = await resolveAdminTarget(opts)
+      const { json } = await callAdminApi(target, 'GET', `/api/v1/tunnels/${encodeURIComponent(id)}`)
+      const t = json as TunnelJson
+      if (opts.json === true) return printJson(t)
+      process.stdout.write(
+        table([
+          ['ID', t.id],
+          ['Name', t.name],
+          ['Status', `${t.status} (${t.statusReason})`],
+          ['Application link URL', t.applicationLinkUrl],
+          ['Instance URL', t.instanceUrl ?? '-'],
+          ['Sessions / nodes', `${t.sessions} / ${t.nodes}`],
+          ['Created', t.createdAt],
+        ]),
+      )
+    }),
+  )
+
+  withTarget(tunnel.command('delete').description('delete a tunnel; its key stops working at once').argument('<id>', 'tunnel id')).action(
+    (id: string, opts: TargetOptions) =>
+      runCommand(async () => {
+        const target = await resolveAdminTarget(opts)
+        await callAdminApi(target, 'DELETE', `/api/v1/tunnels/${encodeURIComponent(id)}`)
+        if (opts.json === true) return printJson({ id, deleted: true })
+        process.stdout.write(`Deleted tunnel ${id}.\n`)
+      }),
+  )
+}

@@ -1,0 +1,55 @@
+import { resolve } from 'node:path'
+import { z } from 'zod'
+import { TunnelError } from '../errors/index.ts'
+import { decodeSecurityKey, type SecurityKey } from '../protocol/index.ts'
+import { parseListenAddress, type ListenAddress } from './listen-address.ts'
+
+const duration = (def: number) => z.number().int().min(1).max(24 * 3600_000).default(def)
+
+/** Every option of `apptunnel agent`, with defaults and units in the names. */
+export const agentConfigSchema = z
+  .object({
+    key: z.string().min(1, 'a security key is required (--key, --key-file or APPTUNNEL_KEY)'),
+    /** the on-prem app's plain-HTTP upstream port, HOST:PORT */
+    upstream: z.string().min(1),
+    dataDir: z.string().min(1).optional(),
+    database: z.string().min(1).optional(),
+    /** stable id of this node; default: kept in the data directory, else the host name */
+    nodeId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, '1-64 characters of A-Z a-z 0-9 . _ -').optional(),
+    instance: z.string().max(200).default(''),
+    /** PEM file of CAs to trust instead of the system's (keys of self-signed servers carry a pin instead) */
+    caFile: z.string().optional(),
+    connectTimeoutMs: duration(10_000),
+    upstreamConnectTimeoutMs: duration(10_000),
+    maxStreams: z.number().int().min(1).max(100_000).default(1_000),
+    drainTimeoutMs: duration(10_000),
+    reconnectInitialMs: duration(500),
+    reconnectMaxMs: duration(30_000),
+    rejectedRetryMs: duration(5 * 60_000),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .strict()
+
+export type AgentConfigInput = z.input<typeof agentConfigSchema>
+
+export interface AgentConfig extends Omit<z.output<typeof agentConfigSchema>, 'key' | 'upstream'> {
+  key: SecurityKey
+  upstream: ListenAddress
+}
+
+export function loadAgentConfig(input: AgentConfigInput): Readonly<AgentConfig> {
+  const parsed = agentConfigSchema.safeParse(input)
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`)
+    throw new TunnelError('TUN_ERR_CONFIG_INVALID', `invalid agent configuration: ${lines.join('; ')}`)
+  }
+  const c = parsed.data
+  const upstream = parseListenAddress(c.upstream, 'upstream')
+  if (upstream.port === 0) throw new TunnelError('TUN_ERR_CONFIG_INVALID', 'upstream: the port must not be 0')
+  return Object.freeze({
+    ...c,
+    ...(c.dataDir === undefined ? {} : { dataDir: resolve(c.dataDir) }),
+    key: decodeSecurityKey(c.key),
+    upstream,
+  })
+}

@@ -1,0 +1,69 @@
+import { join, resolve } from 'node:path'
+import { z } from 'zod'
+import { TunnelError } from '../errors/index.ts'
+import { parseListenAddress, type ListenAddress } from './listen-address.ts'
+
+const duration = (def: number) => z.number().int().min(1).max(24 * 3600_000).default(def)
+
+/** Every option of `apptunnel server`, with defaults and units in the names. */
+export const serverConfigSchema = z
+  .object({
+    dataDir: z.string().min(1).default('.apptunnel'),
+    /** HTTPS listener for the admin API and the agent endpoint */
+    listen: z.string().default('127.0.0.1:8443'),
+    /** plain HTTP ingress of application link URLs; private by default */
+    ingressListen: z.string().default('127.0.0.1:8080'),
+    /** SQLite file path or postgres:// URL; default: apptunnel.db in the data directory */
+    database: z.string().min(1).optional(),
+    /** agent endpoint as agents reach it (goes into keys); default https://<listen host>:<port> */
+    publicUrl: z.string().url().optional(),
+    /** tunnels answer at <tunnel-id>.<ingressDomain> */
+    ingressDomain: z.string().regex(/^[a-z0-9.-]+$/i, 'a DNS name').default('localhost'),
+    /** application link URL base when the ingress sits behind a proxy, e.g. https://{id}.tunnels.example.com/ */
+    ingressPublicUrl: z.string().includes('{id}').optional(),
+    tlsCertFile: z.string().optional(),
+    tlsKeyFile: z.string().optional(),
+    orgName: z.string().min(1).max(100).default('default'),
+    maxTunnelsPerOrg: z.number().int().min(1).max(100_000).default(100),
+    pingIntervalMs: duration(5_000),
+    pingTimeoutMs: duration(5_000),
+    drainTimeoutMs: duration(10_000),
+    headTimeoutMs: duration(20_000),
+    idleTimeoutMs: duration(120_000),
+    upstreamResponseTimeoutMs: duration(60_000),
+    maxStreamsPerSession: z.number().int().min(1).max(100_000).default(1_000),
+    maxHeadBytes: z.number().int().min(1024).max(1024 * 1024).default(16 * 1024),
+    maxHeaderCount: z.number().int().min(8).max(1000).default(100),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .strict()
+  .refine((c) => (c.tlsCertFile === undefined) === (c.tlsKeyFile === undefined), {
+    message: 'tlsCertFile and tlsKeyFile must be given together',
+    path: ['tlsCertFile'],
+  })
+
+export type ServerConfigInput = z.input<typeof serverConfigSchema>
+
+export interface ServerConfig extends Omit<z.output<typeof serverConfigSchema>, 'listen' | 'ingressListen' | 'database'> {
+  listen: ListenAddress
+  ingressListen: ListenAddress
+  database: string
+}
+
+/** Validates once at the edge; every problem is reported with the field that has it. */
+export function loadServerConfig(input: ServerConfigInput): Readonly<ServerConfig> {
+  const parsed = serverConfigSchema.safeParse(input)
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`)
+    throw new TunnelError('TUN_ERR_CONFIG_INVALID', `invalid server configuration: ${lines.join('; ')}`)
+  }
+  const c = parsed.data
+  const dataDir = resolve(c.dataDir)
+  return Object.freeze({
+    ...c,
+    dataDir,
+    listen: parseListenAddress(c.listen, 'listen'),
+    ingressListen: parseListenAddress(c.ingressListen, 'ingressListen'),
+    database: c.database ?? join(dataDir, 'apptunnel.db'),
+  })
+}

@@ -1,0 +1,187 @@
+import { TunnelError } from '../../errors/index.ts'
+import type { Http1Limits } from './http1-limits.ts'
+import { resolveHttp1Limits } from './http1-limits.ts'
+import type { RequestHead } from './request-head.ts'
+import { ChunkedBodyReader } from './chunked-body-reader.ts'
+import { framingError } from './framing-error.ts'
+import { HeadScanner } from './head-scanner.ts'
+import { parseRequestHead } from './parse-request-head.ts'
+
+export interface RequestFramerCallbacks {
+  onHead(head: RequestHead): void
+  /** Body bytes exactly as received (chunked framing included), as slices of the pushed chunks. */
+  onBody(chunk: Buffer): void
+  onMessageEnd(): void
+}
+
+export type RequestFramerState = 'head' | 'body' | 'awaiting-upgrade' | 'upgraded' | 'dead'
+
+/** Bytes a client may send after an upgrade request before the upstream has answered it. */
+export const MAX_BYTES_AWAITING_UPGRADE = 64 * 1024
+
+const HEAD = 0
+const LENGTH_BODY = 1
+const CHUNKED_BODY = 2
+const AWAITING_UPGRADE = 3
+const UPGRADED = 4
+const DEAD = 5
+
+const STATE_NAMES: readonly RequestFramerState[] = ['head', 'body', 'body', 'awaiting-upgrade', 'upgraded', 'dead']
+
+/**
+ * Splits a client's byte stream into request heads and bodies, strictly: anything two HTTP
+ * implementations could frame differently is refused (RFC 9112 §11.2, request smuggling).
+ * Purely synchronous; callbacks run inside push() and must not call back into the framer.
+ */
+export class RequestFramer {
+  private readonly callbacks: RequestFramerCallbacks
+  private readonly scanner: HeadScanner
+  private readonly chunked: ChunkedBodyReader
+  private phase = HEAD
+  private remaining = 0
+  private upgradeAfterMessage = false
+  private held: Buffer[] = []
+  private heldBytes = 0
+  private busy = false
+  private failure: unknown = undefined
+
+  constructor(callbacks: RequestFramerCallbacks, limits?: Partial<Http1Limits>) {
+    this.callbacks = callbacks
+    const resolved = resolveHttp1Limits(limits)
+    this.scanner = new HeadScanner('request', resolved)
+    this.chunked = new ChunkedBodyReader('request', resolved)
+  }
+
+  get state(): RequestFramerState {
+    return STATE_NAMES[this.phase]!
+  }
+
+  /** Bytes of an incomplete head held so far; 0 between messages. */
+  get bufferedHeadBytes(): number {
+    return this.phase === HEAD ? this.scanner.bufferedBytes : 0
+  }
+
+  /**
+   * Parses `chunk`, calling back synchronously. The chunk must not be modified afterwards: body
+   * slices and bytes held during an upgrade reference it rather than copy it.
+   */
+  push(chunk: Buffer): void {
+    this.checkUsable('push')
+    if (this.phase === UPGRADED) throw new TunnelError('TUN_ERR_INTERNAL', 'push() after upgradeAccepted(): the connection carries raw bytes now')
+    this.guarded(() => this.run(chunk))
+  }
+
+  /** Ends HTTP on this connection; returns the bytes that arrived after the upgrade request, to relay raw. */
+  upgradeAccepted(): Buffer {
+    this.checkUsable('upgradeAccepted')
+    if (this.phase !== AWAITING_UPGRADE) throw new TunnelError('TUN_ERR_INTERNAL', `upgradeAccepted() in state '${this.state}'`)
+    const held = this.held
+    this.held = []
+    this.heldBytes = 0
+    this.phase = UPGRADED
+    return held.length === 1 ? held[0]! : Buffer.concat(held)
+  }
+
+  /** The upstream answered the upgrade request without switching: bytes held since are requests again. */
+  upgradeDeclined(): void {
+    this.checkUsable('upgradeDeclined')
+    if (this.phase !== AWAITING_UPGRADE) throw new TunnelError('TUN_ERR_INTERNAL', `upgradeDeclined() in state '${this.state}'`)
+    const held = this.held
+    this.held = []
+    this.heldBytes = 0
+    this.phase = HEAD
+    // A held request may itself ask to upgrade; run() then holds whatever follows it again.
+    this.guarded(() => {
+      for (const chunk of held) this.run(chunk)
+    })
+  }
+
+  private checkUsable(method: string): void {
+    if (this.phase === DEAD) throw this.failure
+    if (this.busy) throw new TunnelError('TUN_ERR_INTERNAL', `RequestFramer.${method}() called from inside a callback`)
+  }
+
+  private guarded(work: () => void): void {
+    this.busy = true
+    try {
+      work()
+    } catch (err) {
+      this.die(err)
+      throw err
+    } finally {
+      this.busy = false
+    }
+  }
+
+  private die(err: unknown): void {
+    if (this.phase === DEAD) return
+    this.phase = DEAD
+    this.failure = err
+    this.held = []
+  }
+
+  private run(chunk: Buffer): void {
+    const end = chunk.length
+    let pos = 0
+    while (pos < end) {
+      switch (this.phase) {
+        case HEAD: {
+          const text = this.scanner.scan(chunk, pos)
+          if (text === undefined) return
+          pos = this.scanner.endOffset
+          const head = parseRequestHead(this.scanner.headBytes, this.scanner.headOffset, text)
+          this.scanner.releaseHead()
+          this.startMessage(head)
+          break
+        }
+        case LENGTH_BODY: {
+          const n = Math.min(this.remaining, end - pos)
+          this.remaining -= n
+          this.callbacks.onBody(chunk.subarray(pos, pos + n))
+          pos += n
+          if (this.remaining === 0) this.endMessage()
+          break
+        }
+        case CHUNKED_BODY: {
+          const start = pos
+          pos = this.chunked.feed(chunk, pos)
+          if (pos > start) this.callbacks.onBody(chunk.subarray(start, pos))
+          if (this.chunked.done) this.endMessage()
+          break
+        }
+        case AWAITING_UPGRADE:
+          this.hold(pos === 0 ? chunk : chunk.subarray(pos))
+          return
+        default:
+          throw new TunnelError('TUN_ERR_INTERNAL', `RequestFramer cannot take bytes in state '${this.state}'`)
+      }
+    }
+  }
+
+  private startMessage(head: RequestHead): void {
+    this.upgradeAfterMessage = head.upgrade
+    const body = head.body
+    if (body.kind === 'chunked') {
+      this.chunked.reset()
+      this.phase = CHUNKED_BODY
+    } else if (body.kind === 'length' && body.length > 0) {
+      this.remaining = body.length
+      this.phase = LENGTH_BODY
+    }
+    this.callbacks.onHead(head)
+    if (this.phase === HEAD) this.endMessage()
+  }
+
+  private endMessage(): void {
+    this.phase = this.upgradeAfterMessage ? AWAITING_UPGRADE : HEAD
+    this.callbacks.onMessageEnd()
+  }
+
+  private hold(chunk: Buffer): void {
+    this.heldBytes += chunk.length
+    if (this.heldBytes > MAX_BYTES_AWAITING_UPGRADE) {
+      throw framingError('request', 'TUN_ERR_HTTP_BAD_REQUEST', `more than ${MAX_BYTES_AWAITING_UPGRADE} bytes sent before the upgrade was answered`)
+    }
+    this.held.push(chunk)
+  }
+}

@@ -1,0 +1,219 @@
+import { TunnelError } from '../../errors/index.ts'
+import type { Http1Limits } from './http1-limits.ts'
+import { resolveHttp1Limits } from './http1-limits.ts'
+import type { ResponseHead } from './response-head.ts'
+import { ChunkedBodyReader } from './chunked-body-reader.ts'
+import { HeadScanner } from './head-scanner.ts'
+import { parseResponseHead } from './parse-response-head.ts'
+
+export interface ResponseFramerCallbacks {
+  /** Also called for interim (1xx) heads, which have no body and no onMessageEnd. */
+  onHead(head: ResponseHead): void
+  onBody(chunk: Buffer): void
+  onMessageEnd(): void
+  /** After a 101 head (or a 2xx answer to CONNECT): `rest` is what followed the head in that chunk; the framer is done. */
+  onUpgrade(rest: Buffer): void
+}
+
+export type ResponseFramerState = 'head' | 'body' | 'upgraded' | 'closed' | 'dead'
+
+const HEAD = 0
+const LENGTH_BODY = 1
+const CHUNKED_BODY = 2
+const UNTIL_CLOSE_BODY = 3
+const UPGRADED = 4
+const CLOSED = 5
+const DEAD = 6
+
+const STATE_NAMES: readonly ResponseFramerState[] = ['head', 'body', 'body', 'body', 'upgraded', 'closed', 'dead']
+
+/**
+ * Splits an upstream's byte stream into responses, pairing each final response with the method of
+ * the request it answers (a HEAD response has no body whatever its headers say).
+ * Purely synchronous; callbacks run inside push()/end() and must not call back into the framer.
+ */
+export class ResponseFramer {
+  private readonly callbacks: ResponseFramerCallbacks
+  private readonly scanner: HeadScanner
+  private readonly chunked: ChunkedBodyReader
+  private readonly methods: string[] = []
+  private methodsHead = 0
+  private phase = HEAD
+  private remaining = 0
+  private bodyLength = 0
+  private busy = false
+  private failure: unknown = undefined
+
+  constructor(callbacks: ResponseFramerCallbacks, limits?: Partial<Http1Limits>) {
+    this.callbacks = callbacks
+    const resolved = resolveHttp1Limits(limits)
+    this.scanner = new HeadScanner('response', resolved)
+    this.chunked = new ChunkedBodyReader('response', resolved)
+  }
+
+  get state(): ResponseFramerState {
+    return STATE_NAMES[this.phase]!
+  }
+
+  get pendingRequests(): number {
+    return this.methods.length - this.methodsHead
+  }
+
+  get inMessage(): boolean {
+    return this.phase >= LENGTH_BODY && this.phase <= UNTIL_CLOSE_BODY
+  }
+
+  /** Bytes of an incomplete head held so far. */
+  get bufferedHeadBytes(): number {
+    return this.phase === HEAD ? this.scanner.bufferedBytes : 0
+  }
+
+  /** Records the method of a request sent upstream, in sending order. */
+  expect(method: string): void {
+    this.methods.push(method)
+  }
+
+  /** Parses `chunk`, calling back synchronously; body slices reference the chunk, so it must not be modified afterwards. */
+  push(chunk: Buffer): void {
+    this.checkUsable('push')
+    if (this.phase === UPGRADED || this.phase === CLOSED) {
+      throw new TunnelError('TUN_ERR_INTERNAL', `ResponseFramer.push() in state '${this.state}'`)
+    }
+    this.busy = true
+    try {
+      this.run(chunk)
+    } catch (err) {
+      this.die(err)
+      throw err
+    } finally {
+      this.busy = false
+    }
+  }
+
+  /** The upstream closed the connection. */
+  end(): void {
+    this.checkUsable('end')
+    this.busy = true
+    try {
+      switch (this.phase) {
+        case HEAD:
+          if (this.scanner.bufferedBytes > 0) throw this.bad('connection closed in the middle of a response head')
+          break
+        case LENGTH_BODY:
+          throw this.bad(`connection closed after ${this.bodyLength - this.remaining} of ${this.bodyLength} body bytes`)
+        case CHUNKED_BODY:
+          throw this.bad('connection closed in the middle of a chunked body')
+        case UNTIL_CLOSE_BODY:
+          this.phase = CLOSED
+          this.callbacks.onMessageEnd()
+          return
+      }
+      this.phase = CLOSED
+    } catch (err) {
+      this.die(err)
+      throw err
+    } finally {
+      this.busy = false
+    }
+  }
+
+  private checkUsable(method: string): void {
+    if (this.phase === DEAD) throw this.failure
+    if (this.busy) throw new TunnelError('TUN_ERR_INTERNAL', `ResponseFramer.${method}() called from inside a callback`)
+  }
+
+  private die(err: unknown): void {
+    if (this.phase === DEAD) return
+    this.phase = DEAD
+    this.failure = err
+  }
+
+  private run(chunk: Buffer): void {
+    const end = chunk.length
+    let pos = 0
+    while (pos < end) {
+      switch (this.phase) {
+        case HEAD: {
+          const text = this.scanner.scan(chunk, pos)
+          if (text === undefined) return
+          pos = this.scanner.endOffset
+          if (this.startMessage(text)) {
+            this.callbacks.onUpgrade(chunk.subarray(pos))
+            return
+          }
+          break
+        }
+        case LENGTH_BODY: {
+          const n = Math.min(this.remaining, end - pos)
+          this.remaining -= n
+          this.callbacks.onBody(chunk.subarray(pos, pos + n))
+          pos += n
+          if (this.remaining === 0) this.endMessage()
+          break
+        }
+        case CHUNKED_BODY: {
+          const start = pos
+          pos = this.chunked.feed(chunk, pos)
+          if (pos > start) this.callbacks.onBody(chunk.subarray(start, pos))
+          if (this.chunked.done) this.endMessage()
+          break
+        }
+        case UNTIL_CLOSE_BODY:
+          this.callbacks.onBody(pos === 0 ? chunk : chunk.subarray(pos))
+          return
+        default:
+          throw new TunnelError('TUN_ERR_INTERNAL', `ResponseFramer cannot take bytes in state '${this.state}'`)
+      }
+    }
+  }
+
+  /** Returns true when the head hands the connection over to raw bytes. */
+  private startMessage(text: string): boolean {
+    const method = this.methodsHead < this.methods.length ? this.methods[this.methodsHead]! : 'GET'
+    const head = parseResponseHead(this.scanner.headBytes, this.scanner.headOffset, text, method)
+    this.scanner.releaseHead()
+    const status = head.statusCode
+    if (status < 200 && status !== 101) {
+      this.callbacks.onHead(head)
+      return false
+    }
+    this.consumeMethod()
+    if (status === 101 || (method === 'CONNECT' && status < 300)) {
+      this.phase = UPGRADED
+      this.callbacks.onHead(head)
+      return true
+    }
+    const body = head.body
+    if (body.kind === 'chunked') {
+      this.chunked.reset()
+      this.phase = CHUNKED_BODY
+    } else if (body.kind === 'length' && body.length > 0) {
+      this.remaining = this.bodyLength = body.length
+      this.phase = LENGTH_BODY
+    } else if (body.kind === 'until-close') {
+      this.phase = UNTIL_CLOSE_BODY
+    }
+    this.callbacks.onHead(head)
+    if (this.phase === HEAD) this.endMessage()
+    return false
+  }
+
+  private consumeMethod(): void {
+    if (this.methodsHead >= this.methods.length) return
+    this.methodsHead++
+    // Compact now and then so a long keep-alive connection does not grow the array forever.
+    if (this.methodsHead > 64 && this.methodsHead * 2 > this.methods.length) {
+      this.methods.splice(0, this.methodsHead)
+      this.methodsHead = 0
+    }
+  }
+
+  private endMessage(): void {
+    this.phase = HEAD
+    this.callbacks.onMessageEnd()
+  }
+
+  private bad(message: string): TunnelError {
+    return new TunnelError('TUN_ERR_UPSTREAM_BAD_RESPONSE', message)
+  }
+}

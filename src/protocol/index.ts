@@ -1,0 +1,3 @@
+export * from './security-key.ts'
+export * from './agent-handshake.ts'
+export * from './control-message.ts'

@@ -1,0 +1,214 @@
+import { randomUUID, timingSafeEqual } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
+import { connect as h2connect, type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2'
+import type { Duplex } from 'node:stream'
+import type { Socket } from 'node:net'
+import { TunnelError, isTunnelError } from '../../errors/index.ts'
+import {
+  AGENT_CONNECT_PATH,
+  AGENT_UPGRADE_TOKEN,
+  agentHeaders,
+  formatWelcomeHeaders,
+  hashSecret,
+  parseAgentAuthorization,
+  parseNodeId,
+} from '../../protocol/index.ts'
+import { serializeErrorResponse } from '../../protocol/http1/index.ts'
+import type { Logger } from '../../observability/index.ts'
+import { AgentSession, CONTROL_PATH } from './agent-session.ts'
+import { AuthFailureLimiter } from './auth-failure-limiter.ts'
+import type { SessionRegistry } from './session-registry.ts'
+
+export interface GatewayTunnel {
+  id: string
+  name: string
+  orgName: string
+  secretHash: string
+}
+
+export interface AgentGatewayOptions {
+  pingIntervalMs: number
+  pingTimeoutMs: number
+  drainTimeoutMs: number
+  /** HTTP/2 streams one session may carry at once (relays of client connections) */
+  maxStreamsPerSession: number
+  /** how long the HTTP/2 settings exchange after the 101 may take */
+  sessionSetupTimeoutMs: number
+  authFailures?: { maxFailures?: number; windowMs?: number }
+}
+
+export interface AgentGatewayDeps {
+  registry: SessionRegistry
+  findTunnel(id: string): Promise<GatewayTunnel | undefined>
+  log: Logger
+}
+
+/** Flow-control windows: measured best for bulk relays on this design (notes: 8 MiB / 64 MiB). */
+export const STREAM_WINDOW_BYTES = 8 * 1024 * 1024
+export const SESSION_WINDOW_BYTES = 64 * 1024 * 1024
+
+/**
+ * Turns an agent's HTTP/1.1 upgrade on the HTTPS listener into an AgentSession: authenticates the
+ * key, answers 101, and starts HTTP/2 as the client on the same socket.
+ */
+export class AgentGateway {
+  #options: AgentGatewayOptions
+  #deps: AgentGatewayDeps
+  #log: Logger
+  #limiter: AuthFailureLimiter
+  #pending = new Set<Duplex>()
+  #closing = false
+
+  constructor(options: AgentGatewayOptions, deps: AgentGatewayDeps) {
+    this.#options = options
+    this.#deps = deps
+    this.#log = deps.log.child({ component: 'agent-gateway' })
+    this.#limiter = new AuthFailureLimiter(options.authFailures ?? {})
+  }
+
+  /** True when the request is an agent connect; the caller routes it to handleUpgrade. */
+  static matches(req: IncomingMessage): boolean {
+    return (req.url ?? '').split('?')[0] === AGENT_CONNECT_PATH
+  }
+
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const remoteAddress = (socket as Socket).remoteAddress ?? 'unknown'
+    socket.on('error', () => {})
+    this.#pending.add(socket)
+    socket.once('close', () => this.#pending.delete(socket))
+    this.#accept(req, socket as Socket, head, remoteAddress).catch((err: unknown) => {
+      this.#reject(socket, isTunnelError(err) ? err : new TunnelError('TUN_ERR_INTERNAL', 'internal error', { cause: err }), remoteAddress)
+    })
+  }
+
+  async #accept(req: IncomingMessage, socket: Socket, head: Buffer, remoteAddress: string): Promise<void> {
+    if (this.#closing) throw new TunnelError('TUN_ERR_SERVER_UNAVAILABLE', 'the tunnel server is shutting down')
+    if (req.method !== 'GET') throw new TunnelError('TUN_ERR_HANDSHAKE_BAD_REQUEST', 'agent connect must be a GET')
+    const upgrade = (req.headers.upgrade ?? '').trim()
+    if (upgrade.toLowerCase() !== AGENT_UPGRADE_TOKEN) {
+      if (upgrade.toLowerCase().startsWith('apptunnel/')) {
+        throw new TunnelError('TUN_ERR_HANDSHAKE_VERSION', `agent protocol "${upgrade}" is not supported; this server speaks ${AGENT_UPGRADE_TOKEN}`)
+      }
+      throw new TunnelError('TUN_ERR_HANDSHAKE_BAD_REQUEST', `Upgrade must be ${AGENT_UPGRADE_TOKEN}`)
+    }
+    if (this.#limiter.isBlocked(remoteAddress)) throw new TunnelError('TUN_ERR_HANDSHAKE_RATE_LIMITED')
+    const nodeId = parseNodeId(req.headers[agentHeaders.nodeId] as string | undefined)
+    const instance = String(req.headers[agentHeaders.instance] ?? '').slice(0, 200)
+    let credentials
+    try {
+      credentials = parseAgentAuthorization(req.headers.authorization)
+    } catch (err) {
+      this.#limiter.recordFailure(remoteAddress)
+      throw err
+    }
+    const tunnel = await this.#deps.findTunnel(credentials.tunnelId)
+    if (tunnel === undefined) {
+      this.#limiter.recordFailure(remoteAddress)
+      throw new TunnelError('TUN_ERR_TUNNEL_NOT_FOUND', 'tunnel deleted or never existed: create a new tunnel and add its key')
+    }
+    const presented = Buffer.from(hashSecret(credentials.secret), 'hex')
+    const stored = Buffer.from(tunnel.secretHash, 'hex')
+    if (presented.length !== stored.length || !timingSafeEqual(presented, stored)) {
+      this.#limiter.recordFailure(remoteAddress)
+      throw new TunnelError('TUN_ERR_KEY_REJECTED', 'security key was rejected: the secret does not match this tunnel')
+    }
+    if (socket.destroyed) return
+    if (this.#closing) throw new TunnelError('TUN_ERR_SERVER_UNAVAILABLE', 'the tunnel server is shutting down')
+
+    const sessionId = randomUUID()
+    const welcome = formatWelcomeHeaders({
+      sessionId,
+      tunnelName: tunnel.name,
+      orgName: tunnel.orgName,
+      pingIntervalMs: this.#options.pingIntervalMs,
+      pingTimeoutMs: this.#options.pingTimeoutMs,
+    })
+    const lines = ['HTTP/1.1 101 Switching Protocols', 'Connection: Upgrade', `Upgrade: ${AGENT_UPGRADE_TOKEN}`]
+    for (const [k, v] of Object.entries(welcome)) lines.push(`${k}: ${v}`)
+    socket.setNoDelay(true)
+    await new Promise<void>((resolve, reject) => {
+      // HTTP/2 must start only after the 101 has been written, or Node asserts on the socket.
+      socket.write(lines.join('\r\n') + '\r\n\r\n', (err) => (err ? reject(err) : resolve()))
+    })
+    if (head.length > 0) socket.unshift(head)
+    const session = await this.#startSession(socket, {
+      sessionId,
+      tunnelId: tunnel.id,
+      nodeId,
+      instance,
+      remoteAddress,
+      connectedAt: new Date().toISOString(),
+    })
+    if (this.#closing) {
+      session.destroy()
+      return
+    }
+    this.#pending.delete(socket)
+    this.#deps.registry.add(session)
+    this.#log.info({ sessionId, tunnelId: tunnel.id, nodeId, remoteAddress }, 'agent connected')
+    // The tunnel may have been deleted while this session was being set up, after the delete's
+    // revocation swept the registry: look again now that the session is registered.
+    if ((await this.#deps.findTunnel(tunnel.id)) === undefined) {
+      session.revoke(new TunnelError('TUN_ERR_TUNNEL_NOT_FOUND', 'tunnel deleted'))
+    }
+  }
+
+  #startSession(socket: Socket, info: ConstructorParameters<typeof AgentSession>[3]): Promise<AgentSession> {
+    return new Promise((resolve, reject) => {
+      const h2: ClientHttp2Session = h2connect('http://agent.invalid', {
+        createConnection: () => socket,
+        settings: { initialWindowSize: STREAM_WINDOW_BYTES, enablePush: false },
+        maxSessionMemory: 128,
+        peerMaxConcurrentStreams: this.#options.maxStreamsPerSession,
+      })
+      const fail = (err: unknown): void => {
+        clearTimeout(timer)
+        h2.destroy()
+        socket.destroy()
+        reject(new TunnelError('TUN_ERR_SESSION_LOST', 'agent session setup failed', { cause: err }))
+      }
+      const timer = setTimeout(() => fail(new Error('settings exchange timed out')), this.#options.sessionSetupTimeoutMs)
+      h2.once('error', fail)
+      h2.once('close', () => fail(new Error('closed during setup')))
+      h2.once('remoteSettings', () => {
+        clearTimeout(timer)
+        h2.removeListener('error', fail)
+        h2.removeAllListeners('close')
+        try {
+          h2.setLocalWindowSize(SESSION_WINDOW_BYTES)
+        } catch {
+          // window sizing is an optimisation
+        }
+        const control: ClientHttp2Stream = h2.request({ ':method': 'POST', ':path': CONTROL_PATH }, { endStream: false })
+        control.setTimeout(0)
+        const session = new AgentSession(h2, socket, control, info, {
+          pingIntervalMs: this.#options.pingIntervalMs,
+          pingTimeoutMs: this.#options.pingTimeoutMs,
+          drainTimeoutMs: this.#options.drainTimeoutMs,
+          log: this.#log,
+        })
+        resolve(session)
+      })
+    })
+  }
+
+  #reject(socket: Duplex, err: TunnelError, remoteAddress: string): void {
+    const level = err.httpStatus >= 500 && err.code !== 'TUN_ERR_SERVER_UNAVAILABLE' ? 'error' : 'info'
+    this.#log[level]({ code: err.code, remoteAddress, err: level === 'error' ? err : undefined }, 'agent connect refused')
+    if (socket.destroyed || !socket.writable) {
+      socket.destroy()
+      return
+    }
+    const extra: Array<[string, string]> = err.retryable ? [['Retry-After', '5']] : []
+    socket.end(serializeErrorResponse(err.httpStatus, err.toJSON(), extra))
+    setTimeout(() => socket.destroy(), 1000).unref()
+  }
+
+  /** Refuses new agents and drops half-done handshakes. Live sessions are the registry's. */
+  close(): void {
+    this.#closing = true
+    for (const s of this.#pending) s.destroy()
+    this.#pending.clear()
+  }
+}
+

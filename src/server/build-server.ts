@@ -1,0 +1,199 @@
+import { mkdir, writeFile } from 'node:fs/promises'
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
+import type { Socket } from 'node:net'
+import { join } from 'node:path'
+import type { ServerConfig } from '../config/server-config.ts'
+import { TunnelError } from '../errors/index.ts'
+import { silentLogger, type Logger } from '../observability/index.ts'
+import { ApiTokenRepository, AuditRepository, OrgRepository, TunnelRepository, openDatabase, type Database } from '../store/index.ts'
+import { spkiPin } from '../transport/certificate-pin.ts'
+import { loadOrCreateCertificate } from '../transport/self-signed-certificate.ts'
+import { tlsPolicy } from '../transport/tls-policy.ts'
+import { AdminApi } from './admin-api/admin-api.ts'
+import { AgentGateway } from './agent-gateway/agent-gateway.ts'
+import { SessionRegistry } from './agent-gateway/session-registry.ts'
+import { SERVER_INFO_FILE, bootstrapOrg } from './bootstrap.ts'
+import { HostRouter } from './ingress/host-router.ts'
+import { IngressServer } from './ingress/ingress-server.ts'
+import { TunnelService } from './tunnels/tunnel-service.ts'
+
+export interface TunnelServer {
+  /** the HTTPS endpoint of the admin API and of agents, as agents reach it */
+  readonly publicUrl: string
+  readonly apiAddress: { host: string; port: number }
+  readonly ingressAddress: { host: string; port: number }
+  readonly certificatePem: string
+  readonly certificatePin: string | undefined
+  readonly orgId: string
+  readonly registry: SessionRegistry
+  readonly tunnels: TunnelService
+  applicationLinkUrl(tunnelId: string): string
+  close(): Promise<void>
+}
+
+function displayHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::') return 'localhost'
+  return host.includes(':') ? `[${host}]` : host
+}
+
+/**
+ * Composition root of `apptunnel server`: store, certificate, session registry, agent gateway,
+ * admin API and ingress. Shuts down in the order the style guide gives: ingress, sessions, store.
+ */
+export async function startServer(config: Readonly<ServerConfig>, deps: { log?: Logger } = {}): Promise<TunnelServer> {
+  const log = deps.log ?? silentLogger()
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 })
+  const database: Database = await openDatabase(config.database)
+  const cleanups: Array<() => Promise<void> | void> = [() => database.close()]
+  try {
+    const orgs = new OrgRepository(database)
+    const tokens = new ApiTokenRepository(database)
+    const tunnelRepo = new TunnelRepository(database)
+    const audit = new AuditRepository(database)
+    const org = await bootstrapOrg({ orgs, tokens }, { dataDir: config.dataDir, orgName: config.orgName })
+    if (org.createdToken) log.info({ file: join(config.dataDir, 'admin-token') }, 'created the bootstrap admin token')
+
+    const publicHint = config.publicUrl === undefined ? [] : [new URL(config.publicUrl).hostname]
+    const cert = await loadOrCreateCertificate(
+      config.dataDir,
+      { certPath: config.tlsCertFile, keyPath: config.tlsKeyFile },
+      [config.listen.host, ...publicHint].filter((h) => h !== '0.0.0.0' && h !== '::'),
+    )
+    const certificatePin = cert.selfSigned ? spkiPin(cert.cert) : undefined
+
+    const registry = new SessionRegistry()
+    const track = (p: Promise<unknown>): void => {
+      p.catch((err: unknown) => log.warn({ err }, 'could not record tunnel connection state'))
+    }
+    registry.on('tunnel-up', (id: string) => track(tunnelRepo.markConnected(id, new Date().toISOString())))
+    registry.on('tunnel-down', (id: string) => track(tunnelRepo.markDisconnected(id, new Date().toISOString())))
+
+    const router = new HostRouter(config.ingressDomain)
+    let publicUrl = config.publicUrl ?? ''
+    let ingressPort = config.ingressListen.port
+    const applicationLinkUrl = (id: string): string =>
+      config.ingressPublicUrl !== undefined
+        ? config.ingressPublicUrl.replace('{id}', id)
+        : router.urlFor(id, { scheme: 'http', port: ingressPort, domain: config.ingressDomain })
+    const tunnels = new TunnelService(
+      { tunnels: tunnelRepo, audit, registry },
+      {
+        maxTunnelsPerOrg: config.maxTunnelsPerOrg,
+        keyServer: () => ({ serverUrl: publicUrl, certificatePin }),
+        applicationLinkUrl,
+      },
+    )
+    const gateway = new AgentGateway(
+      {
+        pingIntervalMs: config.pingIntervalMs,
+        pingTimeoutMs: config.pingTimeoutMs,
+        drainTimeoutMs: config.drainTimeoutMs,
+        maxStreamsPerSession: config.maxStreamsPerSession,
+        sessionSetupTimeoutMs: 10_000,
+      },
+      {
+        registry,
+        log,
+        findTunnel: async (id) => {
+          const t = await tunnelRepo.findById(id)
+          if (t === undefined) return undefined
+          return { id: t.id, name: t.name, secretHash: t.secretHash, orgName: t.orgId === org.orgId ? org.orgName : t.orgId }
+        },
+      },
+    )
+    const api = new AdminApi({ tunnels, tokens, log })
+
+    const https: HttpsServer = createHttpsServer(
+      { cert: cert.cert, key: cert.key, ...tlsPolicy, ALPNProtocols: ['http/1.1'], headersTimeout: 20_000, requestTimeout: 60_000, keepAliveTimeout: 5_000 },
+      (req, res) => {
+        if (AdminApi.matches(req.url)) api.handle(req, res)
+        else if (req.url === '/healthz') {
+          res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}')
+        } else {
+          const e = new TunnelError('TUN_ERR_API_ROUTE_NOT_FOUND', `nothing at ${req.url ?? '/'}`)
+          res.writeHead(404, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(e.toJSON()))
+        }
+      },
+    )
+    const httpsSockets = new Set<Socket>()
+    https.on('connection', (s: Socket) => {
+      s.setNoDelay(true)
+      httpsSockets.add(s)
+      s.once('close', () => httpsSockets.delete(s))
+    })
+    https.on('tlsClientError', (err, socket) => {
+      log.debug({ err: err.message, remoteAddress: socket.remoteAddress }, 'tls handshake failed')
+    })
+    https.on('upgrade', (req, socket, head) => {
+      if (AgentGateway.matches(req)) gateway.handleUpgrade(req, socket, head)
+      else socket.destroy()
+    })
+
+    const ingress = new IngressServer({
+      registry,
+      router,
+      describeTunnel: (id) => tunnels.describe(id),
+      log: log.child({ component: 'ingress' }),
+      limits: { maxHeadBytes: config.maxHeadBytes, maxHeaderCount: config.maxHeaderCount },
+      timeouts: {
+        headTimeoutMs: config.headTimeoutMs,
+        idleTimeoutMs: config.idleTimeoutMs,
+        upstreamResponseTimeoutMs: config.upstreamResponseTimeoutMs,
+      },
+      maxStreamsPerSession: config.maxStreamsPerSession,
+      proto: 'http',
+    })
+
+    const apiAddress = await new Promise<{ host: string; port: number }>((resolve, reject) => {
+      https.once('error', reject)
+      https.listen(config.listen.port, config.listen.host, () => {
+        https.removeListener('error', reject)
+        const a = https.address()
+        if (a === null || typeof a === 'string') reject(new Error('no address'))
+        else resolve({ host: a.address, port: a.port })
+      })
+    })
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          https.close(() => resolve())
+          for (const s of httpsSockets) s.destroy()
+        }),
+    )
+    const ingressAddress = await ingress.listen(config.ingressListen.host, config.ingressListen.port)
+    ingressPort = ingressAddress.port
+    if (publicUrl === '') publicUrl = `https://${displayHost(config.listen.host)}:${apiAddress.port}`
+
+    await writeFile(
+      join(config.dataDir, SERVER_INFO_FILE),
+      JSON.stringify({ url: `https://${displayHost(apiAddress.host)}:${apiAddress.port}`, publicUrl, certificateFile: cert.certPath, ingress: `${ingressAddress.host}:${ingressAddress.port}` }, null, 2) + '\n',
+    )
+    log.info({ url: publicUrl, ingress: `${ingressAddress.host}:${ingressAddress.port}`, database: database.dialect }, 'tunnel server listening')
+
+    let closing: Promise<void> | undefined
+    const close = (): Promise<void> =>
+      (closing ??= (async () => {
+        await ingress.close(config.drainTimeoutMs)
+        gateway.close()
+        await Promise.race([registry.closeAll(), new Promise((r) => setTimeout(r, config.drainTimeoutMs).unref())])
+        registry.destroyAll()
+        for (const c of cleanups.reverse()) await c()
+      })())
+
+    return {
+      publicUrl,
+      apiAddress,
+      ingressAddress,
+      certificatePem: cert.cert,
+      certificatePin,
+      orgId: org.orgId,
+      registry,
+      tunnels,
+      applicationLinkUrl,
+      close,
+    }
+  } catch (err) {
+    for (const c of cleanups.reverse()) await c()
+    throw err
+  }
+}

@@ -1,0 +1,55 @@
+import { createServer, type Server, type Socket } from 'node:net'
+import { IngressConnection, type IngressConnectionDeps } from './ingress-connection.ts'
+
+/**
+ * The ingress listener: plain TCP, one IngressConnection per client connection. It binds a private
+ * address by default: the application link URL is for linked cloud products, not the internet.
+ */
+export class IngressServer {
+  #server: Server
+  #connections = new Set<IngressConnection>()
+  #deps: IngressConnectionDeps
+
+  constructor(deps: IngressConnectionDeps) {
+    this.#deps = deps
+    this.#server = createServer({ noDelay: true, pauseOnConnect: false }, (socket: Socket) => this.#accept(socket))
+  }
+
+  #accept(socket: Socket): void {
+    const conn = new IngressConnection(socket, this.#deps)
+    this.#connections.add(conn)
+    socket.once('close', () => this.#connections.delete(conn))
+  }
+
+  listen(host: string, port: number): Promise<{ host: string; port: number }> {
+    return new Promise((resolve, reject) => {
+      this.#server.once('error', reject)
+      this.#server.listen({ host, port }, () => {
+        this.#server.removeListener('error', reject)
+        const addr = this.#server.address()
+        if (addr === null || typeof addr === 'string') reject(new Error('ingress has no address'))
+        else resolve({ host: addr.address, port: addr.port })
+      })
+    })
+  }
+
+  get connectionCount(): number {
+    return this.#connections.size
+  }
+
+  /**
+   * Stops accepting, closes idle connections at once and busy ones when they finish or when
+   * graceMs runs out.
+   */
+  async close(graceMs = 5000): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()))
+    const deadline = Date.now() + graceMs
+    while (this.#connections.size > 0 && Date.now() < deadline) {
+      for (const c of this.#connections) if (c.idle) c.destroy()
+      if (this.#connections.size === 0) break
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    for (const c of this.#connections) c.destroy()
+    await closed
+  }
+}

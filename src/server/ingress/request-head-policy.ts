@@ -1,0 +1,63 @@
+import type { RequestHead } from '../../protocol/http1/index.ts'
+
+/**
+ * What the ingress changes in a request head before it goes to the upstream. Bodies are never
+ * touched, so framing headers (Content-Length, Transfer-Encoding: chunked) stay as validated.
+ *
+ * - Hop-by-hop fields (RFC 9110 §7.6.1) and every field named in Connection are dropped; the
+ *   relay's own Connection is added back so keep-alive and upgrade behave as the client asked.
+ * - X-Forwarded-For/-Proto/-Host and Forwarded are replaced, not appended: the ingress is the first
+ *   hop we trust, so whatever a caller claims there is a spoof (see docs/decisions.md).
+ * - Host is kept byte for byte: the on-prem app builds its base URL from it.
+ */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'upgrade',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'x-forwarded-port',
+  'forwarded',
+])
+
+export interface ForwardingContext {
+  clientAddress: string
+  proto: 'http' | 'https'
+}
+
+export function rewriteRequestHeaders(head: RequestHead, ctx: ForwardingContext): Array<[string, string]> {
+  let named: Set<string> | undefined
+  const out: Array<[string, string]> = []
+  let upgradeValue: string | undefined
+  for (const [name, value] of head.headers) {
+    const lower = name.toLowerCase()
+    if (lower === 'connection') {
+      for (const token of value.split(',')) {
+        const t = token.trim().toLowerCase()
+        if (t.length > 0 && t !== 'close' && t !== 'keep-alive' && t !== 'upgrade') (named ??= new Set()).add(t)
+      }
+    }
+  }
+  for (const pair of head.headers) {
+    const lower = pair[0].toLowerCase()
+    if (lower === 'upgrade') upgradeValue = pair[1]
+    if (HOP_BY_HOP.has(lower) || (named !== undefined && named.has(lower))) continue
+    out.push(pair)
+  }
+  if (head.upgrade && upgradeValue !== undefined) {
+    out.push(['Connection', 'Upgrade'], ['Upgrade', upgradeValue])
+  } else if (!head.keepAlive) {
+    out.push(['Connection', 'close'])
+  } else if (head.versionMinor === 0) {
+    out.push(['Connection', 'keep-alive'])
+  }
+  out.push(['X-Forwarded-For', ctx.clientAddress], ['X-Forwarded-Proto', ctx.proto])
+  if (head.host !== undefined) out.push(['X-Forwarded-Host', head.host])
+  return out
+}

@@ -1,0 +1,170 @@
+import { randomBytes } from 'node:crypto'
+import { TunnelError } from '../../errors/index.ts'
+import { SECRET_BYTES, encodeSecurityKey, hashSecret } from '../../protocol/index.ts'
+import type { AuditRepository, Tunnel, TunnelRepository } from '../../store/index.ts'
+import type { SessionRegistry } from '../agent-gateway/session-registry.ts'
+
+/** Cloud-side statuses of a tunnel (DESIGN.md), derived, never stored. */
+export type CloudTunnelStatus = 'INCOMPLETE' | 'CONNECTED' | 'UNAVAILABLE'
+
+export interface TunnelView {
+  id: string
+  name: string
+  instanceUrl: string | null
+  status: CloudTunnelStatus
+  statusReason: string
+  applicationLinkUrl: string
+  sessions: number
+  nodes: number
+  createdAt: string
+  firstConnectedAt: string | null
+  lastConnectedAt: string | null
+  lastDisconnectedAt: string | null
+}
+
+export interface Actor {
+  orgId: string
+  name: string
+  sourceAddress: string
+}
+
+export interface TunnelServiceOptions {
+  maxTunnelsPerOrg: number
+  /** what goes into keys: the agent endpoint and, for a self-signed certificate, its pin */
+  keyServer(): { serverUrl: string; certificatePin?: string | undefined }
+  applicationLinkUrl(tunnelId: string): string
+}
+
+const ID_ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789'
+const NAME_MAX = 100
+
+/** 16 characters, a letter first: a DNS label that cannot be guessed (≈ 80 bits). */
+export function newTunnelId(random: (n: number) => Buffer = randomBytes): string {
+  const bytes = random(16)
+  let id = ID_ALPHABET[bytes[0]! % 26]!
+  for (let i = 1; i < 16; i++) id += ID_ALPHABET[bytes[i]! % 36]!
+  return id
+}
+
+/** Tunnel administration as the API and the consoles see it. */
+export class TunnelService {
+  readonly #tunnels: TunnelRepository
+  readonly #audit: AuditRepository
+  readonly #registry: SessionRegistry
+  readonly #options: TunnelServiceOptions
+
+  constructor(deps: { tunnels: TunnelRepository; audit: AuditRepository; registry: SessionRegistry }, options: TunnelServiceOptions) {
+    this.#tunnels = deps.tunnels
+    this.#audit = deps.audit
+    this.#registry = deps.registry
+    this.#options = options
+  }
+
+  async create(actor: Actor, input: { name: unknown; instanceUrl?: unknown }): Promise<TunnelView & { key: string }> {
+    const name = validateName(input.name)
+    const instanceUrl = validateInstanceUrl(input.instanceUrl)
+    const secret = randomBytes(SECRET_BYTES)
+    const tunnel = await this.#tunnels.create({
+      id: newTunnelId(),
+      orgId: actor.orgId,
+      name,
+      instanceUrl,
+      secretHash: hashSecret(secret),
+      maxPerOrg: this.#options.maxTunnelsPerOrg,
+    })
+    const server = this.#options.keyServer()
+    const key = encodeSecurityKey({
+      serverUrl: server.serverUrl,
+      tunnelId: tunnel.id,
+      secret,
+      ...(server.certificatePin === undefined ? {} : { certificatePin: server.certificatePin }),
+    })
+    await this.#record(actor, 'tunnel.create', tunnel.id, { name })
+    return { ...this.view(tunnel), key }
+  }
+
+  async list(actor: Actor): Promise<TunnelView[]> {
+    return (await this.#tunnels.list(actor.orgId)).map((t) => this.view(t))
+  }
+
+  async get(actor: Actor, id: string): Promise<TunnelView> {
+    const tunnel = await this.#tunnels.get(actor.orgId, id)
+    if (tunnel === undefined) throw new TunnelError('TUN_ERR_TUNNEL_NOT_FOUND', `tunnel "${id}" not found`)
+    await this.#record(actor, 'tunnel.view', id)
+    return this.view(tunnel)
+  }
+
+  /** Deletes the tunnel and ends its sessions at once: the key is dead from here on. */
+  async delete(actor: Actor, id: string): Promise<void> {
+    const deleted = await this.#tunnels.delete(actor.orgId, id)
+    if (!deleted) throw new TunnelError('TUN_ERR_TUNNEL_NOT_FOUND', `tunnel "${id}" not found`)
+    this.#registry.revokeTunnel(id, new TunnelError('TUN_ERR_TUNNEL_NOT_FOUND', 'tunnel deleted'))
+    await this.#record(actor, 'tunnel.delete', id)
+  }
+
+  /** 404 or the status, for the ingress to explain a tunnel without a live session. */
+  async describe(id: string): Promise<{ status: CloudTunnelStatus } | undefined> {
+    const t = await this.#tunnels.findById(id)
+    return t === undefined ? undefined : { status: this.view(t).status }
+  }
+
+  view(t: Tunnel): TunnelView {
+    const sessions = this.#registry.sessionsOf(t.id).filter((s) => s.isOpen)
+    const nodes = new Set(sessions.map((s) => s.info.nodeId)).size
+    let status: CloudTunnelStatus
+    let statusReason: string
+    if (sessions.length > 0) {
+      status = 'CONNECTED'
+      statusReason = `${sessions.length} live session${sessions.length === 1 ? '' : 's'} from ${nodes} node${nodes === 1 ? '' : 's'}`
+    } else if (t.firstConnectedAt !== null) {
+      status = 'UNAVAILABLE'
+      statusReason = `no agent connected${t.lastDisconnectedAt === null ? '' : ` since ${t.lastDisconnectedAt}`}: check the on-prem agent, its upstream port and its outgoing connections on 443`
+    } else {
+      status = 'INCOMPLETE'
+      statusReason = 'the security key has not been added to an on-prem instance yet'
+    }
+    return {
+      id: t.id,
+      name: t.name,
+      instanceUrl: t.instanceUrl,
+      status,
+      statusReason,
+      applicationLinkUrl: this.#options.applicationLinkUrl(t.id),
+      sessions: sessions.length,
+      nodes,
+      createdAt: t.createdAt,
+      firstConnectedAt: t.firstConnectedAt,
+      lastConnectedAt: t.lastConnectedAt,
+      lastDisconnectedAt: t.lastDisconnectedAt,
+    }
+  }
+
+  async #record(actor: Actor, action: string, target: string, details?: Record<string, unknown>): Promise<void> {
+    await this.#audit.record({ orgId: actor.orgId, actor: actor.name, action, target, sourceAddress: actor.sourceAddress, details: details ?? null })
+  }
+}
+
+function validateName(v: unknown): string {
+  if (typeof v !== 'string') throw new TunnelError('TUN_ERR_TUNNEL_NAME_INVALID', 'tunnel name is required')
+  const name = v.trim()
+  if (name.length === 0) throw new TunnelError('TUN_ERR_TUNNEL_NAME_INVALID', 'tunnel name must not be empty')
+  if (name.length > NAME_MAX) throw new TunnelError('TUN_ERR_TUNNEL_NAME_INVALID', `tunnel name must be at most ${NAME_MAX} characters`)
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(name)) throw new TunnelError('TUN_ERR_TUNNEL_NAME_INVALID', 'tunnel name must not contain control characters')
+  return name
+}
+
+function validateInstanceUrl(v: unknown): string | null {
+  if (v === undefined || v === null || v === '') return null
+  if (typeof v !== 'string') throw new TunnelError('TUN_ERR_TUNNEL_URL_INVALID', 'instance URL must be a string')
+  let url: URL
+  try {
+    url = new URL(v)
+  } catch {
+    throw new TunnelError('TUN_ERR_TUNNEL_URL_INVALID', `instance URL "${v}" is not a URL`)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new TunnelError('TUN_ERR_TUNNEL_URL_INVALID', `instance URL must be http or https (got "${url.protocol}")`)
+  }
+  return url.toString()
+}

@@ -1,0 +1,56 @@
+import type { Kysely } from 'kysely'
+import type { Database } from './database.ts'
+import type { StoreSchema } from './schema.ts'
+
+export interface ApiToken {
+  id: string
+  orgId: string
+  name: string
+  createdAt: string
+  lastUsedAt: string | null
+}
+
+/** What an authenticated request learns about the token it presented. */
+export interface ApiTokenIdentity {
+  id: string
+  orgId: string
+  name: string
+}
+
+export class ApiTokenRepository {
+  readonly #db: Kysely<StoreSchema>
+
+  constructor(database: Pick<Database, 'db'>) {
+    this.#db = database.db
+  }
+
+  /** `tokenHash` is the caller's SHA-256 hex of the secret; the secret itself is never stored. */
+  async create(input: { id: string; orgId: string; name: string; tokenHash: string }): Promise<ApiToken> {
+    const createdAt = new Date().toISOString()
+    await this.#db
+      .insertInto('api_token')
+      .values({
+        id: input.id,
+        org_id: input.orgId,
+        name: input.name,
+        token_hash: input.tokenHash,
+        created_at: createdAt,
+        last_used_at: null,
+      })
+      .execute()
+    return { id: input.id, orgId: input.orgId, name: input.name, createdAt, lastUsedAt: null }
+  }
+
+  async findByHash(tokenHash: string): Promise<ApiTokenIdentity | undefined> {
+    const row = await this.#db
+      .selectFrom('api_token')
+      .select(['id', 'org_id', 'name'])
+      .where('token_hash', '=', tokenHash)
+      .executeTakeFirst()
+    return row === undefined ? undefined : { id: row.id, orgId: row.org_id, name: row.name }
+  }
+
+  async touch(id: string, at: string): Promise<void> {
+    await this.#db.updateTable('api_token').set({ last_used_at: at }).where('id', '=', id).execute()
+  }
+}

@@ -1,0 +1,169 @@
+import { mkdirSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
+import BetterSqlite3 from 'better-sqlite3'
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely'
+import pg from 'pg'
+import { TunnelError } from '../errors/index.ts'
+import { migrationProvider } from './migrations/index.ts'
+import type { StoreSchema } from './schema.ts'
+
+export type StoreDialect = 'sqlite' | 'postgres'
+
+export interface Database {
+  readonly db: Kysely<StoreSchema>
+  readonly dialect: StoreDialect
+  /** Releases the pool or file handle; safe to call more than once. */
+  close(): Promise<void>
+}
+
+export interface OpenDatabaseOptions {
+  /** PostgreSQL only: keep every table in this schema (created if missing). Tests use it for isolation. */
+  schema?: string
+}
+
+const POOL_SIZE = 10
+// Bounds both the first connect and the wait for a free pooled connection, so a dead server
+// surfaces as an error instead of a request that hangs forever.
+const PG_CONNECT_TIMEOUT_MS = 10_000
+// Unquoted PostgreSQL identifiers fold to lower case, so only lower case is accepted: the name we
+// quote in DDL and the one in search_path can then never disagree.
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/
+
+/**
+ * Opens the store named by `target` — a `postgres://` / `postgresql://` URL, or otherwise a SQLite
+ * file path (`:memory:` allowed) — and brings its schema up to date before returning.
+ */
+export async function openDatabase(target: string, options: OpenDatabaseOptions = {}): Promise<Database> {
+  if (target.trim() === '') {
+    throw new TunnelError('TUN_ERR_CONFIG_INVALID', 'the database target is empty')
+  }
+  const database = /^postgres(ql)?:\/\//i.test(target)
+    ? await openPostgres(target, options.schema)
+    : openSqlite(target, options.schema)
+  await migrate(database, options.schema)
+  return database
+}
+
+function openSqlite(path: string, schema: string | undefined): Database {
+  if (schema !== undefined) {
+    throw new TunnelError('TUN_ERR_CONFIG_INVALID', 'a database schema can only be chosen for PostgreSQL')
+  }
+  let file: BetterSqlite3.Database
+  try {
+    if (path !== ':memory:') mkdirSync(dirname(resolve(path)), { recursive: true })
+    file = new BetterSqlite3(path)
+    file.pragma('journal_mode = WAL')
+    file.pragma('busy_timeout = 5000')
+    file.pragma('foreign_keys = ON')
+  } catch (err) {
+    throw new TunnelError('TUN_ERR_STORE_UNREACHABLE', `cannot open SQLite database at ${path}: ${reasonOf(err)}`, {
+      cause: err,
+    })
+  }
+  return wrap(new Kysely<StoreSchema>({ dialect: new SqliteDialect({ database: file }) }), 'sqlite')
+}
+
+async function openPostgres(url: string, schema: string | undefined): Promise<Database> {
+  if (schema !== undefined && !SCHEMA_NAME.test(schema)) {
+    throw new TunnelError('TUN_ERR_CONFIG_INVALID', `database schema "${schema}" is not a plain lower-case identifier`)
+  }
+  const address = postgresAddress(url)
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: POOL_SIZE,
+    connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS,
+    // A startup parameter applies to every connection the pool ever opens, which a one-off
+    // `SET search_path` on a single connection would not.
+    ...(schema === undefined ? {} : { options: `-c search_path=${schema}` }),
+  })
+  // An idle pooled connection that the server drops emits 'error' on the pool; without a listener
+  // Node would crash the process. The pool already discards that connection and the next query
+  // opens a fresh one, so there is nothing more to do here.
+  pool.on('error', () => {})
+
+  try {
+    const client = await pool.connect()
+    try {
+      if (schema !== undefined) await client.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`)
+    } finally {
+      client.release()
+    }
+  } catch (err) {
+    await pool.end().catch(() => {})
+    throw new TunnelError('TUN_ERR_STORE_UNREACHABLE', `cannot reach PostgreSQL at ${address}: ${reasonOf(err)}`, {
+      cause: err,
+    })
+  }
+  return wrap(new Kysely<StoreSchema>({ dialect: new PostgresDialect({ pool }) }), 'postgres')
+}
+
+function wrap(db: Kysely<StoreSchema>, dialect: StoreDialect): Database {
+  let closing: Promise<void> | undefined
+  return {
+    db,
+    dialect,
+    close() {
+      closing ??= db.destroy()
+      return closing
+    },
+  }
+}
+
+async function migrate(database: Database, schema: string | undefined): Promise<void> {
+  try {
+    // Kysely decides whether its bookkeeping table exists by looking through every schema unless
+    // told which one to use; a kysely_migration table in any other schema of the same database
+    // would make it skip creating ours. So on PostgreSQL the schema is always spelled out.
+    const migrationTableSchema = database.dialect === 'postgres' ? (schema ?? (await currentSchema(database))) : undefined
+    const migrator = new Migrator({
+      db: database.db,
+      provider: migrationProvider(database.dialect),
+      ...(migrationTableSchema === undefined ? {} : { migrationTableSchema }),
+    })
+    const { error, results } = await migrator.migrateToLatest()
+    if (error !== undefined) {
+      const failed = results?.find((r) => r.status === 'Error')?.migrationName
+      const where = failed === undefined ? '' : ` (migration ${failed})`
+      throw new TunnelError('TUN_ERR_STORE_MIGRATION_FAILED', `database migration failed${where}: ${reasonOf(error)}`, {
+        cause: error,
+      })
+    }
+  } catch (err) {
+    await database.close().catch(() => {})
+    if (err instanceof TunnelError) throw err
+    throw new TunnelError('TUN_ERR_STORE_MIGRATION_FAILED', `database migration failed: ${reasonOf(err)}`, { cause: err })
+  }
+}
+
+async function currentSchema(database: Database): Promise<string> {
+  const { rows } = await sql<{ schema: string | null }>`select current_schema() as schema`.execute(database.db)
+  const schema = rows[0]?.schema
+  if (schema == null) {
+    throw new TunnelError(
+      'TUN_ERR_STORE_MIGRATION_FAILED',
+      'PostgreSQL has no current schema to create tables in (check search_path)',
+    )
+  }
+  return schema
+}
+
+// Only host and port ever reach a message: the URL may carry a password.
+function postgresAddress(url: string): string {
+  try {
+    const parsed = new URL(url)
+    const host = parsed.searchParams.get('host') ?? (parsed.hostname || 'localhost')
+    return `${host}:${parsed.port || '5432'}`
+  } catch {
+    return '(unparseable URL)'
+  }
+}
+
+function reasonOf(err: unknown): string {
+  if (err instanceof AggregateError && err.errors.length > 0) return reasonOf(err.errors[0])
+  if (err instanceof Error) {
+    // Node reports some socket failures (ECONNREFUSED to every resolved address) with an empty message.
+    const code = (err as { code?: unknown }).code
+    return err.message || (typeof code === 'string' ? code : err.name)
+  }
+  return String(err)
+}

@@ -1,0 +1,6 @@
+export { openDatabase, type Database, type OpenDatabaseOptions, type StoreDialect } from './database.ts'
+export type { StoreSchema } from './schema.ts'
+export { OrgRepository, type Org } from './org-repository.ts'
+export { ApiTokenRepository, type ApiToken, type ApiTokenIdentity } from './api-token-repository.ts'
+export { TunnelRepository, type NewTunnel, type Tunnel } from './tunnel-repository.ts'
+export { AuditRepository, type AuditEvent, type NewAuditEvent } from './audit-repository.ts'

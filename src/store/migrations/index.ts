@@ -1,0 +1,17 @@
+import type { MigrationProvider } from 'kysely'
+import type { StoreDialect } from '../database.ts'
+import { initialMigration } from './0001-initial.ts'
+
+/**
+ * Every migration, listed in code so a bundled or installed build needs no migration folder on disk.
+ * Kysely applies them in key order: keep the zero-padded prefix and never rename a shipped key.
+ */
+export function migrationProvider(dialect: StoreDialect): MigrationProvider {
+  return {
+    async getMigrations() {
+      return {
+        '0001-initial': initialMigration(dialect),
+      }
+    },
+  }
+}

@@ -1,0 +1,50 @@
+import type { ColumnType, Generated } from 'kysely'
+
+// Timestamps are ISO-8601 UTC text on both dialects: they compare and sort the same everywhere,
+// and no driver converts them to Date behind our back.
+
+export interface OrgTable {
+  id: string
+  name: string
+  created_at: string
+}
+
+export interface ApiTokenTable {
+  id: string
+  org_id: string
+  name: string
+  token_hash: string
+  created_at: string
+  last_used_at: string | null
+}
+
+export interface TunnelTable {
+  id: string
+  org_id: string
+  name: string
+  instance_url: string | null
+  secret_hash: string
+  created_at: string
+  first_connected_at: string | null
+  last_connected_at: string | null
+  last_disconnected_at: string | null
+}
+
+export interface AuditEventTable {
+  // PostgreSQL hands back bigint identities as strings; the repository turns them into numbers.
+  id: Generated<ColumnType<number | string, never, never>>
+  at: string
+  org_id: string
+  actor: string
+  action: string
+  target: string | null
+  source_address: string | null
+  details: string | null
+}
+
+export interface StoreSchema {
+  org: OrgTable
+  api_token: ApiTokenTable
+  tunnel: TunnelTable
+  audit_event: AuditEventTable
+}

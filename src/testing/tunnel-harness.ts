@@ -1,0 +1,107 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { request, Agent as HttpAgent, type IncomingHttpHeaders } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { startAgent, type TunnelAgent } from '../agent/build-agent.ts'
+import { loadAgentConfig, type AgentConfigInput } from '../config/agent-config.ts'
+import { loadServerConfig, type ServerConfigInput } from '../config/server-config.ts'
+import { startServer, type TunnelServer } from '../server/build-server.ts'
+
+export interface TestServer extends TunnelServer {
+  dataDir: string
+  config: ServerConfigInput
+  createTunnel(name?: string): Promise<{ id: string; key: string; applicationLinkUrl: string; hostHeader: string }>
+  /** stops and starts again on the same ports and data directory */
+  restart(): Promise<TestServer>
+  /** closes the server and removes its data directory */
+  dispose(): Promise<void>
+}
+
+/** A real tunnel server on loopback, SQLite in a temp dir, fast keepalives for tests. */
+export async function startTestServer(overrides: Partial<ServerConfigInput> = {}, dataDir?: string): Promise<TestServer> {
+  const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'apptunnel-test-')))
+  const config: ServerConfigInput = {
+    dataDir: dir,
+    listen: '127.0.0.1:0',
+    ingressListen: '127.0.0.1:0',
+    pingIntervalMs: 1000,
+    pingTimeoutMs: 1500,
+    drainTimeoutMs: 2000,
+    logLevel: 'silent',
+    ...overrides,
+  }
+  const server = await startServer(loadServerConfig(config))
+  let n = 0
+  const self: TestServer = Object.assign(Object.create(null) as object, server, {
+    dataDir: dir,
+    config,
+    close: () => server.close(),
+    applicationLinkUrl: (id: string) => server.applicationLinkUrl(id),
+    async createTunnel(name = `tunnel ${++n}`) {
+      const t = await server.tunnels.create({ orgId: server.orgId, name, sourceAddress: '127.0.0.1' }, { name })
+      return { id: t.id, key: t.key, applicationLinkUrl: t.applicationLinkUrl, hostHeader: new URL(t.applicationLinkUrl).host }
+    },
+    async restart() {
+      await server.close()
+      return startTestServer(
+        { ...config, listen: `127.0.0.1:${server.apiAddress.port}`, ingressListen: `127.0.0.1:${server.ingressAddress.port}` },
+        dir,
+      )
+    },
+    async dispose() {
+      await server.close()
+      await rm(dir, { recursive: true, force: true })
+    },
+  })
+  return self
+}
+
+export async function startTestAgent(key: string, upstream: string, overrides: Partial<AgentConfigInput> = {}): Promise<TunnelAgent> {
+  return startAgent(
+    loadAgentConfig({ key, upstream, nodeId: overrides.nodeId ?? 'test-node', reconnectInitialMs: 100, reconnectMaxMs: 1000, logLevel: 'silent', ...overrides }),
+  )
+}
+
+export interface SimpleResponse {
+  status: number
+  headers: IncomingHttpHeaders
+  body: Buffer
+}
+
+/** One HTTP request to the ingress with the tunnel's Host header. */
+export function ingressRequest(
+  ingress: { port: number },
+  hostHeader: string,
+  options: { method?: string; path?: string; body?: Buffer | string; headers?: Record<string, string>; agent?: HttpAgent | false; timeoutMs?: number } = {},
+): Promise<SimpleResponse> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: ingress.port,
+        method: options.method ?? 'GET',
+        path: options.path ?? '/hello',
+        headers: { host: hostHeader, ...(options.headers ?? {}) },
+        agent: options.agent ?? false,
+        timeout: options.timeoutMs ?? 30_000,
+      },
+      (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }))
+        res.on('error', reject)
+      },
+    )
+    req.on('timeout', () => req.destroy(new Error('request timed out')))
+    req.on('error', reject)
+    req.end(options.body)
+  })
+}
+
+export function errorCodeOf(res: SimpleResponse): string | undefined {
+  try {
+    return (JSON.parse(res.body.toString('utf8')) as { error?: { code?: string } }).error?.code
+  } catch {
+    return undefined
+  }
+}
