@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import { constants as h2c, performServerHandshake, type ServerHttp2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2'
-import { TunnelError, isTunnelError } from '../../errors/index.ts'
+import { TunnelError, errorCatalog, isTunnelError, type ErrorCode } from '../../errors/index.ts'
 import { ControlMessageDecoder, type SecurityKey } from '../../protocol/index.ts'
 import { dialAgentSession, type AgentDialOptions } from '../../transport/agent-dial.ts'
 import type { Logger } from '../../observability/index.ts'
@@ -211,7 +211,8 @@ export class AgentConnector extends EventEmitter {
       for (const m of messages) {
         if (m.t === 'abort') this.#relays.get(m.id)?.abort()
         else if (m.t === 'revoke') {
-          onRevoke(new TunnelError('TUN_ERR_KEY_REJECTED', m.reason))
+          const code = m.code in errorCatalog ? (m.code as ErrorCode) : 'TUN_ERR_KEY_REJECTED'
+          onRevoke(new TunnelError(code, m.reason))
           session.destroy()
         }
       }
