@@ -34,7 +34,8 @@ export interface AgentCredentials {
 export function parseAgentAuthorization(value: string | undefined): AgentCredentials {
   if (value === undefined) throw new TunnelError('TUN_ERR_HANDSHAKE_BAD_REQUEST', 'Authorization header is missing')
   const space = value.indexOf(' ')
-  if (space < 0 || value.slice(0, space) !== AGENT_AUTH_SCHEME) {
+  // Auth schemes are case-insensitive (RFC 9110 §11.1).
+  if (space < 0 || value.slice(0, space).toLowerCase() !== AGENT_AUTH_SCHEME.toLowerCase()) {
     throw new TunnelError('TUN_ERR_HANDSHAKE_BAD_REQUEST', `Authorization must use the "${AGENT_AUTH_SCHEME}" scheme`)
   }
   const token = value.slice(space + 1).trim()

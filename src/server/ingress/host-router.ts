@@ -16,7 +16,10 @@ export class HostRouter {
     let name = host.toLowerCase()
     if (name.startsWith('[')) return undefined // an IPv6 literal never names a tunnel
     const colon = name.lastIndexOf(':')
-    if (colon >= 0) name = name.slice(0, colon)
+    if (colon >= 0) {
+      if (!/^\d{1,5}$/.test(name.slice(colon + 1))) return undefined
+      name = name.slice(0, colon)
+    }
     if (name.endsWith('.')) name = name.slice(0, -1)
     if (!name.endsWith(this.#suffix)) return undefined
     const label = name.slice(0, -this.#suffix.length)

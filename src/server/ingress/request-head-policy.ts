@@ -26,6 +26,13 @@ const HOP_BY_HOP = new Set([
   'forwarded',
 ])
 
+/**
+ * Fields a client may not remove by naming them in Connection: dropping a framing field while the
+ * ingress still frames the body by it would smuggle the body upstream as a new request, and Host
+ * must reach the app unchanged.
+ */
+const NEVER_DROPPED = new Set(['close', 'keep-alive', 'upgrade', 'host', 'content-length', 'transfer-encoding'])
+
 export interface ForwardingContext {
   clientAddress: string
   proto: 'http' | 'https'
@@ -40,7 +47,7 @@ export function rewriteRequestHeaders(head: RequestHead, ctx: ForwardingContext)
     if (lower === 'connection') {
       for (const token of value.split(',')) {
         const t = token.trim().toLowerCase()
-        if (t.length > 0 && t !== 'close' && t !== 'keep-alive' && t !== 'upgrade') (named ??= new Set()).add(t)
+        if (t.length > 0 && !NEVER_DROPPED.has(t)) (named ??= new Set()).add(t)
       }
     }
   }
