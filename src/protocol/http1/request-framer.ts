@@ -2,7 +2,7 @@ import { TunnelError } from '../../errors/index.ts'
 import type { Http1Limits } from './http1-limits.ts'
 import { resolveHttp1Limits } from './http1-limits.ts'
 import type { RequestHead } from './request-head.ts'
-import { ChunkedBodyReader } from './chunked-body-reader.ts'
+import { FramedBodyReader } from './framed-body-reader.ts'
 import { framingError } from './framing-error.ts'
 import { HeadScanner } from './head-scanner.ts'
 import { parseRequestHead } from './parse-request-head.ts'
@@ -20,13 +20,12 @@ export type RequestFramerState = 'head' | 'body' | 'awaiting-upgrade' | 'upgrade
 export const MAX_BYTES_AWAITING_UPGRADE = 64 * 1024
 
 const HEAD = 0
-const LENGTH_BODY = 1
-const CHUNKED_BODY = 2
-const AWAITING_UPGRADE = 3
-const UPGRADED = 4
-const DEAD = 5
+const BODY = 1
+const AWAITING_UPGRADE = 2
+const UPGRADED = 3
+const DEAD = 4
 
-const STATE_NAMES: readonly RequestFramerState[] = ['head', 'body', 'body', 'awaiting-upgrade', 'upgraded', 'dead']
+const STATE_NAMES: readonly RequestFramerState[] = ['head', 'body', 'awaiting-upgrade', 'upgraded', 'dead']
 
 /**
  * Splits a client's byte stream into request heads and bodies, strictly: anything two HTTP
@@ -36,9 +35,9 @@ const STATE_NAMES: readonly RequestFramerState[] = ['head', 'body', 'body', 'awa
 export class RequestFramer {
   private readonly callbacks: RequestFramerCallbacks
   private readonly scanner: HeadScanner
-  private readonly chunked: ChunkedBodyReader
+  private readonly body: FramedBodyReader
+  private readonly onBody: (slice: Buffer) => void
   private phase = HEAD
-  private remaining = 0
   private upgradeAfterMessage = false
   private held: Buffer[] = []
   private heldBytes = 0
@@ -49,7 +48,8 @@ export class RequestFramer {
     this.callbacks = callbacks
     const resolved = resolveHttp1Limits(limits)
     this.scanner = new HeadScanner('request', resolved)
-    this.chunked = new ChunkedBodyReader('request', resolved)
+    this.body = new FramedBodyReader('request', resolved)
+    this.onBody = (slice) => this.callbacks.onBody(slice)
   }
 
   get state(): RequestFramerState {
@@ -134,21 +134,10 @@ export class RequestFramer {
           this.startMessage(head)
           break
         }
-        case LENGTH_BODY: {
-          const n = Math.min(this.remaining, end - pos)
-          this.remaining -= n
-          this.callbacks.onBody(chunk.subarray(pos, pos + n))
-          pos += n
-          if (this.remaining === 0) this.endMessage()
+        case BODY:
+          pos = this.body.feed(chunk, pos, this.onBody)
+          if (this.body.done) this.endMessage()
           break
-        }
-        case CHUNKED_BODY: {
-          const start = pos
-          pos = this.chunked.feed(chunk, pos)
-          if (pos > start) this.callbacks.onBody(chunk.subarray(start, pos))
-          if (this.chunked.done) this.endMessage()
-          break
-        }
         case AWAITING_UPGRADE:
           this.hold(pos === 0 ? chunk : chunk.subarray(pos))
           return
@@ -160,14 +149,7 @@ export class RequestFramer {
 
   private startMessage(head: RequestHead): void {
     this.upgradeAfterMessage = head.upgrade
-    const body = head.body
-    if (body.kind === 'chunked') {
-      this.chunked.reset()
-      this.phase = CHUNKED_BODY
-    } else if (body.kind === 'length' && body.length > 0) {
-      this.remaining = body.length
-      this.phase = LENGTH_BODY
-    }
+    if (this.body.start(head.body)) this.phase = BODY
     this.callbacks.onHead(head)
     if (this.phase === HEAD) this.endMessage()
   }

@@ -2,7 +2,7 @@ import { TunnelError } from '../../errors/index.ts'
 import type { Http1Limits } from './http1-limits.ts'
 import { resolveHttp1Limits } from './http1-limits.ts'
 import type { ResponseHead } from './response-head.ts'
-import { ChunkedBodyReader } from './chunked-body-reader.ts'
+import { FramedBodyReader } from './framed-body-reader.ts'
 import { HeadScanner } from './head-scanner.ts'
 import { parseResponseHead } from './parse-response-head.ts'
 
@@ -18,14 +18,13 @@ export interface ResponseFramerCallbacks {
 export type ResponseFramerState = 'head' | 'body' | 'upgraded' | 'closed' | 'dead'
 
 const HEAD = 0
-const LENGTH_BODY = 1
-const CHUNKED_BODY = 2
-const UNTIL_CLOSE_BODY = 3
-const UPGRADED = 4
-const CLOSED = 5
-const DEAD = 6
+const BODY = 1
+const UNTIL_CLOSE_BODY = 2
+const UPGRADED = 3
+const CLOSED = 4
+const DEAD = 5
 
-const STATE_NAMES: readonly ResponseFramerState[] = ['head', 'body', 'body', 'body', 'upgraded', 'closed', 'dead']
+const STATE_NAMES: readonly ResponseFramerState[] = ['head', 'body', 'body', 'upgraded', 'closed', 'dead']
 
 /**
  * Splits an upstream's byte stream into responses, pairing each final response with the method of
@@ -35,12 +34,11 @@ const STATE_NAMES: readonly ResponseFramerState[] = ['head', 'body', 'body', 'bo
 export class ResponseFramer {
   private readonly callbacks: ResponseFramerCallbacks
   private readonly scanner: HeadScanner
-  private readonly chunked: ChunkedBodyReader
+  private readonly body: FramedBodyReader
+  private readonly onBody: (slice: Buffer) => void
   private readonly methods: string[] = []
   private methodsHead = 0
   private phase = HEAD
-  private remaining = 0
-  private bodyLength = 0
   private busy = false
   private failure: unknown = undefined
 
@@ -48,7 +46,8 @@ export class ResponseFramer {
     this.callbacks = callbacks
     const resolved = resolveHttp1Limits(limits)
     this.scanner = new HeadScanner('response', resolved)
-    this.chunked = new ChunkedBodyReader('response', resolved)
+    this.body = new FramedBodyReader('response', resolved)
+    this.onBody = (slice) => this.callbacks.onBody(slice)
   }
 
   get state(): ResponseFramerState {
@@ -60,7 +59,7 @@ export class ResponseFramer {
   }
 
   get inMessage(): boolean {
-    return this.phase >= LENGTH_BODY && this.phase <= UNTIL_CLOSE_BODY
+    return this.phase === BODY || this.phase === UNTIL_CLOSE_BODY
   }
 
   /** Bytes of an incomplete head held so far. */
@@ -99,10 +98,8 @@ export class ResponseFramer {
         case HEAD:
           if (this.scanner.bufferedBytes > 0) throw this.bad('connection closed in the middle of a response head')
           break
-        case LENGTH_BODY:
-          throw this.bad(`connection closed after ${this.bodyLength - this.remaining} of ${this.bodyLength} body bytes`)
-        case CHUNKED_BODY:
-          throw this.bad('connection closed in the middle of a chunked body')
+        case BODY:
+          throw this.bad(this.body.describeUnfinished())
         case UNTIL_CLOSE_BODY:
           this.phase = CLOSED
           this.callbacks.onMessageEnd()
@@ -143,21 +140,10 @@ export class ResponseFramer {
           }
           break
         }
-        case LENGTH_BODY: {
-          const n = Math.min(this.remaining, end - pos)
-          this.remaining -= n
-          this.callbacks.onBody(chunk.subarray(pos, pos + n))
-          pos += n
-          if (this.remaining === 0) this.endMessage()
+        case BODY:
+          pos = this.body.feed(chunk, pos, this.onBody)
+          if (this.body.done) this.endMessage()
           break
-        }
-        case CHUNKED_BODY: {
-          const start = pos
-          pos = this.chunked.feed(chunk, pos)
-          if (pos > start) this.callbacks.onBody(chunk.subarray(start, pos))
-          if (this.chunked.done) this.endMessage()
-          break
-        }
         case UNTIL_CLOSE_BODY:
           this.callbacks.onBody(pos === 0 ? chunk : chunk.subarray(pos))
           return
@@ -183,16 +169,8 @@ export class ResponseFramer {
       this.callbacks.onHead(head)
       return true
     }
-    const body = head.body
-    if (body.kind === 'chunked') {
-      this.chunked.reset()
-      this.phase = CHUNKED_BODY
-    } else if (body.kind === 'length' && body.length > 0) {
-      this.remaining = this.bodyLength = body.length
-      this.phase = LENGTH_BODY
-    } else if (body.kind === 'until-close') {
-      this.phase = UNTIL_CLOSE_BODY
-    }
+    if (this.body.start(head.body)) this.phase = BODY
+    else if (head.body.kind === 'until-close') this.phase = UNTIL_CLOSE_BODY
     this.callbacks.onHead(head)
     if (this.phase === HEAD) this.endMessage()
     return false
