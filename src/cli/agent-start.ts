@@ -4,6 +4,7 @@ import { startAgent } from '../agent/build-agent.ts'
 import { loadAgentConfig, type AgentConfigInput } from '../config/agent-config.ts'
 import { TunnelError } from '../errors/index.ts'
 import { createLogger } from '../observability/index.ts'
+import { definedOptions } from './defined-options.ts'
 import { closeOnSignal, runCommand } from './run-command.ts'
 
 export function registerAgentCommand(program: Command): void {
@@ -28,7 +29,7 @@ export function registerAgentCommand(program: Command): void {
           })
         }
         if (key === undefined) throw new TunnelError('TUN_ERR_CLI_USAGE', 'a security key is required: --key KEY, --key-file FILE or APPTUNNEL_KEY')
-        const input: Record<string, unknown> = {
+        const input = definedOptions({
           key,
           upstream: o.upstream,
           dataDir: o.dataDir,
@@ -37,8 +38,7 @@ export function registerAgentCommand(program: Command): void {
           instance: o.instance,
           caFile: o.caFile,
           logLevel: o.logLevel,
-        }
-        for (const k of Object.keys(input)) if (input[k] === undefined) delete input[k]
+        })
         const config = loadAgentConfig(input as AgentConfigInput)
         const log = createLogger({ level: config.logLevel, name: 'apptunnel-agent' })
         const agent = await startAgent(config, { log })

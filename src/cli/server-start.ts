@@ -2,6 +2,7 @@ import type { Command } from 'commander'
 import { loadServerConfig, type ServerConfigInput } from '../config/server-config.ts'
 import { createLogger } from '../observability/index.ts'
 import { startServer } from '../server/build-server.ts'
+import { definedOptions } from './defined-options.ts'
 import { closeOnSignal, runCommand } from './run-command.ts'
 
 function int(v: string): number {
@@ -29,7 +30,7 @@ export function registerServerCommand(program: Command): void {
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent', 'info')
     .action((o: Record<string, string | number | undefined>) =>
       runCommand(async () => {
-        const input: Record<string, unknown> = {
+        const input = definedOptions({
           dataDir: o.dataDir,
           listen: o.listen,
           ingressListen: o.ingressListen,
@@ -45,8 +46,7 @@ export function registerServerCommand(program: Command): void {
           upstreamResponseTimeoutMs: o.upstreamResponseTimeoutMs,
           headTimeoutMs: o.headTimeoutMs,
           logLevel: o.logLevel,
-        }
-        for (const k of Object.keys(input)) if (input[k] === undefined) delete input[k]
+        })
         const config = loadServerConfig(input as ServerConfigInput)
         const log = createLogger({ level: config.logLevel, name: 'apptunnel-server' })
         const server = await startServer(config, { log })

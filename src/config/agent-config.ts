@@ -1,10 +1,11 @@
 import { resolve } from 'node:path'
 import { z } from 'zod'
 import { TunnelError } from '../errors/index.ts'
+import { durationMs, validateConfig } from './config-validation.ts'
 import { decodeSecurityKey, type SecurityKey } from '../protocol/index.ts'
 import { parseListenAddress, type ListenAddress } from './listen-address.ts'
 
-const duration = (def: number) => z.number().int().min(1).max(24 * 3600_000).default(def)
+const duration = (def: number) => durationMs(z, def)
 
 /** Every option of `apptunnel agent`, with defaults and units in the names. */
 export const agentConfigSchema = z
@@ -38,12 +39,7 @@ export interface AgentConfig extends Omit<z.output<typeof agentConfigSchema>, 'k
 }
 
 export function loadAgentConfig(input: AgentConfigInput): Readonly<AgentConfig> {
-  const parsed = agentConfigSchema.safeParse(input)
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`)
-    throw new TunnelError('TUN_ERR_CONFIG_INVALID', `invalid agent configuration: ${lines.join('; ')}`)
-  }
-  const c = parsed.data
+  const c = validateConfig(agentConfigSchema, input, 'agent')
   const upstream = parseListenAddress(c.upstream, 'upstream')
   if (upstream.port === 0) throw new TunnelError('TUN_ERR_CONFIG_INVALID', 'upstream: the port must not be 0')
   return Object.freeze({

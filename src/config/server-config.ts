@@ -1,9 +1,9 @@
 import { join, resolve } from 'node:path'
 import { z } from 'zod'
-import { TunnelError } from '../errors/index.ts'
+import { durationMs, validateConfig } from './config-validation.ts'
 import { parseListenAddress, type ListenAddress } from './listen-address.ts'
 
-const duration = (def: number) => z.number().int().min(1).max(24 * 3600_000).default(def)
+const duration = (def: number) => durationMs(z, def)
 
 /** Every option of `apptunnel server`, with defaults and units in the names. */
 export const serverConfigSchema = z
@@ -52,12 +52,7 @@ export interface ServerConfig extends Omit<z.output<typeof serverConfigSchema>, 
 
 /** Validates once at the edge; every problem is reported with the field that has it. */
 export function loadServerConfig(input: ServerConfigInput): Readonly<ServerConfig> {
-  const parsed = serverConfigSchema.safeParse(input)
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`)
-    throw new TunnelError('TUN_ERR_CONFIG_INVALID', `invalid server configuration: ${lines.join('; ')}`)
-  }
-  const c = parsed.data
+  const c = validateConfig(serverConfigSchema, input, 'server')
   const dataDir = resolve(c.dataDir)
   return Object.freeze({
     ...c,

@@ -1,0 +1,36 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { TunnelError } from '../errors/index.ts'
+import { loadAgentConfig } from './agent-config.ts'
+import { loadServerConfig } from './server-config.ts'
+
+function configError(fn: () => unknown): string {
+  try {
+    fn()
+  } catch (err) {
+    assert.ok(err instanceof TunnelError)
+    assert.equal(err.code, 'TUN_ERR_CONFIG_INVALID')
+    return err.message
+  }
+  assert.fail('expected a configuration error')
+}
+
+test('server config: defaults, and every problem named with its field at once', () => {
+  const c = loadServerConfig({})
+  assert.deepEqual(c.listen, { host: '127.0.0.1', port: 8443 })
+  assert.deepEqual(c.ingressListen, { host: '127.0.0.1', port: 8080 })
+  assert.equal(c.maxTunnelsPerOrg, 100)
+  assert.ok(Object.isFrozen(c))
+  const msg = configError(() => loadServerConfig({ pingIntervalMs: -5, logLevel: 'loud' as 'info' }))
+  assert.match(msg, /pingIntervalMs/)
+  assert.match(msg, /logLevel/)
+  assert.match(configError(() => loadServerConfig({ listenn: '1:2' } as object)), /listenn/)
+  assert.match(configError(() => loadServerConfig({ listen: 'nonsense' })), /listen: "nonsense" is not HOST:PORT/)
+  assert.match(configError(() => loadServerConfig({ tlsCertFile: 'a.pem' })), /tlsCertFile and tlsKeyFile/)
+})
+
+test('agent config: upstream port 0 and unknown keys are refused; a malformed key is a key error', () => {
+  assert.match(configError(() => loadAgentConfig({ key: 'k', upstream: '127.0.0.1:0' })), /upstream: the port must not be 0/)
+  assert.match(configError(() => loadAgentConfig({ key: 'k', upstream: '127.0.0.1:1', sessions: 2 } as object)), /sessions/)
+  assert.throws(() => loadAgentConfig({ key: 'atk1_AAAA', upstream: '127.0.0.1:1' }), { code: 'TUN_ERR_KEY_MALFORMED' })
+})
