@@ -4,7 +4,7 @@ import { request } from 'node:http'
 import { after, before, describe, test } from 'node:test'
 import { WebSocket } from 'ws'
 import { checkNoLeakedHandles } from '../src/testing/leak-check.ts'
-import { patternBytes, startTestUpstream, type TestUpstream } from '../src/testing/test-upstream.ts'
+import { patternBytes, startTestUpstream, writePattern, type TestUpstream } from '../src/testing/test-upstream.ts'
 import { errorCodeOf, ingressRequest, startTestAgent, startTestServer, type TestServer } from '../src/testing/tunnel-harness.ts'
 import type { TunnelAgent } from '../src/agent/build-agent.ts'
 
@@ -32,21 +32,7 @@ function streamRequest(port: number, host: string, method: string, path: string,
       res.on('error', reject)
     })
     req.on('error', reject)
-    const gen = patternBytes(size)
-    const pump = (): void => {
-      for (;;) {
-        const n = gen.next()
-        if (n.done === true) {
-          req.end()
-          return
-        }
-        if (!req.write(n.value)) {
-          req.once('drain', pump)
-          return
-        }
-      }
-    }
-    pump()
+    writePattern(req, size)
   })
 }
 

@@ -27,6 +27,25 @@ export function patternBytes(n: number, chunk = 64 * 1024): Generator<Buffer> {
   })()
 }
 
+/** Writes n pattern bytes to w in 64 KiB writes, waiting for 'drain' when w is full, then ends it. */
+export function writePattern(w: NodeJS.WritableStream, n: number): void {
+  const gen = patternBytes(n)
+  const pump = (): void => {
+    for (;;) {
+      const next = gen.next()
+      if (next.done === true) {
+        w.end()
+        return
+      }
+      if (!w.write(next.value)) {
+        w.once('drain', pump)
+        return
+      }
+    }
+  }
+  pump()
+}
+
 /**
  * A small real HTTP app on 127.0.0.1:0 for tests:
  *   GET  /hello         → "hello"
@@ -63,21 +82,7 @@ export async function startTestUpstream(port = 0): Promise<TestUpstream> {
     } else if (url.pathname === '/bytes') {
       const n = Number(url.searchParams.get('n') ?? '0')
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': n })
-      const gen = patternBytes(n)
-      const pump = (): void => {
-        for (;;) {
-          const next = gen.next()
-          if (next.done === true) {
-            res.end()
-            return
-          }
-          if (!res.write(next.value)) {
-            res.once('drain', pump)
-            return
-          }
-        }
-      }
-      pump()
+      writePattern(res, n)
     } else if (url.pathname === '/never') {
       // answer nothing; the connection stays open until the client or the test goes
     } else if (url.pathname === '/slow') {
