@@ -54,6 +54,7 @@ export function writePattern(w: NodeJS.WritableStream, n: number): void {
  *   POST /sha256        → hex SHA-256 of the body
  *   GET  /bytes?n=N     → N pattern bytes streamed in 64 KiB writes
  *   GET  /never         → never answers (for upstream timeouts)
+ *   GET  /hangup        → closes the connection without answering
  *   GET  /slow?ms=N     → answers after N ms
  *   WS   /ws            → WebSocket echo
  */
@@ -83,6 +84,8 @@ export async function startTestUpstream(port = 0): Promise<TestUpstream> {
       const n = Number(url.searchParams.get('n') ?? '0')
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': n })
       writePattern(res, n)
+    } else if (url.pathname === '/hangup') {
+      req.socket.destroy()
     } else if (url.pathname === '/never') {
       // answer nothing; the connection stays open until the client or the test goes
     } else if (url.pathname === '/slow') {

@@ -1,0 +1,128 @@
+import assert from 'node:assert/strict'
+import { connect } from 'node:net'
+import { request as httpsRequest } from 'node:https'
+import { after, before, describe, test } from 'node:test'
+import { checkNoLeakedHandles } from '../src/testing/leak-check.ts'
+import { startTestUpstream, type TestUpstream } from '../src/testing/test-upstream.ts'
+import { errorCodeOf, ingressRequest, startTestAgent, startTestServer, type TestServer } from '../src/testing/tunnel-harness.ts'
+import type { TunnelAgent } from '../src/agent/build-agent.ts'
+import { formatAgentAuthorization } from '../src/protocol/index.ts'
+
+checkNoLeakedHandles()
+
+/** Writes raw bytes to the ingress and collects everything until the server closes. */
+function rawExchange(port: number, parts: Array<{ bytes: string; delayMs?: number }>): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1')
+    let out = ''
+    const timers: NodeJS.Timeout[] = []
+    s.on('data', (d) => (out += d.toString('latin1')))
+    s.on('close', () => {
+      timers.forEach(clearTimeout)
+      resolve(out)
+    })
+    s.on('error', reject)
+    let at = 0
+    for (const p of parts) {
+      at += p.delayMs ?? 0
+      timers.push(setTimeout(() => s.writable && s.write(p.bytes), at))
+    }
+  })
+}
+
+describe('ingress limits and error answers', () => {
+  let server: TestServer
+  let upstream: TestUpstream
+  let agent: TunnelAgent
+  let tunnel: Awaited<ReturnType<TestServer['createTunnel']>>
+
+  before(async () => {
+    upstream = await startTestUpstream()
+    server = await startTestServer({ headTimeoutMs: 300 })
+    tunnel = await server.createTunnel('limits')
+    agent = await startTestAgent(tunnel.key, upstream.address)
+    await agent.waitFor((s) => s.status === 'CONNECTED')
+  })
+  after(async () => {
+    await agent.close()
+    await server.dispose()
+    await upstream.close()
+  })
+
+  test('slowloris: a head dripped slower than headTimeoutMs is answered 408 and closed', async () => {
+    const out = await rawExchange(server.ingressAddress.port, [
+      { bytes: 'GET /hello HTTP/1.1\r\n' },
+      { bytes: `Host: ${tunnel.hostHeader}\r\n`, delayMs: 200 },
+      { bytes: 'X-A: 1\r\n', delayMs: 200 },
+      { bytes: 'X-B: 1\r\n', delayMs: 200 },
+    ])
+    assert.match(out, /^HTTP\/1\.1 408 /)
+    assert.match(out, /TUN_ERR_HTTP_REQUEST_TIMEOUT/)
+  })
+
+  test('a later request on a kept-alive connection that names another tunnel gets 421', async () => {
+    const other = await server.createTunnel('other')
+    const out = await rawExchange(server.ingressAddress.port, [
+      { bytes: `GET /hello HTTP/1.1\r\nHost: ${tunnel.hostHeader}\r\n\r\n` },
+      { bytes: `GET /hello HTTP/1.1\r\nHost: ${other.hostHeader}\r\n\r\n`, delayMs: 100 },
+    ])
+    assert.match(out, /^HTTP\/1\.1 200 [\s\S]*hello[\s\S]*HTTP\/1\.1 421 /)
+    assert.match(out, /TUN_ERR_INGRESS_MISDIRECTED/)
+  })
+
+  test('an upstream that closes without answering gives 502 TUN_ERR_UPSTREAM_FAILED', async () => {
+    const res = await ingressRequest(server.ingressAddress, tunnel.hostHeader, { path: '/hangup' })
+    assert.equal(res.status, 502)
+    assert.equal(errorCodeOf(res), 'TUN_ERR_UPSTREAM_FAILED')
+  })
+
+  test('an agent closing gracefully lets an in-flight request finish', async () => {
+    const second = await startTestAgent(tunnel.key, upstream.address, { nodeId: 'drain-node' })
+    await second.waitFor((s) => s.status === 'CONNECTED')
+    await agent.close()
+    // only the second agent's session is left: this request rides it
+    const inFlight = ingressRequest(server.ingressAddress, tunnel.hostHeader, { path: '/slow?ms=300' })
+    await new Promise((r) => setTimeout(r, 100))
+    const closing = second.close()
+    const res = await inFlight
+    await closing
+    assert.equal(res.status, 200)
+    assert.equal(res.body.toString(), 'slow')
+    agent = await startTestAgent(tunnel.key, upstream.address)
+    await agent.waitFor((s) => s.status === 'CONNECTED')
+  })
+
+  test('failed agent authentications from one address are cut off with 429 after the limit', async () => {
+    const connectOnce = (): Promise<{ status: number; body: string }> =>
+      new Promise((resolve, reject) => {
+        const req = httpsRequest({
+          host: '127.0.0.1',
+          port: server.apiAddress.port,
+          path: '/agent/v1/connect',
+          ca: server.certificatePem,
+          servername: 'localhost',
+          agent: false,
+          headers: {
+            Connection: 'Upgrade',
+            Upgrade: 'apptunnel/1',
+            Authorization: formatAgentAuthorization(tunnel.id, Buffer.alloc(32, 5)),
+            'x-apptunnel-node-id': 'guesser',
+          },
+        })
+        req.on('response', (res) => {
+          let body = ''
+          res.on('data', (c: Buffer) => (body += c.toString()))
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+        })
+        req.on('upgrade', () => reject(new Error('a wrong secret was accepted')))
+        req.on('error', reject)
+        req.end()
+      })
+    const statuses: number[] = []
+    for (let i = 0; i < 21; i++) statuses.push((await connectOnce()).status)
+    assert.deepEqual(statuses.slice(0, 20), Array(20).fill(401))
+    assert.equal(statuses[20], 429)
+    const last = await connectOnce()
+    assert.match(last.body, /TUN_ERR_HANDSHAKE_RATE_LIMITED/)
+  })
+})
