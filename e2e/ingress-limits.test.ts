@@ -3,8 +3,8 @@ import { connect } from 'node:net'
 import { request as httpsRequest } from 'node:https'
 import { after, before, describe, test } from 'node:test'
 import { checkNoLeakedHandles } from '../src/testing/leak-check.ts'
-import { startTestUpstream, type TestUpstream } from '../src/testing/test-upstream.ts'
-import { errorCodeOf, ingressRequest, startTestAgent, startTestServer, type TestServer } from '../src/testing/tunnel-harness.ts'
+import type { TestUpstream } from '../src/testing/test-upstream.ts'
+import { errorCodeOf, ingressRequest, startConnectedTunnel, startTestAgent, type ConnectedTunnel, type TestServer } from '../src/testing/tunnel-harness.ts'
 import type { TunnelAgent } from '../src/agent/build-agent.ts'
 import { formatAgentAuthorization } from '../src/protocol/index.ts'
 
@@ -36,18 +36,13 @@ describe('ingress limits and error answers', () => {
   let agent: TunnelAgent
   let tunnel: Awaited<ReturnType<TestServer['createTunnel']>>
 
+  let fixture: ConnectedTunnel
+
   before(async () => {
-    upstream = await startTestUpstream()
-    server = await startTestServer({ headTimeoutMs: 300 })
-    tunnel = await server.createTunnel('limits')
-    agent = await startTestAgent(tunnel.key, upstream.address)
-    await agent.waitFor((s) => s.status === 'CONNECTED')
+    fixture = await startConnectedTunnel({ headTimeoutMs: 300 }, 'limits')
+    ;({ server, upstream, agent, tunnel } = fixture)
   })
-  after(async () => {
-    await agent.close()
-    await server.dispose()
-    await upstream.close()
-  })
+  after(() => fixture.close())
 
   test('slowloris: a head dripped slower than headTimeoutMs is answered 408 and closed', async () => {
     const out = await rawExchange(server.ingressAddress.port, [
@@ -88,7 +83,7 @@ describe('ingress limits and error answers', () => {
     await closing
     assert.equal(res.status, 200)
     assert.equal(res.body.toString(), 'slow')
-    agent = await startTestAgent(tunnel.key, upstream.address)
+    agent = fixture.agent = await startTestAgent(tunnel.key, upstream.address)
     await agent.waitFor((s) => s.status === 'CONNECTED')
   })
 

@@ -4,9 +4,8 @@ import { request } from 'node:http'
 import { after, before, describe, test } from 'node:test'
 import { WebSocket } from 'ws'
 import { checkNoLeakedHandles } from '../src/testing/leak-check.ts'
-import { patternBytes, startTestUpstream, writePattern, type TestUpstream } from '../src/testing/test-upstream.ts'
-import { errorCodeOf, ingressRequest, startTestAgent, startTestServer, type TestServer } from '../src/testing/tunnel-harness.ts'
-import type { TunnelAgent } from '../src/agent/build-agent.ts'
+import { patternBytes, writePattern, type TestUpstream } from '../src/testing/test-upstream.ts'
+import { errorCodeOf, ingressRequest, startConnectedTunnel, startTestAgent, startTestServer, type ConnectedTunnel, type TestServer } from '../src/testing/tunnel-harness.ts'
 
 checkNoLeakedHandles()
 
@@ -45,21 +44,15 @@ function patternSha(size: number): string {
 describe('tunnel core over real TLS on loopback', () => {
   let server: TestServer
   let upstream: TestUpstream
-  let agent: TunnelAgent
   let tunnel: Awaited<ReturnType<TestServer['createTunnel']>>
 
+  let fixture: ConnectedTunnel
+
   before(async () => {
-    upstream = await startTestUpstream()
-    server = await startTestServer()
-    tunnel = await server.createTunnel('core')
-    agent = await startTestAgent(tunnel.key, upstream.address)
-    await agent.waitFor((s) => s.status === 'CONNECTED')
+    fixture = await startConnectedTunnel({}, 'core')
+    ;({ server, upstream, tunnel } = fixture)
   })
-  after(async () => {
-    await agent.close()
-    await server.dispose()
-    await upstream.close()
-  })
+  after(() => fixture.close())
 
   test('a GET reaches the upstream with Host kept and X-Forwarded-* set, hop-by-hop dropped', async () => {
     const res = await ingressRequest(server.ingressAddress, tunnel.hostHeader, {

@@ -6,6 +6,7 @@ import { startAgent, type TunnelAgent } from '../agent/build-agent.ts'
 import { loadAgentConfig, type AgentConfigInput } from '../config/agent-config.ts'
 import { loadServerConfig, type ServerConfigInput } from '../config/server-config.ts'
 import { startServer, type TunnelServer } from '../server/build-server.ts'
+import { startTestUpstream, type TestUpstream } from './test-upstream.ts'
 
 export interface TestServer extends TunnelServer {
   dataDir: string
@@ -104,4 +105,34 @@ export function errorCodeOf(res: SimpleResponse): string | undefined {
   } catch {
     return undefined
   }
+}
+
+export interface ConnectedTunnel {
+  server: TestServer
+  upstream: TestUpstream
+  /** replaceable: close() ends whichever agent is here at the end */
+  agent: TunnelAgent
+  tunnel: Awaited<ReturnType<TestServer['createTunnel']>>
+  close(): Promise<void>
+}
+
+/** Upstream, server, one tunnel and a CONNECTED agent: the usual start of an e2e suite. */
+export async function startConnectedTunnel(serverOverrides: Partial<ServerConfigInput> = {}, name = 'tunnel'): Promise<ConnectedTunnel> {
+  const upstream = await startTestUpstream()
+  const server = await startTestServer(serverOverrides)
+  const tunnel = await server.createTunnel(name)
+  const agent = await startTestAgent(tunnel.key, upstream.address)
+  await agent.waitFor((s) => s.status === 'CONNECTED')
+  const fixture: ConnectedTunnel = {
+    server,
+    upstream,
+    agent,
+    tunnel,
+    async close() {
+      await fixture.agent.close()
+      await server.dispose()
+      await upstream.close()
+    },
+  }
+  return fixture
 }
