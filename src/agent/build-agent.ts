@@ -4,8 +4,9 @@ import { silentLogger, type Logger } from '../observability/index.ts'
 import { AgentConnector } from './connector/agent-connector.ts'
 import type { AgentStatus } from './connector/agent-status.ts'
 import { resolveNodeId } from './node-identity.ts'
+import { VERSION } from '../version.ts'
 
-export const AGENT_VERSION = '0.1.0'
+export const AGENT_VERSION = VERSION
 
 export interface TunnelAgent {
   readonly nodeId: string

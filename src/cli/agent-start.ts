@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises'
 import type { Command } from 'commander'
-import { startAgent } from '../agent/build-agent.ts'
 import { loadAgentConfig, type AgentConfigInput } from '../config/agent-config.ts'
 import { TunnelError } from '../errors/index.ts'
 import { createLogger } from '../observability/index.ts'
@@ -40,6 +39,8 @@ export function registerAgentCommand(program: Command): void {
           logLevel: o.logLevel,
         })
         const config = loadAgentConfig(input as AgentConfigInput)
+        // Loaded here, not at the top: each command pulls in only what it runs (memory, start time).
+        const { startAgent } = await import('../agent/build-agent.ts')
         const log = createLogger({ level: config.logLevel, name: 'apptunnel-agent' })
         const agent = await startAgent(config, { log })
         await closeOnSignal(() => agent.close())

@@ -3,13 +3,10 @@ import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Command } from 'commander'
-import { startAgent } from '../agent/build-agent.ts'
 import { loadAgentConfig } from '../config/agent-config.ts'
 import { loadServerConfig } from '../config/server-config.ts'
 import { TunnelError } from '../errors/index.ts'
 import { createLogger } from '../observability/index.ts'
-import { createSampleApp } from '../demo/sample-app.ts'
-import { startServer } from '../server/build-server.ts'
 import { closeOnSignal, runCommand } from './run-command.ts'
 
 /** GET through the ingress with the tunnel's Host, as a linked product would. */
@@ -35,6 +32,11 @@ export function registerDemoCommand(program: Command): void {
     .option('--log-level <level>', 'log level of the parts', 'warn')
     .action((o: { ingressPort: string; check?: boolean; logLevel: string }) =>
       runCommand(async () => {
+        const [{ startServer }, { startAgent }, { createSampleApp }] = await Promise.all([
+          import('../server/build-server.ts'),
+          import('../agent/build-agent.ts'),
+          import('../demo/sample-app.ts'),
+        ])
         const log = createLogger({ level: o.logLevel as 'warn', name: 'apptunnel-demo' })
         const dataDir = await mkdtemp(join(tmpdir(), 'apptunnel-demo-'))
         const app = createSampleApp()

@@ -1,5 +1,5 @@
 import { Command } from 'commander'
-import { AGENT_VERSION } from '../agent/build-agent.ts'
+import { VERSION } from '../version.ts'
 import { registerAgentCommand } from './agent-start.ts'
 import { registerDemoCommand } from './demo.ts'
 import { registerServerCommand } from './server-start.ts'
@@ -9,7 +9,7 @@ const program = new Command()
 program
   .name('apptunnel')
   .description('Self-hosted application tunnel: reach an app in a private network through an outbound TLS connection')
-  .version(AGENT_VERSION)
+  .version(VERSION)
   .showHelpAfterError()
   .configureOutput({ outputError: (str, write) => write(`apptunnel: ${str.replace(/^error: /, '')}`) })
   .exitOverride((err) => {

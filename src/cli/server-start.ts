@@ -1,7 +1,6 @@
 import type { Command } from 'commander'
 import { loadServerConfig, type ServerConfigInput } from '../config/server-config.ts'
 import { createLogger } from '../observability/index.ts'
-import { startServer } from '../server/build-server.ts'
 import { definedOptions } from './defined-options.ts'
 import { closeOnSignal, runCommand } from './run-command.ts'
 
@@ -48,6 +47,8 @@ export function registerServerCommand(program: Command): void {
           logLevel: o.logLevel,
         })
         const config = loadServerConfig(input as ServerConfigInput)
+        // Loaded here, not at the top: each command pulls in only what it runs (memory, start time).
+        const { startServer } = await import('../server/build-server.ts')
         const log = createLogger({ level: config.logLevel, name: 'apptunnel-server' })
         const server = await startServer(config, { log })
         process.stderr.write(

@@ -1,8 +1,7 @@
 import { mkdirSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
-import BetterSqlite3 from 'better-sqlite3'
+import type BetterSqlite3 from 'better-sqlite3'
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely'
-import pg from 'pg'
 import { TunnelError } from '../errors/index.ts'
 import { migrationProvider } from './migrations/index.ts'
 import type { StoreSchema } from './schema.ts'
@@ -39,19 +38,21 @@ export async function openDatabase(target: string, options: OpenDatabaseOptions 
   }
   const database = /^postgres(ql)?:\/\//i.test(target)
     ? await openPostgres(target, options.schema)
-    : openSqlite(target, options.schema)
+    : await openSqlite(target, options.schema)
   await migrate(database, options.schema)
   return database
 }
 
-function openSqlite(path: string, schema: string | undefined): Database {
+async function openSqlite(path: string, schema: string | undefined): Promise<Database> {
   if (schema !== undefined) {
     throw new TunnelError('TUN_ERR_CONFIG_INVALID', 'a database schema can only be chosen for PostgreSQL')
   }
+  // Each driver is loaded only when its dialect is used: a SQLite server never pays for pg.
+  const { default: BetterSqlite3Ctor } = await import('better-sqlite3')
   let file: BetterSqlite3.Database
   try {
     if (path !== ':memory:') mkdirSync(dirname(resolve(path)), { recursive: true })
-    file = new BetterSqlite3(path)
+    file = new BetterSqlite3Ctor(path)
     file.pragma('journal_mode = WAL')
     file.pragma('busy_timeout = 5000')
     file.pragma('foreign_keys = ON')
@@ -68,7 +69,8 @@ async function openPostgres(url: string, schema: string | undefined): Promise<Da
     throw new TunnelError('TUN_ERR_CONFIG_INVALID', `database schema "${schema}" is not a plain lower-case identifier`)
   }
   const address = postgresAddress(url)
-  const pool = new pg.Pool({
+  const { default: pgDriver } = await import('pg')
+  const pool = new pgDriver.Pool({
     connectionString: url,
     max: POOL_SIZE,
     connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS,

@@ -1,9 +1,6 @@
 import { webcrypto } from 'node:crypto'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-// @peculiar/x509 resolves its crypto provider through tsyringe, which needs this polyfill first.
-import 'reflect-metadata'
-import * as x509 from '@peculiar/x509'
 
 export interface CertificateFiles {
   certPath: string
@@ -47,6 +44,11 @@ export async function loadOrCreateCertificate(
 }
 
 export async function generateSelfSigned(hostnames: readonly string[]): Promise<{ cert: string; key: string }> {
+  // Loaded only when a certificate is made (first start): the library costs ~20 MiB of RSS for
+  // the life of the process otherwise.
+  // @peculiar/x509 resolves its crypto provider through tsyringe, which needs this polyfill first.
+  await import('reflect-metadata')
+  const x509 = await import('@peculiar/x509')
   x509.cryptoProvider.set(webcrypto as unknown as Crypto)
   const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' }
   const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])
