@@ -1,0 +1,46 @@
+import { readFileSync } from 'node:fs'
+
+/** Linux clock ticks per second for /proc/<pid>/stat; 100 on every kernel config we run on. */
+const TICKS_PER_SECOND = 100
+
+/** CPU time (user + system) a process has used so far, in milliseconds. */
+export function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  // The command name may contain spaces: fields are counted after its closing parenthesis.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  const utime = Number(fields[11])
+  const stime = Number(fields[12])
+  return ((utime + stime) * 1000) / TICKS_PER_SECOND
+}
+
+/** Resident set size of a process now, in KiB. */
+export function rssKiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const m = /^VmRSS:\s+(\d+) kB$/m.exec(status)
+  if (m === null) throw new Error(`no VmRSS for process ${pid}`)
+  return Number(m[1])
+}
+
+/** Samples the RSS of some processes every intervalMs until stopped; keeps the peak of the sum. */
+export function sampleRss(pids: number[], intervalMs = 100): { stop(): { peakSumKiB: number; peakByPid: number[] } } {
+  const peaks = pids.map(() => 0)
+  let peakSum = 0
+  const sample = (): void => {
+    let sum = 0
+    pids.forEach((pid, i) => {
+      const r = rssKiB(pid)
+      peaks[i] = Math.max(peaks[i]!, r)
+      sum += r
+    })
+    peakSum = Math.max(peakSum, sum)
+  }
+  sample()
+  const timer = setInterval(sample, intervalMs)
+  return {
+    stop() {
+      clearInterval(timer)
+      sample()
+      return { peakSumKiB: peakSum, peakByPid: peaks }
+    },
+  }
+}

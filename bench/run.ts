@@ -1,0 +1,285 @@
+/**
+ * `npm run bench [-- --quick] [-- --no-write] [-- --profile]`
+ *
+ * Starts one upstream app, and a full tunnel (server and agent through the real CLI, each in its
+ * own process) in front of it, then measures the direct path and the tunnel in the same run,
+ * alternating their order round by round. Prints a table with each tunnel figure's ratio to direct,
+ * writes the results into docs/performance.md (full runs), and ends with one JSON line.
+ */
+import { cpus, totalmem, release } from 'node:os'
+import type { BulkResult, Job, RequestsResult, Target, WsResult } from './load-client.ts'
+import { forkChild, type Child } from './lib/children.ts'
+import { cpuMs, sampleRss } from './lib/proc-stats.ts'
+import { Progress } from './lib/progress.ts'
+import { spread, type Spread } from './lib/stats.ts'
+import { startBenchAgent, startBenchServer, waitForStatus, type BenchServer, type ProductProcess } from './lib/tunnel-processes.ts'
+import { renderTable, writePerformanceDoc, type Row } from './lib/report.ts'
+import { profileRun } from './lib/profile.ts'
+
+const argv = new Set(process.argv.slice(2))
+for (const a of argv) {
+  if (!['--quick', '--no-write', '--write', '--profile', '--profile-only', '--help'].includes(a)) {
+    process.stderr.write(`bench: unknown option ${a} (known: --quick, --no-write, --write, --profile, --profile-only)\n`)
+    process.exit(2)
+  }
+}
+if (argv.has('--help')) {
+  process.stdout.write('npm run bench [-- --quick] [-- --no-write] [-- --profile | --profile-only]\n')
+  process.exit(0)
+}
+const quick = argv.has('--quick')
+const profileOnly = argv.has('--profile-only')
+const profile = profileOnly || argv.has('--profile')
+const write = argv.has('--write') || (!quick && !profileOnly && !argv.has('--no-write'))
+
+const plan = quick
+  ? { rounds: 2, concurrency: [1, 50], durationMs: 2500, warmupMs: 500, getBytes: 256 * 2 ** 20, postBytes: 64 * 2 ** 20, ws: false, sessions: 0, restartTunnels: 0 }
+  : { rounds: 3, concurrency: [1, 50, 200], durationMs: 5000, warmupMs: 1000, getBytes: 2 ** 30, postBytes: 256 * 2 ** 20, ws: true, sessions: 1000, restartTunnels: 100 }
+
+interface Figures {
+  rows: Row[]
+  json: Record<string, number>
+}
+
+async function main(): Promise<void> {
+  const steps = profileOnly ? 4 :
+    3 +
+    plan.rounds * (plan.concurrency.length + 2 + (plan.ws ? 1 : 0)) * 2 +
+    (plan.restartTunnels > 0 ? 2 : 0) +
+    1 +
+    (profile ? 2 : 0)
+  const progress = new Progress(steps)
+  const children: Child[] = []
+  const products: ProductProcess[] = []
+  let server: BenchServer | undefined
+  try {
+    progress.step('starting the upstream app and the load client')
+    const upstream = await forkChild('upstream-process.ts')
+    children.push(upstream)
+    const { port: upstreamPort } = await upstream.waitMessage<{ port: number }>((m) => typeof m.port === 'number', 20_000)
+    const load = await forkChild('load-client.ts')
+    children.push(load)
+
+    if (profileOnly) {
+      progress.step('profiling server and agent under c=50 small GETs')
+      const a = await profileRun({ upstreamPort, load, kind: 'requests', durationMs: 5000 })
+      progress.step('profiling server and agent under a 1 GiB GET')
+      const b = await profileRun({ upstreamPort, load, kind: 'get', bytes: 2 ** 30 })
+      progress.done()
+      process.stdout.write(`${a}\n${b}`)
+      return
+    }
+    progress.step('starting the tunnel server (apptunnel server)')
+    server = await startBenchServer()
+    const tunnel = await server.createTunnel('bench')
+    progress.step('starting the agent (apptunnel agent) and waiting for CONNECTED')
+    const agent = await startBenchAgent(tunnel.key, upstreamPort, 'bench-node')
+    products.push(agent)
+    await waitForStatus(server, [tunnel.id], 'CONNECTED', 20_000)
+
+    const direct: Target = { port: upstreamPort, host: `127.0.0.1:${upstreamPort}` }
+    const viaTunnel: Target = { port: server.ingressPort, host: tunnel.host }
+    const figures = await measureDataPath(load, direct, viaTunnel, server.proc.pid, agent.pid, progress)
+
+    if (plan.restartTunnels > 0) {
+      const fleet = await measureFleet(upstreamPort, progress)
+      figures.rows.push(...fleet.rows)
+      Object.assign(figures.json, fleet.json)
+    }
+
+    progress.step('cluster bus handshakes')
+    const cluster = await measureClusterHandshakes(quick)
+    figures.rows.push(...cluster.rows)
+    Object.assign(figures.json, cluster.json)
+
+    let profileText = ''
+    if (profile) {
+      progress.step('profiling server and agent under c=50 small GETs')
+      profileText += await profileRun({ upstreamPort, load, kind: 'requests', durationMs: 5000 })
+      progress.step('profiling server and agent under a 1 GiB GET')
+      profileText += await profileRun({ upstreamPort, load, kind: 'get', bytes: 2 ** 30 })
+    }
+    progress.done()
+
+    const machine = `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${release()}, Node ${process.version}`
+    const command = `npm run bench${quick ? ' -- --quick' : ''}`
+    process.stdout.write(`\napptunnel benchmark — ${command}\n${machine}\n\n${renderTable(figures.rows)}\n`)
+    if (profileText !== '') process.stdout.write(`\n${profileText}\n`)
+    if (write) {
+      const file = await writePerformanceDoc({ date: new Date().toISOString().slice(0, 10), command, machine, rows: figures.rows, profile: profileText })
+      process.stdout.write(`\nresults written to ${file}\n`)
+    }
+    process.stdout.write(JSON.stringify(figures.json) + '\n')
+  } finally {
+    for (const p of products) await p.stop().catch(() => {})
+    await server?.dispose().catch(() => {})
+    for (const c of children) await c.stop().catch(() => {})
+  }
+}
+
+function r2(n: number): number {
+  return Math.round(n * 100) / 100
+}
+
+async function measureDataPath(load: Child, direct: Target, tunnel: Target, serverPid: number, agentPid: number, progress: Progress): Promise<Figures> {
+  const rows: Row[] = []
+  const json: Record<string, number> = {}
+  const both = async <T>(label: string, job: (t: Target) => Job, timeoutMs: number, onTunnel?: (r: T, cpu: { server: number; agent: number }) => void): Promise<{ direct: T[]; tunnel: T[] }> => {
+    const out = { direct: [] as T[], tunnel: [] as T[] }
+    for (let round = 0; round < plan.rounds; round++) {
+      // Alternate which path goes first so warm caches and turbo do not favour one side.
+      const order: Array<'direct' | 'tunnel'> = round % 2 === 0 ? ['direct', 'tunnel'] : ['tunnel', 'direct']
+      for (const which of order) {
+        progress.step(`${label} · ${which} · round ${round + 1}/${plan.rounds}`)
+        const s0 = cpuMs(serverPid)
+        const a0 = cpuMs(agentPid)
+        const result = await load.call<T>(job(which === 'direct' ? direct : tunnel), timeoutMs)
+        if (which === 'tunnel') onTunnel?.(result, { server: cpuMs(serverPid) - s0, agent: cpuMs(agentPid) - a0 })
+        out[which].push(result)
+      }
+    }
+    return out
+  }
+
+  for (const c of plan.concurrency) {
+    const cpuPerReq: number[] = []
+    const serverPerReq: number[] = []
+    const agentPerReq: number[] = []
+    let rssPeakKiB = 0
+    let sampler: ReturnType<typeof sampleRss> | undefined
+    const job = (t: Target): Job => {
+      if (c === 50 && t === tunnel) sampler = sampleRss([serverPid, agentPid])
+      return { kind: 'requests', target: t, path: '/small', connections: c, durationMs: plan.durationMs, warmupMs: plan.warmupMs }
+    }
+    const r = await both<RequestsResult>(`100-byte GET, ${c} connection${c === 1 ? '' : 's'}`, job, plan.durationMs + plan.warmupMs + 30_000, (res, cpu) => {
+      cpuPerReq.push(((cpu.server + cpu.agent) * 1000) / res.totalRequests)
+      serverPerReq.push((cpu.server * 1000) / res.totalRequests)
+      agentPerReq.push((cpu.agent * 1000) / res.totalRequests)
+      if (sampler !== undefined) rssPeakKiB = Math.max(rssPeakKiB, sampler.stop().peakSumKiB)
+      sampler = undefined
+    })
+    for (const res of [...r.direct, ...r.tunnel]) if (res.errors > 0) throw new Error(`${res.errors} requests failed at c=${c}`)
+    const rps = { d: spread(r.direct.map((x) => x.rps)), t: spread(r.tunnel.map((x) => x.rps)) }
+    const p50 = { d: spread(r.direct.map((x) => x.p50Ms)), t: spread(r.tunnel.map((x) => x.p50Ms)) }
+    const p99 = { d: spread(r.direct.map((x) => x.p99Ms)), t: spread(r.tunnel.map((x) => x.p99Ms)) }
+    rows.push({ figure: `requests/s, 100-byte GET, c=${c}`, unit: 'rps', direct: rps.d, tunnel: rps.t, higherIsBetter: true })
+    rows.push({ figure: `p50 latency, c=${c}`, unit: 'ms', direct: p50.d, tunnel: p50.t, higherIsBetter: false })
+    rows.push({ figure: `p99 latency, c=${c}`, unit: 'ms', direct: p99.d, tunnel: p99.t, higherIsBetter: false })
+    rows.push({ figure: `tunnel CPU per request (server + agent), c=${c}`, unit: 'µs', tunnel: spread(cpuPerReq) })
+    if (c === 50) {
+      rows.push({ figure: `… server CPU per request, c=${c}`, unit: 'µs', tunnel: spread(serverPerReq) })
+      rows.push({ figure: `… agent CPU per request, c=${c}`, unit: 'µs', tunnel: spread(agentPerReq) })
+    }
+    if (c === 1) {
+      json.c1P50Ms = r2(p50.t.median)
+      json.directC1P50Ms = r2(p50.d.median)
+      rows.push({ figure: 'latency added at p50, c=1', unit: 'ms', tunnel: { median: p50.t.median - p50.d.median, min: Number.NaN, max: Number.NaN } })
+    }
+    if (c === 50) {
+      json.rps = Math.round(rps.t.median)
+      json.directRps = Math.round(rps.d.median)
+      json.p99Ms = r2(p99.t.median)
+      json.directP99Ms = r2(p99.d.median)
+      json.cpuUsPerRequest = Math.round(spread(cpuPerReq).median)
+      json.rssUnderLoadMiB = r2(rssPeakKiB / 1024)
+      rows.push({ figure: 'server + agent RSS peak under c=50', unit: 'MiB', tunnel: { median: rssPeakKiB / 1024, min: Number.NaN, max: Number.NaN } })
+    }
+  }
+
+  for (const kind of ['get', 'post'] as const) {
+    const bytes = kind === 'get' ? plan.getBytes : plan.postBytes
+    const coreSecPerGB: number[] = []
+    const label = kind === 'get' ? `GET ${bytes / 2 ** 20} MiB` : `POST echo ${bytes / 2 ** 20} MiB`
+    const r = await both<BulkResult>(label, (t) => ({ kind, target: t, bytes, timeoutMs: 300_000 }), 310_000, (res, cpu) => {
+      coreSecPerGB.push((cpu.server + cpu.agent) / 1000 / (res.bytes / 1e9))
+    })
+    const d = spread(r.direct.map((x) => x.MBps))
+    const t = spread(r.tunnel.map((x) => x.MBps))
+    rows.push({ figure: `${label}, bytes verified`, unit: 'MB/s', direct: d, tunnel: t, higherIsBetter: true })
+    rows.push({ figure: `tunnel CPU for ${kind === 'get' ? 'GET' : 'POST'} (server + agent)`, unit: 'core-s/GB', tunnel: spread(coreSecPerGB) })
+    json[kind === 'get' ? 'getMBps' : 'postMBps'] = Math.round(t.median)
+    json[kind === 'get' ? 'directGetMBps' : 'directPostMBps'] = Math.round(d.median)
+  }
+
+  if (plan.ws) {
+    const r = await both<WsResult>('WebSocket echo, 64-byte messages, 16 in flight', (t) => ({ kind: 'ws', target: t, durationMs: plan.durationMs, inFlight: 16, size: 64 }), plan.durationMs + 30_000)
+    const d = spread(r.direct.map((x) => x.messagesPerSec))
+    const t = spread(r.tunnel.map((x) => x.messagesPerSec))
+    rows.push({ figure: 'WebSocket echo, 64 B, 16 in flight', unit: 'msg/s', direct: d, tunnel: t, higherIsBetter: true })
+    json.wsMsgPerSec = Math.round(t.median)
+    json.directWsMsgPerSec = Math.round(d.median)
+  }
+  return { rows, json }
+}
+
+/**
+ * A second, fresh server for the fleet figures: 100 tunnels with one agent each reconnecting after
+ * a server restart, then 900 more sessions to see what an idle session costs the server.
+ */
+async function measureFleet(upstreamPort: number, progress: Progress): Promise<Figures> {
+  const rows: Row[] = []
+  const json: Record<string, number> = {}
+  const server = await startBenchServer()
+  const swarm = await forkChild('agent-swarm.ts')
+  try {
+    const tunnels: Array<{ id: string; key: string; host: string }> = []
+    for (let i = 0; i < plan.restartTunnels; i++) tunnels.push(await server.createTunnel(`fleet ${i}`))
+    const ids = tunnels.map((t) => t.id)
+    swarm.proc.send({ start: tunnels.map((t, i) => ({ key: t.key, nodeId: `fleet-${i}` })), upstreamPort })
+    await swarm.waitMessage<{ connected: number }>((m) => m.connected === tunnels.length, 60_000)
+    await waitForStatus(server, ids, 'CONNECTED', 30_000)
+
+    progress.step(`restarting the server with ${tunnels.length} connected tunnels`)
+    const restart = await server.restart()
+    const sinceReady = await waitForStatus(server, ids, 'CONNECTED', 60_000)
+    rows.push({ figure: `${tunnels.length} tunnels CONNECTED again after a server restart (from listening)`, unit: 's', tunnel: { median: sinceReady / 1000, min: Number.NaN, max: Number.NaN } })
+    rows.push({ figure: `… including the server's own start`, unit: 's', tunnel: { median: (restart.readyMs + sinceReady) / 1000, min: Number.NaN, max: Number.NaN } })
+    json.restartReconnectS = r2(sinceReady / 1000)
+
+    progress.step(`opening ${plan.sessions} idle sessions`)
+    const extra = plan.sessions - tunnels.length
+    await new Promise((r) => setTimeout(r, 2000))
+    const before = (await import('./lib/proc-stats.ts')).rssKiB(server.proc.pid)
+    swarm.proc.send({ start: Array.from({ length: extra }, (_, i) => ({ key: tunnels[i % tunnels.length]!.key, nodeId: `idle-${i}` })), upstreamPort })
+    await swarm.waitMessage<{ connected: number }>((m) => m.connected === plan.sessions, 120_000)
+    await new Promise((r) => setTimeout(r, 3000))
+    const after = (await import('./lib/proc-stats.ts')).rssKiB(server.proc.pid)
+    const perSession = (after - before) / extra
+    rows.push({ figure: `server RSS per idle session (${plan.sessions} sessions)`, unit: 'KiB', tunnel: { median: perSession, min: Number.NaN, max: Number.NaN } })
+    rows.push({ figure: `server RSS with ${plan.sessions} sessions`, unit: 'MiB', tunnel: { median: after / 1024, min: Number.NaN, max: Number.NaN } })
+    json.idleSessionKiB = Math.round(perSession)
+  } finally {
+    swarm.proc.send({ close: true })
+    await swarm.waitMessage((m: { closed?: boolean }) => m.closed === true, 30_000).catch(() => {})
+    await swarm.stop()
+    await server.dispose()
+  }
+  return { rows, json }
+}
+
+async function measureClusterHandshakes(quickRun: boolean): Promise<Figures> {
+  const rows: Row[] = []
+  const json: Record<string, number> = {}
+  let mod: { benchClusterHandshakes?: (o: { count: number; concurrency: number }) => Promise<{ handshakesPerSec: number; p50Ms: number; p99Ms: number; serverCpuMsPerHandshake: number }> }
+  try {
+    mod = (await import('../src/cluster/cluster-bench.ts' as string)) as typeof mod
+  } catch {
+    rows.push({ figure: 'cluster-bus handshakes', unit: '', note: 'the cluster bus does not exist yet' })
+    return { rows, json }
+  }
+  const r = await mod.benchClusterHandshakes!({ count: quickRun ? 500 : 3000, concurrency: 16 })
+  rows.push({ figure: 'cluster-bus handshakes/s (concurrency 16)', unit: '/s', tunnel: { median: r.handshakesPerSec, min: Number.NaN, max: Number.NaN } })
+  rows.push({ figure: 'cluster-bus time to auth p50', unit: 'ms', tunnel: { median: r.p50Ms, min: Number.NaN, max: Number.NaN } })
+  rows.push({ figure: 'cluster-bus time to auth p99', unit: 'ms', tunnel: { median: r.p99Ms, min: Number.NaN, max: Number.NaN } })
+  rows.push({ figure: 'cluster-bus server CPU per handshake', unit: 'ms', tunnel: { median: r.serverCpuMsPerHandshake, min: Number.NaN, max: Number.NaN } })
+  json.clusterHandshakesPerSec = Math.round(r.handshakesPerSec)
+  json.clusterAuthP99Ms = r2(r.p99Ms)
+  return { rows, json }
+}
+
+export type { Spread }
+
+main().catch((err: unknown) => {
+  process.stderr.write(`\nbench failed: ${err instanceof Error ? err.message : String(err)}\n`)
+  process.exitCode = 1
+})
