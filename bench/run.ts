@@ -9,7 +9,7 @@
 import { cpus, totalmem, release } from 'node:os'
 import type { BulkResult, Job, RequestsResult, Target, WsResult } from './load-client.ts'
 import { forkChild, type Child } from './lib/children.ts'
-import { cpuMs, sampleRss } from './lib/proc-stats.ts'
+import { cpuMs, rssKiB, sampleRss } from './lib/proc-stats.ts'
 import { Progress } from './lib/progress.ts'
 import { spread, type Spread } from './lib/stats.ts'
 import { startBenchAgent, startBenchServer, waitForStatus, type BenchServer, type ProductProcess } from './lib/tunnel-processes.ts'
@@ -239,13 +239,18 @@ async function measureFleet(upstreamPort: number, progress: Progress): Promise<F
     progress.step(`opening ${plan.sessions} idle sessions`)
     const extra = plan.sessions - tunnels.length
     await new Promise((r) => setTimeout(r, 2000))
-    const before = (await import('./lib/proc-stats.ts')).rssKiB(server.proc.pid)
+    const before = rssKiB(server.proc.pid)
     swarm.proc.send({ start: Array.from({ length: extra }, (_, i) => ({ key: tunnels[i % tunnels.length]!.key, nodeId: `idle-${i}` })), upstreamPort })
     await swarm.waitMessage<{ connected: number }>((m) => m.connected === plan.sessions, 120_000)
+    // Two readings: just after the last session connected (handshake garbage still on the heap)
+    // and after 20 idle seconds, once V8's memory reducer has collected: the steady state.
     await new Promise((r) => setTimeout(r, 3000))
-    const after = (await import('./lib/proc-stats.ts')).rssKiB(server.proc.pid)
+    const early = rssKiB(server.proc.pid)
+    await new Promise((r) => setTimeout(r, 17_000))
+    const after = rssKiB(server.proc.pid)
     const perSession = (after - before) / extra
-    rows.push({ figure: `server RSS per idle session (${plan.sessions} sessions)`, unit: 'KiB', tunnel: { median: perSession, min: Number.NaN, max: Number.NaN } })
+    rows.push({ figure: `server RSS per idle session, ${plan.sessions} sessions, after 20 s idle`, unit: 'KiB', tunnel: { median: perSession, min: Number.NaN, max: Number.NaN } })
+    rows.push({ figure: `… 3 s after the last one connected`, unit: 'KiB', tunnel: { median: (early - before) / extra, min: Number.NaN, max: Number.NaN } })
     rows.push({ figure: `server RSS with ${plan.sessions} sessions`, unit: 'MiB', tunnel: { median: after / 1024, min: Number.NaN, max: Number.NaN } })
     json.idleSessionKiB = Math.round(perSession)
   } finally {

@@ -48,7 +48,9 @@ export async function generateSelfSigned(hostnames: readonly string[]): Promise<
   // the life of the process otherwise.
   // @peculiar/x509 resolves its crypto provider through tsyringe, which needs this polyfill first.
   await import('reflect-metadata')
-  const x509 = await import('@peculiar/x509')
+  const loaded = await import('@peculiar/x509')
+  // A bundled CommonJS module may arrive with its exports only under `default`.
+  const x509 = ('cryptoProvider' in loaded ? loaded : (loaded as { default: typeof loaded }).default) as typeof loaded
   x509.cryptoProvider.set(webcrypto as unknown as Crypto)
   const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' }
   const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])
