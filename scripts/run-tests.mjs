@@ -1,4 +1,4 @@
-// Runs every *.test.ts under src/ and e2e/ with Node's built-in test runner through tsx.
+// Runs every *.test.ts under src/, e2e/ and bench/ with Node's built-in test runner through tsx.
 // Node 20's `--test` does not expand globs, so the file list is built here.
 import { readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
@@ -14,7 +14,7 @@ function collect(dir, out) {
 }
 
 const only = process.argv.slice(2)
-const files = only.length > 0 ? only : [...collect('src', []), ...collect('e2e', [])].sort()
+const files = only.length > 0 ? only : [...collect('src', []), ...collect('e2e', []), ...collect('bench', [])].sort()
 const res = spawnSync(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=120000', ...files],
