@@ -12,13 +12,24 @@ interface CpuProfile {
   timeDeltas: number[]
 }
 
+/**
+ * Where a function lives, without this machine's paths: Node internals by module and line, our
+ * code as "apptunnel" (the bundle's chunk names mean nothing to a reader), packages by name.
+ */
+function whereOf(url: string, lineNumber: number): string {
+  if (url === '') return ''
+  if (url.startsWith('node:')) return ` ${url}:${lineNumber + 1}`
+  const pkg = /\/node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)
+  if (pkg !== null) return ` [${pkg[1]}]`
+  return ' [apptunnel]'
+}
+
 /** Self time by function, heaviest first, as "share of busy time" lines. */
 export function summariseProfile(profile: CpuProfile, windowUs: [number, number] | undefined, top = 12): { busyMs: number; lines: string[] } {
   const byNode = new Map<number, string>()
   for (const n of profile.nodes) {
     const { functionName, url, lineNumber } = n.callFrame
-    const where = url === '' ? '' : ` ${url.replace(/^.*\/(node_modules|src)\//, '$1/').replace(/^node:/, 'node:')}:${lineNumber + 1}`
-    byNode.set(n.id, `${functionName || '(anonymous)'}${where}`)
+    byNode.set(n.id, `${functionName || '(anonymous)'}${whereOf(url, lineNumber)}`)
   }
   const self = new Map<string, number>()
   let busy = 0
