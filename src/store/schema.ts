@@ -42,9 +42,26 @@ export interface AuditEventTable {
   details: string | null
 }
 
+export interface SecurityPropertyTable {
+  property_key: string
+  property_value: string
+}
+
+export interface ClusterNodeTable {
+  id: string
+  kind: string
+  address: string
+  started_at: string
+  heartbeat_at: string
+  /** JSON the node refreshes with each heartbeat: bus links, key id, auth statistics */
+  status: string | null
+}
+
 export interface StoreSchema {
   org: OrgTable
   api_token: ApiTokenTable
   tunnel: TunnelTable
   audit_event: AuditEventTable
+  security_property: SecurityPropertyTable
+  cluster_node: ClusterNodeTable
 }

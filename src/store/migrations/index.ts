@@ -1,6 +1,7 @@
 import type { MigrationProvider } from 'kysely'
 import type { StoreDialect } from '../database.ts'
 import { initialMigration } from './0001-initial.ts'
+import { clusterMigration } from './0002-cluster.ts'
 
 /**
  * Every migration, listed in code so a bundled or installed build needs no migration folder on disk.
@@ -11,6 +12,7 @@ export function migrationProvider(dialect: StoreDialect): MigrationProvider {
     async getMigrations() {
       return {
         '0001-initial': initialMigration(dialect),
+        '0002-cluster': clusterMigration(),
       }
     },
   }
