@@ -5,21 +5,13 @@ import { checkNoLeakedHandles } from '../src/testing/leak-check.ts'
 import { startTestUpstream, type TestUpstream } from '../src/testing/test-upstream.ts'
 import { errorCodeOf, ingressRequest, startTestAgent, startTestServer, type TestServer } from '../src/testing/tunnel-harness.ts'
 import { decodeSecurityKey, encodeSecurityKey } from '../src/protocol/index.ts'
+import { eventually } from '../src/testing/eventually.ts'
 
 checkNoLeakedHandles()
 
 async function statusOf(server: TestServer, id: string): Promise<string> {
   const t = await server.tunnels.get({ orgId: server.orgId, name: 'test', sourceAddress: '127.0.0.1' }, id)
   return t.status
-}
-
-async function eventually(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if (await check()) return
-    await new Promise((r) => setTimeout(r, 20))
-  }
-  assert.fail(`not within ${timeoutMs} ms: ${what}`)
 }
 
 describe('tunnel lifecycle and statuses', () => {
@@ -39,9 +31,9 @@ describe('tunnel lifecycle and statuses', () => {
       const agent = await startTestAgent(t.key, upstream.address)
       assert.equal(agent.status.status, 'CONNECTING')
       await agent.waitFor((s) => s.status === 'CONNECTED')
-      await eventually(async () => (await statusOf(server, t.id)) === 'CONNECTED', 2000, 'cloud CONNECTED')
+      await eventually(async () => (await statusOf(server, t.id)) === 'CONNECTED', 'cloud CONNECTED', 2000)
       await agent.close()
-      await eventually(async () => (await statusOf(server, t.id)) === 'UNAVAILABLE', 2000, 'cloud UNAVAILABLE')
+      await eventually(async () => (await statusOf(server, t.id)) === 'UNAVAILABLE', 'cloud UNAVAILABLE', 2000)
       const res = await ingressRequest(server.ingressAddress, t.hostHeader)
       assert.equal(res.status, 503)
       assert.match(res.body.toString(), /UNAVAILABLE/)

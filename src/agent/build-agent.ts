@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises'
+import type { ClusterNode } from '../cluster/index.ts'
 import type { AgentConfig } from '../config/agent-config.ts'
 import { silentLogger, type Logger } from '../observability/index.ts'
 import { AgentConnector } from './connector/agent-connector.ts'
@@ -12,12 +13,14 @@ export interface TunnelAgent {
   readonly nodeId: string
   readonly status: AgentStatus
   readonly connector: AgentConnector
+  /** this node's cluster node, when started with clusterListen (nodes of one instance share its database) */
+  readonly cluster: ClusterNode | undefined
   /** resolves on the first status that satisfies the predicate */
   waitFor(predicate: (s: AgentStatus) => boolean, timeoutMs?: number): Promise<AgentStatus>
   close(): Promise<void>
 }
 
-/** Composition root of `apptunnel agent` (one node, one session; clusters come with the cluster work). */
+/** Composition root of `apptunnel agent` (one node, one session; with clusterListen it also joins its instance's cluster bus). */
 export async function startAgent(
   config: Readonly<AgentConfig>,
   deps: { log?: Logger; random?: () => number } = {},
@@ -40,6 +43,24 @@ export async function startAgent(
     rejectedRetryMs: config.rejectedRetryMs,
     log,
   })
+  // Cluster bus: nodes of one on-prem instance tell each other their session status. Loaded only
+  // when configured, so a single agent never carries the store or the bus.
+  let cluster: ClusterNode | undefined
+  let closeDatabase = async (): Promise<void> => {}
+  if (config.cluster !== undefined && config.database !== undefined) {
+    const [{ openDatabase }, { startClusterNode }] = await Promise.all([import('../store/index.ts'), import('../cluster/index.ts')])
+    const database = await openDatabase(config.database)
+    closeDatabase = () => database.close()
+    try {
+      cluster = await startClusterNode({ ...config.cluster, nodeId, kind: 'agent' }, { database, log })
+    } catch (err) {
+      await database.close()
+      throw err
+    }
+    const node = cluster
+    connector.on('status', (st: AgentStatus) => node.publish('node.status', { nodeId, status: st.status, reason: st.reason.slice(0, 500) }))
+    node.subscribe('node.status', (e) => log.debug({ peer: e.nodeId, status: e.status, reason: e.reason }, 'cluster peer status'))
+  }
   connector.start()
   return {
     nodeId,
@@ -47,6 +68,7 @@ export async function startAgent(
       return connector.status
     },
     connector,
+    cluster,
     waitFor(predicate, timeoutMs = 10_000) {
       if (predicate(connector.status)) return Promise.resolve(connector.status)
       return new Promise((resolve, reject) => {
@@ -63,6 +85,10 @@ export async function startAgent(
         connector.on('status', onStatus)
       })
     },
-    close: () => connector.close(),
+    close: async () => {
+      await connector.close()
+      await cluster?.close()
+      await closeDatabase()
+    },
   }
 }

@@ -3,11 +3,12 @@ import type { Command } from 'commander'
 import { loadAgentConfig, type AgentConfigInput } from '../config/agent-config.ts'
 import { TunnelError } from '../errors/index.ts'
 import { createLogger } from '../observability/index.ts'
+import { addClusterOptions, clusterOptionValues } from './cluster-options.ts'
 import { definedOptions } from './defined-options.ts'
 import { closeOnSignal, runCommand } from './run-command.ts'
 
 export function registerAgentCommand(program: Command): void {
-  program
+  const command = program
     .command('agent')
     .description('run the on-prem agent: dial out to the tunnel server and forward to the upstream port')
     .option('--key <key>', 'security key (or --key-file, or env APPTUNNEL_KEY)')
@@ -19,7 +20,7 @@ export function registerAgentCommand(program: Command): void {
     .option('--instance <name>', 'name of the on-prem instance shown on the server')
     .option('--ca-file <file>', 'PEM CA bundle to trust instead of the system CAs')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent', 'info')
-    .action((o: Record<string, string | undefined>) =>
+  addClusterOptions(command).action((o: Record<string, string | undefined>) =>
       runCommand(async () => {
         let key = o.key ?? process.env.APPTUNNEL_KEY
         if (key === undefined && o.keyFile !== undefined) {
@@ -37,6 +38,7 @@ export function registerAgentCommand(program: Command): void {
           instance: o.instance,
           caFile: o.caFile,
           logLevel: o.logLevel,
+          ...clusterOptionValues(o),
         })
         const config = loadAgentConfig(input as AgentConfigInput)
         // Loaded here, not at the top: each command pulls in only what it runs (memory, start time).

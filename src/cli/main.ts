@@ -1,6 +1,7 @@
 import { Command } from 'commander'
 import { VERSION } from '../version.ts'
 import { registerAgentCommand } from './agent-start.ts'
+import { registerClusterCommands } from './cluster-commands.ts'
 import { registerDemoCommand } from './demo.ts'
 import { registerServerCommand } from './server-start.ts'
 import { registerTunnelCommands } from './tunnel-commands.ts'
@@ -19,6 +20,7 @@ program
 registerServerCommand(program)
 registerAgentCommand(program)
 registerTunnelCommands(program)
+registerClusterCommands(program)
 registerDemoCommand(program)
 
 await program.parseAsync(process.argv)

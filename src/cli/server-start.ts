@@ -1,6 +1,7 @@
 import type { Command } from 'commander'
 import { loadServerConfig, type ServerConfigInput } from '../config/server-config.ts'
 import { createLogger } from '../observability/index.ts'
+import { addClusterOptions, clusterOptionValues } from './cluster-options.ts'
 import { definedOptions } from './defined-options.ts'
 import { closeOnSignal, runCommand } from './run-command.ts'
 
@@ -9,7 +10,7 @@ function int(v: string): number {
 }
 
 export function registerServerCommand(program: Command): void {
-  program
+  const command = program
     .command('server')
     .description('run the tunnel server (admin API + agent endpoint over HTTPS, and the ingress)')
     .option('--data-dir <dir>', 'data directory (database, certificate, admin token)', '.apptunnel')
@@ -27,7 +28,8 @@ export function registerServerCommand(program: Command): void {
     .option('--upstream-response-timeout-ms <ms>', 'upstream must start answering within this time (504)', int)
     .option('--head-timeout-ms <ms>', 'a request head must arrive within this time (408)', int)
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent', 'info')
-    .action((o: Record<string, string | number | undefined>) =>
+    .option('--cluster-node-id <id>', 'cluster node id of this replica (default: kept in the data directory)')
+  addClusterOptions(command).action((o: Record<string, string | number | undefined>) =>
       runCommand(async () => {
         const input = definedOptions({
           dataDir: o.dataDir,
@@ -45,6 +47,8 @@ export function registerServerCommand(program: Command): void {
           upstreamResponseTimeoutMs: o.upstreamResponseTimeoutMs,
           headTimeoutMs: o.headTimeoutMs,
           logLevel: o.logLevel,
+          clusterNodeId: o.clusterNodeId,
+          ...clusterOptionValues(o),
         })
         const config = loadServerConfig(input as ServerConfigInput)
         // Loaded here, not at the top: each command pulls in only what it runs (memory, start time).
@@ -52,7 +56,7 @@ export function registerServerCommand(program: Command): void {
         const log = createLogger({ level: config.logLevel, name: 'apptunnel-server' })
         const server = await startServer(config, { log })
         process.stderr.write(
-          `apptunnel server ready\n  admin API and agent endpoint: ${server.publicUrl}\n  ingress: http://${server.ingressAddress.host}:${server.ingressAddress.port} (tunnels at http://<tunnel-id>.${config.ingressDomain}:${server.ingressAddress.port}/)\n  data directory: ${config.dataDir}\n  create a tunnel: apptunnel tunnel create --name NAME --data-dir ${config.dataDir}\n`,
+          `apptunnel server ready\n  admin API and agent endpoint: ${server.publicUrl}\n  ingress: http://${server.ingressAddress.host}:${server.ingressAddress.port} (tunnels at http://<tunnel-id>.${config.ingressDomain}:${server.ingressAddress.port}/)\n  data directory: ${config.dataDir}\n${server.cluster === undefined ? '' : `  cluster node ${server.cluster.nodeId}: bus at ${server.cluster.address}\n`}  create a tunnel: apptunnel tunnel create --name NAME --data-dir ${config.dataDir}\n`,
         )
         await closeOnSignal(() => server.close())
       }),

@@ -4,6 +4,7 @@ import { TunnelError } from '../errors/index.ts'
 import { durationMs, validateConfig } from './config-validation.ts'
 import { decodeSecurityKey, type SecurityKey } from '../protocol/index.ts'
 import { parseListenAddress, type ListenAddress } from './listen-address.ts'
+import { clusterConfigShape, clusterSettingsFrom, type ClusterSettings } from './cluster-config.ts'
 
 const duration = (def: number) => durationMs(z, def)
 
@@ -28,6 +29,8 @@ export const agentConfigSchema = z
     reconnectMaxMs: duration(30_000),
     rejectedRetryMs: duration(5 * 60_000),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    // --- cluster bus (nodes of one on-prem instance sharing its database; src/cluster/) ---
+    ...clusterConfigShape,
   })
   .strict()
 
@@ -36,16 +39,23 @@ export type AgentConfigInput = z.input<typeof agentConfigSchema>
 export interface AgentConfig extends Omit<z.output<typeof agentConfigSchema>, 'key' | 'upstream'> {
   key: SecurityKey
   upstream: ListenAddress
+  /** the cluster bus settings, or undefined when clusterListen is not set */
+  cluster: ClusterSettings | undefined
 }
 
 export function loadAgentConfig(input: AgentConfigInput): Readonly<AgentConfig> {
   const c = validateConfig(agentConfigSchema, input, 'agent')
   const upstream = parseListenAddress(c.upstream, 'upstream')
   if (upstream.port === 0) throw new TunnelError('TUN_ERR_CONFIG_INVALID', 'upstream: the port must not be 0')
+  const cluster = clusterSettingsFrom(c)
+  if (cluster !== undefined && c.database === undefined) {
+    throw new TunnelError('TUN_ERR_CONFIG_INVALID', 'database: clusterListen needs the instance database the nodes share (--database URL or SQLite file)')
+  }
   return Object.freeze({
     ...c,
     ...(c.dataDir === undefined ? {} : { dataDir: resolve(c.dataDir) }),
     key: decodeSecurityKey(c.key),
     upstream,
+    cluster,
   })
 }

@@ -1,19 +1,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { TunnelError } from '../errors/index.ts'
 import { loadAgentConfig } from './agent-config.ts'
 import { loadServerConfig } from './server-config.ts'
-
-function configError(fn: () => unknown): string {
-  try {
-    fn()
-  } catch (err) {
-    assert.ok(err instanceof TunnelError)
-    assert.equal(err.code, 'TUN_ERR_CONFIG_INVALID')
-    return err.message
-  }
-  assert.fail('expected a configuration error')
-}
+import { configError } from '../testing/config-error.ts'
 
 test('server config: defaults, and every problem named with its field at once', () => {
   const c = loadServerConfig({})

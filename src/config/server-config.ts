@@ -2,6 +2,7 @@ import { join, resolve } from 'node:path'
 import { z } from 'zod'
 import { durationMs, validateConfig } from './config-validation.ts'
 import { parseListenAddress, type ListenAddress } from './listen-address.ts'
+import { clusterConfigShape, clusterSettingsFrom, type ClusterSettings } from './cluster-config.ts'
 
 const duration = (def: number) => durationMs(z, def)
 
@@ -35,6 +36,10 @@ export const serverConfigSchema = z
     maxHeadBytes: z.number().int().min(1024).max(1024 * 1024).default(16 * 1024),
     maxHeaderCount: z.number().int().min(8).max(1000).default(100),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    // --- cluster bus (replicas sharing one database; src/cluster/) ---
+    ...clusterConfigShape,
+    /** this replica's cluster node id; default: kept in the data directory */
+    clusterNodeId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, '1-64 characters of A-Z a-z 0-9 . _ -').optional(),
   })
   .strict()
   .refine((c) => (c.tlsCertFile === undefined) === (c.tlsKeyFile === undefined), {
@@ -48,6 +53,8 @@ export interface ServerConfig extends Omit<z.output<typeof serverConfigSchema>, 
   listen: ListenAddress
   ingressListen: ListenAddress
   database: string
+  /** the cluster bus settings, or undefined when clusterListen is not set */
+  cluster: ClusterSettings | undefined
 }
 
 /** Validates once at the edge; every problem is reported with the field that has it. */
@@ -60,5 +67,6 @@ export function loadServerConfig(input: ServerConfigInput): Readonly<ServerConfi
     listen: parseListenAddress(c.listen, 'listen'),
     ingressListen: parseListenAddress(c.ingressListen, 'ingressListen'),
     database: c.database ?? join(dataDir, 'apptunnel.db'),
+    cluster: clusterSettingsFrom(c),
   })
 }

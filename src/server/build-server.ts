@@ -2,6 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
 import type { Socket } from 'node:net'
 import { join } from 'node:path'
+import { resolveClusterNodeId, startClusterNode, type ClusterNode } from '../cluster/index.ts'
 import type { ServerConfig } from '../config/server-config.ts'
 import { TunnelError } from '../errors/index.ts'
 import { silentLogger, type Logger } from '../observability/index.ts'
@@ -27,6 +28,8 @@ export interface TunnelServer {
   readonly orgId: string
   readonly registry: SessionRegistry
   readonly tunnels: TunnelService
+  /** this replica's cluster node, when started with clusterListen */
+  readonly cluster: ClusterNode | undefined
   applicationLinkUrl(tunnelId: string): string
   close(): Promise<void>
 }
@@ -75,12 +78,15 @@ export async function startServer(config: Readonly<ServerConfig>, deps: { log?: 
       config.ingressPublicUrl !== undefined
         ? config.ingressPublicUrl.replace('{id}', id)
         : router.urlFor(id, { scheme: 'http', port: ingressPort, domain: config.ingressDomain })
+    // Set below when clusterListen is given: tunnel changes then go to the other replicas.
+    let cluster: ClusterNode | undefined
     const tunnels = new TunnelService(
       { tunnels: tunnelRepo, audit, registry },
       {
         maxTunnelsPerOrg: config.maxTunnelsPerOrg,
         keyServer: () => ({ serverUrl: publicUrl, certificatePin }),
         applicationLinkUrl,
+        onTunnelChanged: (tunnelId, change) => cluster?.publish('tunnel.changed', { tunnelId, change }),
       },
     )
     const gateway = new AgentGateway(
@@ -144,6 +150,20 @@ export async function startServer(config: Readonly<ServerConfig>, deps: { log?: 
       proto: 'http',
     })
 
+    // Cluster bus: another replica deleted a tunnel → drop its sessions here too, no polling.
+    // Started before any listener, so a failure here (say, a node id in use) leaves nothing open.
+    if (config.cluster !== undefined) {
+      const nodeId = await resolveClusterNodeId({ nodeId: config.clusterNodeId, dataDir: config.dataDir })
+      const node = await startClusterNode({ ...config.cluster, nodeId, kind: 'server' }, { database, log })
+      cluster = node
+      cleanups.push(() => node.close())
+      node.subscribe('tunnel.changed', (e, meta) => {
+        if (e.change !== 'deleted') return
+        log.info({ tunnelId: e.tunnelId, from: meta.from }, 'tunnel deleted on another replica; ending its sessions here')
+        registry.revokeTunnel(e.tunnelId, new TunnelError('TUN_ERR_TUNNEL_NOT_FOUND', 'tunnel deleted'))
+      })
+    }
+
     const apiAddress = await new Promise<{ host: string; port: number }>((resolve, reject) => {
       https.once('error', reject)
       https.listen(config.listen.port, config.listen.host, () => {
@@ -162,6 +182,7 @@ export async function startServer(config: Readonly<ServerConfig>, deps: { log?: 
     )
     const ingressAddress = await ingress.listen(config.ingressListen.host, config.ingressListen.port)
     ingressPort = ingressAddress.port
+
     if (publicUrl === '') publicUrl = `https://${displayHost(config.listen.host)}:${apiAddress.port}`
 
     await writeFile(
@@ -189,6 +210,7 @@ export async function startServer(config: Readonly<ServerConfig>, deps: { log?: 
       orgId: org.orgId,
       registry,
       tunnels,
+      cluster,
       applicationLinkUrl,
       close,
     }

@@ -33,6 +33,8 @@ export interface TunnelServiceOptions {
   /** what goes into keys: the agent endpoint and, for a self-signed certificate, its pin */
   keyServer(): { serverUrl: string; certificatePin?: string | undefined }
   applicationLinkUrl(tunnelId: string): string
+  /** told after a tunnel is created or deleted (the cluster bus tells the other replicas) */
+  onTunnelChanged?: (tunnelId: string, change: 'created' | 'deleted') => void
 }
 
 const ID_ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789'
@@ -80,6 +82,7 @@ export class TunnelService {
       ...(server.certificatePin === undefined ? {} : { certificatePin: server.certificatePin }),
     })
     await this.#record(actor, 'tunnel.create', tunnel.id, { name })
+    this.#options.onTunnelChanged?.(tunnel.id, 'created')
     return { ...this.view(tunnel), key }
   }
 
@@ -99,6 +102,7 @@ export class TunnelService {
     const deleted = await this.#tunnels.delete(actor.orgId, id)
     if (!deleted) throw new TunnelError('TUN_ERR_TUNNEL_NOT_FOUND', `tunnel "${id}" not found`)
     this.#registry.revokeTunnel(id, new TunnelError('TUN_ERR_TUNNEL_NOT_FOUND', 'tunnel deleted'))
+    this.#options.onTunnelChanged?.(id, 'deleted')
     await this.#record(actor, 'tunnel.delete', id)
   }
 

@@ -1,0 +1,143 @@
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { promisify } from 'node:util'
+import type { TunnelAgent } from '../src/agent/build-agent.ts'
+import { decodeSecurityKey, encodeSecurityKey } from '../src/protocol/index.ts'
+import { checkNoLeakedHandles } from '../src/testing/leak-check.ts'
+import { startTestUpstream, type TestUpstream } from '../src/testing/test-upstream.ts'
+import { startTestAgent, startTestServer, type TestServer } from '../src/testing/tunnel-harness.ts'
+import { eventually } from '../src/testing/eventually.ts'
+
+checkNoLeakedHandles()
+
+const CLI = new URL('../bin/apptunnel.js', import.meta.url).pathname
+const run = promisify(execFile)
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { timeout: 30_000 })
+    return { code: 0, stdout, stderr }
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string }
+    return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' }
+  }
+}
+
+const CLUSTER = { clusterListen: '127.0.0.1:0', clusterHeartbeatMs: 100, clusterKeyPollMs: 300, clusterKeyGraceMs: 600 }
+
+describe('tunnel server replicas sharing one database over the cluster bus', () => {
+  let dirA: string
+  let dirB: string
+  let a: TestServer
+  let b: TestServer
+  let upstream: TestUpstream
+  const agents: TunnelAgent[] = []
+
+  before(async () => {
+    dirA = await mkdtemp(join(tmpdir(), 'apptunnel-replica-a-'))
+    dirB = await mkdtemp(join(tmpdir(), 'apptunnel-replica-b-'))
+    upstream = await startTestUpstream()
+    // One SQLite file (replicas on one host): A's default database, named explicitly for B.
+    a = await startTestServer({ ...CLUSTER, clusterNodeId: 'replica-a' }, dirA)
+    b = await startTestServer({ ...CLUSTER, clusterNodeId: 'replica-b', database: join(dirA, 'apptunnel.db') }, dirB)
+    await eventually(() => a.cluster!.status().links.length === 1 && b.cluster!.status().links.length === 1, 'replicas linked')
+  })
+  after(async () => {
+    for (const agent of agents) await agent.close()
+    await b?.dispose()
+    await a?.dispose()
+    await upstream?.close()
+    await rm(dirB, { recursive: true, force: true })
+  })
+
+  test('a tunnel deleted on one replica ends its sessions on the other at once (no polling)', async () => {
+    const t = await a.createTunnel('shared')
+    // The agent is sent to replica B: the same tunnel, B's URL and certificate pin.
+    const key = decodeSecurityKey(t.key)
+    const keyForB = encodeSecurityKey({ ...key, serverUrl: b.publicUrl, ...(b.certificatePin === undefined ? {} : { certificatePin: b.certificatePin }) })
+    const agent = await startTestAgent(keyForB, upstream.address, { nodeId: 'onprem-1' })
+    agents.push(agent)
+    await agent.waitFor((s) => s.status === 'CONNECTED')
+    assert.equal(b.registry.sessionsOf(t.id).length, 1)
+    assert.equal(a.registry.sessionsOf(t.id).length, 0)
+
+    const deletedAt = Date.now()
+    await a.tunnels.delete({ orgId: a.orgId, name: 'test', sourceAddress: '127.0.0.1' }, t.id)
+    const status = await agent.waitFor((s) => s.status === 'ERROR', 5000)
+    assert.match(status.reason, /deleted|not found/i)
+    assert.ok(Date.now() - deletedAt < 3000, 'revoked within moments, not at some poll')
+    assert.equal(b.registry.sessionsOf(t.id).filter((s) => s.isOpen).length, 0)
+  })
+
+  test('cluster probe authenticates against a replica (exit 0); a wrong key file is refused (exit 1); both are counted', async () => {
+    const address = b.cluster!.address
+    const before = b.cluster!.stats.server.total()
+    const ok = await cli(['cluster', 'probe', address, '--data-dir', dirA, '--json'])
+    assert.equal(ok.code, 0, ok.stderr)
+    const result = JSON.parse(ok.stdout) as { ok: boolean; timeToAuthMs: number; error: unknown; peerId: string; kid: string }
+    assert.equal(result.ok, true)
+    assert.equal(typeof result.timeToAuthMs, 'number')
+    assert.equal(result.error, null)
+    assert.equal(result.peerId, 'replica-b')
+    assert.equal(result.kid, b.cluster!.keys.current()!.kidHex)
+
+    const keyFile = join(dirB, 'wrong-cluster-key')
+    await writeFile(keyFile, 'not-the-cluster-key\n')
+    const wrong = await cli(['cluster', 'probe', address, '--key-file', keyFile, '--json'])
+    assert.equal(wrong.code, 1)
+    const refused = JSON.parse(wrong.stdout) as { ok: boolean; error: { code: string; message: string } }
+    assert.equal(refused.ok, false)
+    assert.equal(refused.error.code, 'TUN_ERR_CLUSTER_AUTH_UNKNOWN_KEY')
+
+    const human = await cli(['cluster', 'probe', '127.0.0.1:1', '--data-dir', dirA])
+    assert.equal(human.code, 1)
+    assert.match(human.stderr, /^apptunnel: probe of 127\.0\.0\.1:1 failed: .* \[TUN_ERR_CLUSTER_UNREACHABLE\]\n$/)
+
+    const after = b.cluster!.stats.server.total()
+    assert.equal(after.authsSuccess - before.authsSuccess, 1)
+    assert.equal(after.authsFailed - before.authsFailed, 1)
+  })
+
+  test('cluster status lists both replicas with address, heartbeat and bus links', async () => {
+    await Promise.all([a.cluster!.refreshMembership(), b.cluster!.refreshMembership()])
+    const res = await cli(['cluster', 'status', '--data-dir', dirA, '--json'])
+    assert.equal(res.code, 0, res.stderr)
+    const view = JSON.parse(res.stdout) as {
+      key: { state: string; kid: string }
+      nodes: Array<{ id: string; kind: string; address: string; heartbeatAt: string; live: boolean; status: { links: Array<{ peerId: string }>; authStats: { server: unknown } } }>
+    }
+    assert.equal(view.key.state, 'enabled')
+    assert.equal(view.key.kid, a.cluster!.keys.current()!.kidHex)
+    assert.deepEqual(view.nodes.map((n) => [n.id, n.kind, n.address, n.live]), [
+      ['replica-a', 'server', a.cluster!.address, true],
+      ['replica-b', 'server', b.cluster!.address, true],
+    ])
+    assert.deepEqual(view.nodes.map((n) => n.status.links.map((l) => l.peerId)), [['replica-b'], ['replica-a']])
+    assert.ok(view.nodes.every((n) => n.status.authStats.server !== undefined))
+    const table = await cli(['cluster', 'status', '--data-dir', dirA])
+    assert.equal(table.code, 0)
+    assert.match(table.stdout, /replica-a\s+server\s+127\.0\.0\.1:\d+\s+live/)
+    assert.match(table.stdout, /→replica-b/)
+  })
+
+  test('agent nodes of one instance form their own bus over the instance database and share their status', async () => {
+    const instanceDb = join(dirB, 'instance.db')
+    const t = await a.createTunnel('onprem cluster')
+    const options = (nodeId: string) => ({ nodeId, database: instanceDb, clusterListen: '127.0.0.1:0', clusterHeartbeatMs: 100, clusterKeyPollMs: 300, clusterKeyGraceMs: 600 })
+    const n1 = await startTestAgent(t.key, upstream.address, options('onprem-a'))
+    agents.push(n1)
+    const seen: string[] = []
+    n1.cluster!.subscribe('node.status', (e, meta) => seen.push(`${meta.from}:${e.status}`))
+    const n2 = await startTestAgent(t.key, upstream.address, options('onprem-b'))
+    agents.push(n2)
+    await eventually(() => n1.cluster!.status().links.length === 1, 'agent nodes linked')
+    assert.equal(n1.cluster!.kind, 'agent')
+    assert.notEqual(n1.cluster!.keys.current()!.kidHex, a.cluster!.keys.current()!.kidHex, 'the instance has its own key, in its own database')
+    await n2.waitFor((s) => s.status === 'CONNECTED')
+    await eventually(() => seen.includes('onprem-b:CONNECTED'), "onprem-a hears onprem-b's status")
+  })
+})
