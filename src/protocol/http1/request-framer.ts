@@ -6,6 +6,7 @@ import { FramedBodyReader } from './framed-body-reader.ts'
 import { framingError } from './framing-error.ts'
 import { HeadScanner } from './head-scanner.ts'
 import { parseRequestHead } from './parse-request-head.ts'
+import { FramerGuard } from './framer-guard.ts'
 
 export interface RequestFramerCallbacks {
   onHead(head: RequestHead): void
@@ -41,8 +42,7 @@ export class RequestFramer {
   private upgradeAfterMessage = false
   private held: Buffer[] = []
   private heldBytes = 0
-  private busy = false
-  private failure: unknown = undefined
+  private readonly guard = new FramerGuard('RequestFramer')
 
   constructor(callbacks: RequestFramerCallbacks, limits?: Partial<Http1Limits>) {
     this.callbacks = callbacks
@@ -97,27 +97,14 @@ export class RequestFramer {
   }
 
   private checkUsable(method: string): void {
-    if (this.phase === DEAD) throw this.failure
-    if (this.busy) throw new TunnelError('TUN_ERR_INTERNAL', `RequestFramer.${method}() called from inside a callback`)
+    this.guard.check(method)
   }
 
   private guarded(work: () => void): void {
-    this.busy = true
-    try {
-      work()
-    } catch (err) {
-      this.die(err)
-      throw err
-    } finally {
-      this.busy = false
-    }
-  }
-
-  private die(err: unknown): void {
-    if (this.phase === DEAD) return
-    this.phase = DEAD
-    this.failure = err
-    this.held = []
+    this.guard.run(work, () => {
+      this.phase = DEAD
+      this.held = []
+    })
   }
 
   private run(chunk: Buffer): void {

@@ -5,6 +5,7 @@ import type { ResponseHead } from './response-head.ts'
 import { FramedBodyReader } from './framed-body-reader.ts'
 import { HeadScanner } from './head-scanner.ts'
 import { parseResponseHead } from './parse-response-head.ts'
+import { FramerGuard } from './framer-guard.ts'
 
 export interface ResponseFramerCallbacks {
   /** Also called for interim (1xx) heads, which have no body and no onMessageEnd. */
@@ -39,8 +40,7 @@ export class ResponseFramer {
   private readonly methods: string[] = []
   private methodsHead = 0
   private phase = HEAD
-  private busy = false
-  private failure: unknown = undefined
+  private readonly guard = new FramerGuard('ResponseFramer')
 
   constructor(callbacks: ResponseFramerCallbacks, limits?: Partial<Http1Limits>) {
     this.callbacks = callbacks
@@ -78,22 +78,13 @@ export class ResponseFramer {
     if (this.phase === UPGRADED || this.phase === CLOSED) {
       throw new TunnelError('TUN_ERR_INTERNAL', `ResponseFramer.push() in state '${this.state}'`)
     }
-    this.busy = true
-    try {
-      this.run(chunk)
-    } catch (err) {
-      this.die(err)
-      throw err
-    } finally {
-      this.busy = false
-    }
+    this.guarded(() => this.run(chunk))
   }
 
   /** The upstream closed the connection. */
   end(): void {
     this.checkUsable('end')
-    this.busy = true
-    try {
+    this.guarded(() => {
       switch (this.phase) {
         case HEAD:
           if (this.scanner.bufferedBytes > 0) throw this.bad('connection closed in the middle of a response head')
@@ -106,23 +97,17 @@ export class ResponseFramer {
           return
       }
       this.phase = CLOSED
-    } catch (err) {
-      this.die(err)
-      throw err
-    } finally {
-      this.busy = false
-    }
+    })
   }
 
   private checkUsable(method: string): void {
-    if (this.phase === DEAD) throw this.failure
-    if (this.busy) throw new TunnelError('TUN_ERR_INTERNAL', `ResponseFramer.${method}() called from inside a callback`)
+    this.guard.check(method)
   }
 
-  private die(err: unknown): void {
-    if (this.phase === DEAD) return
-    this.phase = DEAD
-    this.failure = err
+  private guarded(work: () => void): void {
+    this.guard.run(work, () => {
+      this.phase = DEAD
+    })
   }
 
   private run(chunk: Buffer): void {
