@@ -4,7 +4,7 @@ import type { AgentConfig } from '../config/agent-config.ts'
 import { silentLogger, type Logger } from '../observability/index.ts'
 import { AgentConnector } from './connector/agent-connector.ts'
 import type { AgentStatus } from './connector/agent-status.ts'
-import { resolveNodeId } from './node-identity.ts'
+import { resolveNodeId } from '../config/node-identity.ts'
 import { VERSION } from '../version.ts'
 
 export const AGENT_VERSION = VERSION

@@ -1,6 +1,5 @@
 export { startClusterNode, type ClusterNode, type ClusterNodeOptions, type ClusterNodeStatus } from './cluster-node.ts'
 export { probeClusterNode, type ProbeResult } from './cluster-probe.ts'
-export { resolveClusterNodeId } from './node-id.ts'
 export { ClusterKeySupplier, CLUSTER_KEY_PROPERTY, type KeySupplierOptions } from './key-supplier.ts'
 export { KeyRing, type ClusterAuthMode, type KeyRingState } from './key-ring.ts'
 export { AuthStats, ClusterAuthStats, TIME_TO_AUTH_BUCKETS, type AuthStatsJson } from './auth-stats.ts'

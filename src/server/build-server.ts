@@ -2,7 +2,8 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
 import type { Socket } from 'node:net'
 import { join } from 'node:path'
-import { resolveClusterNodeId, startClusterNode, type ClusterNode } from '../cluster/index.ts'
+import { startClusterNode, type ClusterNode } from '../cluster/index.ts'
+import { resolveNodeId } from '../config/node-identity.ts'
 import type { ServerConfig } from '../config/server-config.ts'
 import { TunnelError } from '../errors/index.ts'
 import { silentLogger, type Logger } from '../observability/index.ts'
@@ -153,7 +154,7 @@ export async function startServer(config: Readonly<ServerConfig>, deps: { log?: 
     // Cluster bus: another replica deleted a tunnel → drop its sessions here too, no polling.
     // Started before any listener, so a failure here (say, a node id in use) leaves nothing open.
     if (config.cluster !== undefined) {
-      const nodeId = await resolveClusterNodeId({ nodeId: config.clusterNodeId, dataDir: config.dataDir })
+      const nodeId = await resolveNodeId({ nodeId: config.clusterNodeId, dataDir: config.dataDir })
       const node = await startClusterNode({ ...config.cluster, nodeId, kind: 'server' }, { database, log })
       cluster = node
       cleanups.push(() => node.close())

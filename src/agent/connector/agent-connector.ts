@@ -5,7 +5,7 @@ import { ControlMessageDecoder, type SecurityKey } from '../../protocol/index.ts
 import { dialAgentSession, type AgentDialOptions } from '../../transport/agent-dial.ts'
 import type { Logger } from '../../observability/index.ts'
 import { UpstreamRelay, type UpstreamTarget } from '../upstream/upstream-relay.ts'
-import { Backoff } from './backoff.ts'
+import { Backoff } from '../../transport/backoff.ts'
 import type { AgentStatus, AgentStatusName } from './agent-status.ts'
 
 export interface AgentConnectorOptions {

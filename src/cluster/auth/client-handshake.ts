@@ -18,18 +18,11 @@ import {
   type Challenge,
 } from './auth-messages.ts'
 import { NO_KID, NO_MAC, clientMac, macEquals, serverMac, transcript, type ClusterKey } from './auth-transcript.ts'
-import { HandshakeRun, peerRefusal, type AuthenticatedPeer, type HandshakeRunOptions } from './handshake-run.ts'
-import type { HandshakeKeys } from './handshake-keys.ts'
-import type { NonceRegistry } from './nonce-registry.ts'
+import { HandshakeRun, peerRefusal, type AuthenticatedPeer, type HandshakeSideOptions } from './handshake-run.ts'
 
-export interface ClientHandshakeOptions extends HandshakeRunOptions {
-  nodeId: string
+export interface ClientHandshakeOptions extends HandshakeSideOptions {
   /** the node this connection is meant to reach; another id in the CHALLENGE aborts */
   expectedPeerId?: string | undefined
-  keys: HandshakeKeys
-  /** this node's client nonces in flight (its server side checks them) */
-  nonces: NonceRegistry
-  random?: (bytes: number) => Buffer
 }
 
 /**

@@ -3,6 +3,8 @@ import { performance } from 'node:perf_hooks'
 import { TunnelError, isTunnelError } from '../../errors/index.ts'
 import type { AuthOutcomeRecorder } from '../auth-stats.ts'
 import { FrameDecoder, encodeFrame, type Frame } from '../wire/frame-decoder.ts'
+import type { HandshakeKeys } from './handshake-keys.ts'
+import type { NonceRegistry } from './nonce-registry.ts'
 import { AUTH_FRAME_FORMAT, FRAME_ERR, MAX_PRE_AUTH_BYTES, protocolError, wireByteOf } from './auth-messages.ts'
 
 /** A connection that came through the handshake; the bus takes the socket from here. */
@@ -20,6 +22,15 @@ export interface HandshakeRunOptions {
   /** absolute deadline for the whole handshake, armed at its start */
   timeoutMs: number
   stats: AuthOutcomeRecorder
+}
+
+/** What either side of a handshake needs about this node. */
+export interface HandshakeSideOptions extends HandshakeRunOptions {
+  nodeId: string
+  keys: HandshakeKeys
+  /** this node's client nonces in flight: the client side registers them, the server side refuses them (reflection) */
+  nonces: NonceRegistry
+  random?: (bytes: number) => Buffer
 }
 
 // After an ERR frame the sender closes; a peer that never closes its side is cut after this.

@@ -17,17 +17,9 @@ import {
   type Challenge,
 } from './auth-messages.ts'
 import { NO_KID, NO_MAC, clientMac, macEquals, serverMac, transcript } from './auth-transcript.ts'
-import { HandshakeRun, peerRefusal, type AuthenticatedPeer, type HandshakeRunOptions } from './handshake-run.ts'
-import type { HandshakeKeys } from './handshake-keys.ts'
-import type { NonceRegistry } from './nonce-registry.ts'
+import { HandshakeRun, peerRefusal, type AuthenticatedPeer, type HandshakeSideOptions } from './handshake-run.ts'
 
-export interface ServerHandshakeOptions extends HandshakeRunOptions {
-  nodeId: string
-  keys: HandshakeKeys
-  /** this node's own client nonces in flight, to catch them reflected back */
-  nonces: NonceRegistry
-  random?: (bytes: number) => Buffer
-}
+export type ServerHandshakeOptions = HandshakeSideOptions
 
 /**
  * The accepting side. The deadline is absolute and armed at accept: an idle timer would let a peer

@@ -1,4 +1,5 @@
 import { isTunnelError } from '../../errors/index.ts'
+import { Backoff } from '../../transport/backoff.ts'
 import type { Logger } from '../../observability/index.ts'
 import type { PeerAddress } from './membership.ts'
 import type { PeerLink } from './peer-link.ts'
@@ -19,10 +20,9 @@ export interface RedialOptions {
  */
 export class PeerDialer {
   #peer: PeerAddress
-  readonly #options: RedialOptions
   readonly #connect: (peer: PeerAddress) => Promise<PeerLink>
   readonly #log: Logger
-  #attempt = 0
+  readonly #backoff: Backoff
   #timer: NodeJS.Timeout | undefined
   #dialing: Promise<void> | undefined
   #stopped = false
@@ -30,7 +30,7 @@ export class PeerDialer {
 
   constructor(peer: PeerAddress, options: RedialOptions, deps: { connect: (peer: PeerAddress) => Promise<PeerLink>; log: Logger }) {
     this.#peer = peer
-    this.#options = options
+    this.#backoff = new Backoff({ initialMs: options.initialMs, maxMs: options.maxMs })
     this.#connect = deps.connect
     this.#log = deps.log
   }
@@ -60,7 +60,7 @@ export class PeerDialer {
     this.#timer = undefined
     this.#dialing = this.#connect(this.#peer).then(
       (link) => {
-        this.#attempt = 0
+        this.#backoff.reset()
         this.#lastErrorCode = undefined
         link.once('close', () => this.#retryLater())
       },
@@ -78,8 +78,6 @@ export class PeerDialer {
 
   #retryLater(): void {
     if (this.#stopped || this.#timer !== undefined) return
-    const step = Math.min(this.#options.maxMs, this.#options.initialMs * 2 ** Math.min(this.#attempt, 20))
-    this.#attempt++
-    this.#timer = setTimeout(() => this.#dial(), Math.round(step / 2 + (Math.random() * step) / 2))
+    this.#timer = setTimeout(() => this.#dial(), this.#backoff.next())
   }
 }

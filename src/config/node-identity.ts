@@ -6,8 +6,9 @@ import { join } from 'node:path'
 const NODE_ID_FILE = 'node-id'
 
 /**
- * A node keeps its id across restarts (kept in its data directory) so the server and the cluster
- * see the same node come back rather than a new one.
+ * A node — an agent, or a server replica on the cluster bus — keeps its id across restarts (in its
+ * data directory) so the server and the cluster see the same node come back rather than a new one.
+ * Without a data directory the id is fresh each start (<hostname>-<6 hex>).
  */
 export async function resolveNodeId(options: { nodeId?: string | undefined; dataDir?: string | undefined }): Promise<string> {
   if (options.nodeId !== undefined) return options.nodeId
