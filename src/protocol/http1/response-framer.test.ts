@@ -239,6 +239,18 @@ describe('ResponseFramer: state and end()', () => {
     assert.throws(() => broken.end(), (again) => again === err)
     assert.equal(framer.state, 'body')
   })
+
+  it('refuses to be re-entered from a callback, by push() or end()', () => {
+    for (const reenter of ['push', 'end'] as const) {
+      const framer: ResponseFramer = new ResponseFramer({
+        onHead: () => (reenter === 'push' ? framer.push(bytes('x')) : framer.end()),
+        onBody() {},
+        onMessageEnd() {},
+        onUpgrade() {},
+      })
+      assertTunnelError(() => framer.push(bytes('HTTP/1.1 204 No Content\r\n\r\n')), 'TUN_ERR_INTERNAL', `ResponseFramer.${reenter}() called from inside a callback`)
+    }
+  })
 })
 
 describe('ResponseFramer: tolerance', () => {
