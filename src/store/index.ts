@@ -6,3 +6,15 @@ export { TunnelRepository, type NewTunnel, type Tunnel } from './tunnel-reposito
 export { AuditRepository, type AuditEvent, type NewAuditEvent } from './audit-repository.ts'
 export { SecurityPropertyRepository } from './security-property-repository.ts'
 export { ClusterNodeRepository, type ClusterNodeKind, type ClusterNodeRecord } from './cluster-node-repository.ts'
+export {
+  InstanceKeyRepository,
+  type AddInstanceKeyResult,
+  type InstanceKeyRecord,
+  type NewInstanceKey,
+} from './instance-key-repository.ts'
+export {
+  InstanceNodeRepository,
+  type InstanceNodeRecord,
+  type InstanceNodeReport,
+  type InstanceNodeStopStatus,
+} from './instance-node-repository.ts'

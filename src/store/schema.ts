@@ -57,6 +57,35 @@ export interface ClusterNodeTable {
   status: string | null
 }
 
+export interface InstanceTunnelTable {
+  /** always 'instance'; see migration 0003 */
+  slot: string
+  security_key: string
+  tunnel_id: string
+  server_url: string
+  added_at: string
+  added_by: string | null
+  tunnel_name: string | null
+  connected_to: string | null
+}
+
+export interface InstanceNodeTable {
+  node_id: string
+  address: string
+  version: string
+  started_at: string
+  heartbeat_at: string
+  stopped_at: string | null
+  tunnel_id: string | null
+  status: string | null
+  reason: Generated<string>
+  code: string | null
+  status_since: string
+  // integer columns: a JS number from both drivers (unlike bigint, which pg returns as a string).
+  sessions: Generated<number>
+  sessions_wanted: Generated<number>
+}
+
 export interface StoreSchema {
   org: OrgTable
   api_token: ApiTokenTable
@@ -64,4 +93,6 @@ export interface StoreSchema {
   audit_event: AuditEventTable
   security_property: SecurityPropertyTable
   cluster_node: ClusterNodeTable
+  instance_tunnel: InstanceTunnelTable
+  instance_node: InstanceNodeTable
 }

@@ -2,6 +2,7 @@ import type { MigrationProvider } from 'kysely'
 import type { StoreDialect } from '../database.ts'
 import { initialMigration } from './0001-initial.ts'
 import { clusterMigration } from './0002-cluster.ts'
+import { instanceMigration } from './0003-instance.ts'
 
 /**
  * Every migration, listed in code so a bundled or installed build needs no migration folder on disk.
@@ -13,6 +14,7 @@ export function migrationProvider(dialect: StoreDialect): MigrationProvider {
       return {
         '0001-initial': initialMigration(dialect),
         '0002-cluster': clusterMigration(),
+        '0003-instance': instanceMigration(),
       }
     },
   }
