@@ -48,6 +48,8 @@ export class AgentSession extends EventEmitter {
   #pingTimer: NodeJS.Timeout | undefined
   #drainTimer: NodeJS.Timeout | undefined
   #closeReason: TunnelError | undefined
+  /** told once when the session starts draining, per open relay */
+  #drainWatchers = new Map<ClientHttp2Stream, () => void>()
 
   constructor(h2: ClientHttp2Session, socket: Socket, control: ClientHttp2Stream, info: AgentSessionInfo, options: AgentSessionOptions) {
     super()
@@ -102,16 +104,22 @@ export class AgentSession extends EventEmitter {
     }
   }
 
-  /** Opens a relay stream carrying one client connection. Throws when the session is not open. */
-  openRelay(clientAddress: string): ClientHttp2Stream {
+  /**
+   * Opens a relay stream carrying one client connection. Throws when the session is not open.
+   * `onDraining` is called if the session starts draining while the stream is open, so the owner
+   * can move to another session between requests instead of holding this one open.
+   */
+  openRelay(clientAddress: string, onDraining?: () => void): ClientHttp2Stream {
     if (!this.isOpen) throw new TunnelError('TUN_ERR_SESSION_LOST', 'agent session is closing')
     const stream = this.#h2.request(
       { ':method': 'POST', ':path': RELAY_PATH, [CLIENT_ADDRESS_HEADER]: clientAddress },
       { endStream: false },
     )
     this.#activeStreams++
+    if (onDraining !== undefined) this.#drainWatchers.set(stream, onDraining)
     stream.once('close', () => {
       this.#activeStreams--
+      this.#drainWatchers.delete(stream)
       if (this.#state === 'draining' && this.#activeStreams === 0) this.destroy()
     })
     return stream
@@ -161,6 +169,9 @@ export class AgentSession extends EventEmitter {
     this.#state = 'draining'
     this.emit('draining')
     if (!this.#h2.destroyed && !this.#h2.closed) this.#h2.goaway()
+    const watchers = [...this.#drainWatchers.values()]
+    this.#drainWatchers.clear()
+    for (const watcher of watchers) watcher()
     // The control stream counts as the session's; relays are what we wait for.
     if (this.#activeStreams === 0) {
       this.destroy()

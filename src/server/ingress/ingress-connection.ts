@@ -41,16 +41,37 @@ export interface IngressConnectionDeps {
   onRequest?: (tunnelId: string) => void
 }
 
+/** RFC 9110 §9.2.2: a client may repeat these automatically, so the ingress may too. */
+const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
+/** bytes kept per new relay stream until the agent confirms it reached the upstream */
+const MAX_UNCONFIRMED_BYTES = 64 * 1024
+/** relay streams tried for one request before its caller gets the 502 */
+const MAX_ATTEMPTS = 3
+
+interface PendingRequest {
+  head: Buffer
+  /** idempotent and without a body: can be sent again on another session */
+  replayable: boolean
+}
+
 /**
- * One public client connection, relayed whole over one stream of an agent session.
+ * One public client connection, relayed over a stream of an agent session.
  *
  * The ingress parses only what it must: each request head (route, sanitise, refuse smuggling) and
  * each response head (status, body framing, 101), while body bytes pass through untouched. After a
  * 101 both directions become raw byte pipes (WebSocket and other upgrades).
  *
+ * The client connection outlives its relay stream: between requests it can move to another session
+ * (the session drains, the upstream closed an idle connection, or another session is much less
+ * loaded), and a stream lost before the response started is replayed on another session when that
+ * cannot duplicate anything. Two cases are safe:
+ *   - the agent never confirmed the stream (its 200 comes only once the upstream connection is
+ *     open, and it relays nothing before): every byte sent is kept and sent again, any method;
+ *   - the session died and every unanswered request is idempotent and had no body.
+ *
  *   routing ──first head──▶ relaying ──101──▶ raw
- *      │                       │
- *      └──error / close────────┴──▶ closed   (the stream is ended and drained, never reset here)
+ *      │                     │   ▲ (stream lost or moved between requests: next head opens another)
+ *      └──error / close──────┴───┴──▶ closed   (a stream is ended and drained, never reset here)
  */
 export class IngressConnection {
   readonly #socket: Socket
@@ -61,12 +82,20 @@ export class IngressConnection {
   #tunnelId: string | undefined
   #session: AgentSession | undefined
   #stream: ClientHttp2Stream | undefined
+  /** everything written to #stream before the agent confirmed it; undefined once confirmed or too big */
+  #unconfirmed: Buffer[] | undefined
+  #unconfirmedBytes = 0
   #raw = false
   #closed = false
-  /** requests fully or partly sent whose final response has not started */
-  #awaitingResponse = 0
+  /** requests sent (fully or partly) whose final response has not started, oldest first */
+  #pending: PendingRequest[] = []
   /** bytes of the response now in progress have reached the client */
   #responseInProgress = false
+  /** a 1xx answer reached the client since the last final response */
+  #interimForwarded = false
+  /** whether the last exchange left the connection reusable (neither side said close) */
+  #keepAlive = true
+  #attempts = 0
   #headTimer: NodeJS.Timeout | undefined
   #upstreamTimer: NodeJS.Timeout | undefined
 
@@ -79,7 +108,7 @@ export class IngressConnection {
     this.#requests = new RequestFramer(
       {
         onHead: (head) => this.#onRequestHead(head),
-        onBody: (chunk) => this.#toUpstream(chunk),
+        onBody: (chunk) => this.#onRequestBody(chunk),
         onMessageEnd: () => this.#onRequestEnd(),
       },
       deps.limits,
@@ -137,28 +166,50 @@ export class IngressConnection {
       throw new TunnelError('TUN_ERR_HTTP_BAD_REQUEST', 'request target must be a path (origin-form)')
     }
     const tunnelId = this.#deps.router.tunnelIdFor(head.host)
-    if (this.#stream === undefined) {
+    if (this.#tunnelId === undefined) {
       if (tunnelId === undefined) {
         throw new TunnelError('TUN_ERR_INGRESS_UNKNOWN_TUNNEL', `no tunnel answers at host "${head.host ?? ''}"`)
       }
       this.#tunnelId = tunnelId
-      this.#openStream(tunnelId)
-      if (this.#closed) return
     } else if (tunnelId !== this.#tunnelId) {
       throw new TunnelError('TUN_ERR_INGRESS_MISDIRECTED', 'this connection already carries another tunnel: open a new connection for a different host')
     }
-    this.#deps.onRequest?.(this.#tunnelId!)
+    if (this.#stream === undefined || this.#shouldMove(this.#tunnelId)) {
+      this.#release()
+      if (!this.#openStream(this.#tunnelId)) return
+    }
+    this.#deps.onRequest?.(this.#tunnelId)
     const headers = rewriteRequestHeaders(head, { clientAddress: this.#clientAddress, proto: this.#deps.proto })
+    const bytes = serializeRequestHead({ method: head.method, target: head.target, versionMinor: head.versionMinor, headers })
+    const bodyless = head.body.kind === 'none' || (head.body.kind === 'length' && head.body.length === 0)
     this.#responses.expect(head.method)
-    this.#awaitingResponse++
-    this.#toUpstream(serializeRequestHead({ method: head.method, target: head.target, versionMinor: head.versionMinor, headers }))
+    this.#pending.push({ head: bytes, replayable: bodyless && !head.upgrade && IDEMPOTENT_METHODS.has(head.method) })
+    if (!head.keepAlive) this.#keepAlive = false
+    this.#toUpstream(bytes)
   }
 
-  #openStream(tunnelId: string): void {
+  /** Between exchanges only: leave a session that drains, or one far busier than the best. */
+  #shouldMove(tunnelId: string): boolean {
+    const current = this.#session
+    if (current === undefined) return true
+    if (!this.#atBoundary()) return false
+    if (!current.isOpen) return true
+    const best = this.#deps.registry.pick(tunnelId)
+    return best !== undefined && best !== current && best.activeStreams + 1 < current.activeStreams
+  }
+
+  /** No request unanswered and no response part-way: the relay stream can be swapped. */
+  #atBoundary(): boolean {
+    return this.#pending.length === 0 && !this.#responseInProgress && !this.#raw && !this.#responses.inMessage && this.#responses.bufferedHeadBytes === 0
+  }
+
+  /** Binds a relay stream on the least loaded session; false when the connection was answered instead. */
+  #openStream(tunnelId: string): boolean {
     const session = this.#deps.registry.pick(tunnelId)
     if (session === undefined) {
       // Pause until we know whether the tunnel exists (404) or is just not connected (503).
       this.#socket.pause()
+      this.#closed = true
       this.#deps
         .describeTunnel(tunnelId)
         .then((t) => {
@@ -173,33 +224,76 @@ export class IngressConnection {
           }
         })
         .catch((err: unknown) => this.#fail(err, true))
-      this.#closed = true
-      return
+      return false
     }
     if (session.activeStreams >= this.#deps.maxStreamsPerSession) {
       throw new TunnelError('TUN_ERR_INGRESS_STREAM_LIMIT')
     }
-    const stream = session.openRelay(this.#clientAddress)
+    this.#bind(session)
+    return true
+  }
+
+  #bind(session: AgentSession): void {
+    const stream = session.openRelay(this.#clientAddress, () => this.#onSessionDraining(session))
     this.#session = session
     this.#stream = stream
-    stream.on('response', (headers) => this.#onStreamResponse(headers))
-    stream.on('data', (chunk: Buffer) => this.#onUpstreamData(chunk))
-    stream.on('end', () => this.#onUpstreamEnd())
-    stream.on('error', () => {})
-    stream.on('close', () => this.#onStreamClose())
-    stream.on('drain', () => {
-      if (!this.#closed) this.#socket.resume()
+    this.#unconfirmed = []
+    this.#unconfirmedBytes = 0
+    // Every handler checks the stream is still ours: a released stream drains on its own.
+    stream.on('response', (headers) => {
+      if (stream === this.#stream) this.#onStreamResponse(headers)
     })
+    stream.on('data', (chunk: Buffer) => {
+      if (stream === this.#stream) this.#onUpstreamData(chunk, stream)
+    })
+    stream.on('end', () => {
+      if (stream === this.#stream) this.#onUpstreamEnd()
+    })
+    stream.on('error', () => {})
+    stream.on('close', () => {
+      if (stream === this.#stream) this.#onStreamClose(session)
+    })
+    stream.on('drain', () => {
+      if (stream === this.#stream && !this.#closed) this.#socket.resume()
+    })
+  }
+
+  /** Lets go of the current relay stream (the agent is asked to close its upstream connection). */
+  #release(): void {
+    const stream = this.#stream
+    const session = this.#session
+    this.#stream = undefined
+    this.#session = undefined
+    this.#unconfirmed = undefined
+    this.#unconfirmedBytes = 0
+    if (stream !== undefined && session !== undefined && !stream.closed && !stream.destroyed) session.abortRelay(stream)
+  }
+
+  #onSessionDraining(session: AgentSession): void {
+    // Idle connections leave now, so the session can finish; busy ones leave after their exchange.
+    if (session === this.#session && !this.#closed && this.#atBoundary() && this.#requests.state === 'head') this.#release()
+  }
+
+  #onRequestBody(chunk: Buffer): void {
+    const last = this.#pending[this.#pending.length - 1]
+    if (last !== undefined && chunk.length > 0) last.replayable = false
+    this.#toUpstream(chunk)
   }
 
   #toUpstream(chunk: Buffer): void {
     const stream = this.#stream
     if (stream === undefined || this.#closed || stream.writableEnded) return
+    if (this.#unconfirmed !== undefined) {
+      // Kept by reference: the framer hands out slices of socket chunks, which are never reused.
+      this.#unconfirmedBytes += chunk.length
+      if (this.#unconfirmedBytes <= MAX_UNCONFIRMED_BYTES) this.#unconfirmed.push(chunk)
+      else this.#unconfirmed = undefined
+    }
     if (!stream.write(chunk)) this.#socket.pause()
   }
 
   #onRequestEnd(): void {
-    if (this.#awaitingResponse > 0 && !this.#responseInProgress) this.#armUpstreamTimer()
+    if (this.#pending.length > 0 && !this.#responseInProgress) this.#armUpstreamTimer()
   }
 
   #onClientEnd(): void {
@@ -217,14 +311,18 @@ export class IngressConnection {
 
   #onStreamResponse(headers: IncomingHttpHeaders): void {
     const status = Number(headers[':status'])
-    if (status === 200) return
+    if (status === 200) {
+      // The agent reached the upstream: from here on bytes may have been delivered.
+      this.#unconfirmed = undefined
+      return
+    }
     const code = String(headers[AGENT_ERROR_HEADER] ?? 'TUN_ERR_UPSTREAM_FAILED')
     const message = headers[AGENT_ERROR_MESSAGE_HEADER]
     const known = code.startsWith('TUN_ERR_UPSTREAM_') ? (code as ErrorCode) : 'TUN_ERR_UPSTREAM_FAILED'
     this.#fail(new TunnelError(known, typeof message === 'string' ? decodeURIComponent(message) : undefined), true)
   }
 
-  #onUpstreamData(chunk: Buffer): void {
+  #onUpstreamData(chunk: Buffer, stream: ClientHttp2Stream): void {
     if (this.#closed) return
     if (!this.#raw) {
       try {
@@ -236,21 +334,27 @@ export class IngressConnection {
       if (this.#closed) return
     }
     if (!this.#socket.write(chunk)) {
-      this.#stream?.pause()
-      this.#socket.once('drain', () => this.#stream?.resume())
+      stream.pause()
+      this.#socket.once('drain', () => stream.resume())
     }
   }
 
   #onResponseHead(head: ResponseHead): void {
-    if (head.statusCode >= 100 && head.statusCode < 200 && head.statusCode !== 101) return
+    if (head.statusCode >= 100 && head.statusCode < 200 && head.statusCode !== 101) {
+      this.#interimForwarded = true
+      return
+    }
     this.#clearUpstreamTimer()
     this.#responseInProgress = true
-    this.#awaitingResponse = Math.max(0, this.#awaitingResponse - 1)
+    this.#interimForwarded = false
+    this.#attempts = 0
+    this.#pending.shift()
+    if (!head.keepAlive) this.#keepAlive = false
   }
 
   #onResponseEnd(): void {
     this.#responseInProgress = false
-    if (this.#requests.state === 'awaiting-upgrade' && this.#awaitingResponse === 0) {
+    if (this.#requests.state === 'awaiting-upgrade' && this.#pending.length === 0) {
       // The upstream answered the upgrade request without switching: go on parsing requests.
       queueMicrotask(() => {
         if (this.#closed) return
@@ -261,14 +365,21 @@ export class IngressConnection {
         }
       })
     }
-    if (this.#awaitingResponse > 0 && this.#requests.state !== 'body') this.#armUpstreamTimer()
+    if (this.#pending.length > 0 && this.#requests.state !== 'body') this.#armUpstreamTimer()
+    const session = this.#session
+    if (session !== undefined && !session.isOpen) {
+      // Runs after the chunk that ended the response has been written to the client.
+      queueMicrotask(() => {
+        if (session === this.#session) this.#onSessionDraining(session)
+      })
+    }
   }
 
   #onUpgrade(_rest: Buffer): void {
     // The chunk holding the 101 (and whatever followed it) is written whole by #onUpstreamData.
     this.#raw = true
     this.#responseInProgress = false
-    this.#awaitingResponse = 0
+    this.#pending.length = 0
     this.#clearUpstreamTimer()
     this.#socket.setTimeout(0)
     queueMicrotask(() => {
@@ -287,13 +398,19 @@ export class IngressConnection {
   #onUpstreamEnd(): void {
     if (this.#closed) return
     if (!this.#raw) {
+      if (this.#keepAlive && this.#atBoundary() && this.#requests.state === 'head') {
+        // The upstream closed an idle keep-alive connection: the client keeps its own, and its
+        // next request gets a fresh upstream connection, instead of racing a close it never asked for.
+        this.#release()
+        return
+      }
       try {
         this.#responses.end()
       } catch (err) {
         this.#fail(err, false)
         return
       }
-      if (this.#awaitingResponse > 0 && !this.#responseInProgress) {
+      if (this.#pending.length > 0 && !this.#responseInProgress) {
         this.#fail(new TunnelError('TUN_ERR_UPSTREAM_FAILED'), true)
         return
       }
@@ -302,15 +419,54 @@ export class IngressConnection {
     this.#close(false)
   }
 
-  #onStreamClose(): void {
+  #onStreamClose(session: AgentSession): void {
     if (this.#closed) {
       this.#stream = undefined
       return
     }
-    // The stream went away without a clean end: agent reset it or the session died.
-    const lost = this.#session?.closeReason ?? new TunnelError('TUN_ERR_SESSION_LOST')
+    // The stream went away without a clean end: the agent reset it or the session died.
+    if (!this.#raw && this.#atBoundary() && this.#requests.state === 'head' && this.#keepAlive) {
+      // Nothing was in flight: keep the client; its next request opens a stream elsewhere.
+      this.#stream = undefined
+      this.#session = undefined
+      return
+    }
+    if (this.#replay(session)) return
+    const lost = session.closeReason ?? new TunnelError('TUN_ERR_SESSION_LOST')
     const err = lost.code === 'TUN_ERR_SESSION_LOST' ? lost : new TunnelError('TUN_ERR_SESSION_LOST', undefined, { cause: lost })
-    this.#fail(err, this.#awaitingResponse > 0 && !this.#responseInProgress)
+    this.#fail(err, this.#pending.length > 0 && !this.#responseInProgress)
+  }
+
+  /** Sends what the lost stream carried again on another session, when that is safe; see the class comment. */
+  #replay(lostSession: AgentSession): boolean {
+    if (this.#raw || this.#tunnelId === undefined || this.#attempts + 1 >= MAX_ATTEMPTS) return false
+    let bytes: Buffer[] | undefined
+    if (this.#unconfirmed !== undefined) bytes = this.#unconfirmed
+    else if (
+      !lostSession.isOpen &&
+      this.#pending.length > 0 &&
+      this.#pending.every((p) => p.replayable) &&
+      !this.#responseInProgress &&
+      !this.#interimForwarded &&
+      !this.#responses.inMessage &&
+      this.#responses.bufferedHeadBytes === 0 &&
+      this.#requests.state === 'head'
+    ) {
+      bytes = this.#pending.map((p) => p.head)
+    }
+    if (bytes === undefined) return false
+    const next = this.#deps.registry.pick(this.#tunnelId)
+    if (next === undefined || next === lostSession || next.activeStreams >= this.#deps.maxStreamsPerSession) return false
+    this.#attempts++
+    this.#stream = undefined
+    this.#session = undefined
+    this.#bind(next)
+    this.#deps.log.debug({ tunnelId: this.#tunnelId, lostSession: lostSession.info.sessionId, sessionId: next.info.sessionId, requests: this.#pending.length }, 'relay replayed on another session')
+    for (const chunk of bytes) this.#toUpstream(chunk)
+    // The lost stream may have paused the client for back-pressure; its 'drain' will never come.
+    const stream = this.#stream as ClientHttp2Stream | undefined
+    if (this.#socket.isPaused() && stream !== undefined && !stream.writableNeedDrain) this.#socket.resume()
+    return true
   }
 
   #armUpstreamTimer(): void {
@@ -373,6 +529,6 @@ export class IngressConnection {
 
   /** True while no request is in progress: safe to close during a graceful shutdown. */
   get idle(): boolean {
-    return this.#awaitingResponse === 0 && !this.#responseInProgress && !this.#raw && this.#requests.state === 'head' && this.#requests.bufferedHeadBytes === 0
+    return this.#pending.length === 0 && !this.#responseInProgress && !this.#raw && this.#requests.state === 'head' && this.#requests.bufferedHeadBytes === 0
   }
 }
