@@ -25,7 +25,7 @@ process.on('message', (msg: { start?: Array<{ key: string; nodeId: string }>; up
       for (const { key, nodeId } of msg.start!) {
         const agent = await startAgent(loadAgentConfig({ key, upstream: `127.0.0.1:${msg.upstreamPort}`, nodeId, logLevel: 'silent' }))
         let up = false
-        agent.connector.on('status', (s: { status: string }) => {
+        agent.onStatus((s) => {
           const nowUp = s.status === 'CONNECTED'
           if (nowUp !== up) connected += nowUp ? 1 : -1
           up = nowUp

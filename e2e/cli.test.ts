@@ -1,29 +1,17 @@
 import assert from 'node:assert/strict'
-import { spawn, execFile, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { promisify } from 'node:util'
 import { callAdminApi } from '../src/cli/admin-client.ts'
+import { CLI, cli } from '../src/testing/cli-runner.ts'
 import { checkNoLeakedHandles } from '../src/testing/leak-check.ts'
 import { startTestUpstream, type TestUpstream } from '../src/testing/test-upstream.ts'
 import { ingressRequest, startTestAgent } from '../src/testing/tunnel-harness.ts'
 
 checkNoLeakedHandles()
 
-const CLI = new URL('../bin/apptunnel.js', import.meta.url).pathname
-const run = promisify(execFile)
-
-async function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, timeout: 30_000 })
-    return { code: 0, stdout, stderr }
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string }
-    return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' }
-  }
-}
 
 async function waitForFile(path: string, timeoutMs: number): Promise<string> {
   const deadline = Date.now() + timeoutMs

@@ -1,31 +1,17 @@
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { promisify } from 'node:util'
 import type { TunnelAgent } from '../src/agent/build-agent.ts'
 import { decodeSecurityKey, encodeSecurityKey } from '../src/protocol/index.ts'
+import { cli } from '../src/testing/cli-runner.ts'
 import { checkNoLeakedHandles } from '../src/testing/leak-check.ts'
 import { startTestUpstream, type TestUpstream } from '../src/testing/test-upstream.ts'
 import { startTestAgent, startTestServer, type TestServer } from '../src/testing/tunnel-harness.ts'
 import { eventually } from '../src/testing/eventually.ts'
 
 checkNoLeakedHandles()
-
-const CLI = new URL('../bin/apptunnel.js', import.meta.url).pathname
-const run = promisify(execFile)
-
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { timeout: 30_000 })
-    return { code: 0, stdout, stderr }
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string }
-    return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' }
-  }
-}
 
 const CLUSTER = { clusterListen: '127.0.0.1:0', clusterHeartbeatMs: 100, clusterKeyPollMs: 300, clusterKeyGraceMs: 600 }
 

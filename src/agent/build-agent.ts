@@ -1,35 +1,48 @@
 import { readFile } from 'node:fs/promises'
+import { hostname } from 'node:os'
 import type { ClusterNode } from '../cluster/index.ts'
 import type { AgentConfig } from '../config/agent-config.ts'
 import { silentLogger, type Logger } from '../observability/index.ts'
-import { AgentConnector } from './connector/agent-connector.ts'
-import type { AgentStatus } from './connector/agent-status.ts'
+import type { Database } from '../store/index.ts'
+import type { AgentConnectorOptions } from './connector/agent-connector.ts'
+import type { AgentStatusName } from './connector/agent-status.ts'
+import { NodeSessions, type NodeStatus } from './connector/node-sessions.ts'
+import type { InstanceNode } from './instance/instance-node.ts'
 import { resolveNodeId } from '../config/node-identity.ts'
 import { VERSION } from '../version.ts'
 
 export const AGENT_VERSION = VERSION
 
+/** A node's status; `status` is null while its instance has no key. */
+export type AgentNodeStatus = NodeStatus | { status: null; reason: string; code?: undefined; since: string; sessions: 0; sessionsWanted: 0 }
+
 export interface TunnelAgent {
   readonly nodeId: string
-  readonly status: AgentStatus
-  readonly connector: AgentConnector
+  readonly status: AgentNodeStatus
+  /** the sessions for the current key (undefined while an instance has no key) */
+  readonly sessions: NodeSessions | undefined
+  /** this node of the on-prem instance, when started with a database */
+  readonly instance: InstanceNode | undefined
   /** this node's cluster node, when started with clusterListen (nodes of one instance share its database) */
   readonly cluster: ClusterNode | undefined
+  /** calls back on every status change; returns the function that stops it */
+  onStatus(listener: (s: AgentNodeStatus) => void): () => void
   /** resolves on the first status that satisfies the predicate */
-  waitFor(predicate: (s: AgentStatus) => boolean, timeoutMs?: number): Promise<AgentStatus>
+  waitFor(predicate: (s: AgentNodeStatus) => boolean, timeoutMs?: number): Promise<AgentNodeStatus>
   close(): Promise<void>
 }
 
-/** Composition root of `apptunnel agent` (one node, one session; with clusterListen it also joins its instance's cluster bus). */
-export async function startAgent(
-  config: Readonly<AgentConfig>,
-  deps: { log?: Logger; random?: () => number } = {},
-): Promise<TunnelAgent> {
+/**
+ * Composition root of `apptunnel agent`. Without a database the node runs `sessions` sessions for
+ * the key it was given. With one it is a node of an on-prem instance: the key comes from the
+ * instance database (a --key given too is added there first), and the node reports its status
+ * there. With clusterListen it also joins its instance's cluster bus.
+ */
+export async function startAgent(config: Readonly<AgentConfig>, deps: { log?: Logger; random?: () => number } = {}): Promise<TunnelAgent> {
   const log = deps.log ?? silentLogger()
   const nodeId = await resolveNodeId({ nodeId: config.nodeId, dataDir: config.dataDir })
   const ca = config.caFile === undefined ? undefined : await readFile(config.caFile, 'utf8')
-  const connector = new AgentConnector({
-    key: config.key,
+  const connector: Omit<AgentConnectorOptions, 'key'> = {
     upstream: config.upstream,
     nodeId,
     instance: config.instance,
@@ -42,53 +55,105 @@ export async function startAgent(
     backoff: { initialMs: config.reconnectInitialMs, maxMs: config.reconnectMaxMs, ...(deps.random === undefined ? {} : { random: deps.random }) },
     rejectedRetryMs: config.rejectedRetryMs,
     log,
-  })
-  // Cluster bus: nodes of one on-prem instance tell each other their session status. Loaded only
-  // when configured, so a single agent never carries the store or the bus.
-  let cluster: ClusterNode | undefined
-  let closeDatabase = async (): Promise<void> => {}
-  if (config.cluster !== undefined && config.database !== undefined) {
-    const [{ openDatabase }, { startClusterNode }] = await Promise.all([import('../store/index.ts'), import('../cluster/index.ts')])
-    const database = await openDatabase(config.database)
-    closeDatabase = () => database.close()
-    try {
-      cluster = await startClusterNode({ ...config.cluster, nodeId, kind: 'agent' }, { database, log })
-    } catch (err) {
-      await database.close()
-      throw err
-    }
-    const node = cluster
-    connector.on('status', (st: AgentStatus) => node.publish('node.status', { nodeId, status: st.status, reason: st.reason.slice(0, 500) }))
-    node.subscribe('node.status', (e) => log.debug({ peer: e.nodeId, status: e.status, reason: e.reason }, 'cluster peer status'))
   }
-  connector.start()
+  const listeners = new Set<(s: AgentNodeStatus) => void>()
+  const noKey = { status: null, reason: 'waiting for a security key', since: new Date().toISOString(), sessions: 0, sessionsWanted: 0 } as const
+  let current: () => AgentNodeStatus
+  let currentSessions: () => NodeSessions | undefined
+  let instance: InstanceNode | undefined
+  let database: Database | undefined
+  let cluster: ClusterNode | undefined
+  const emit = (): void => {
+    const st = current()
+    for (const l of [...listeners]) l(st)
+  }
+
+  try {
+    if (config.database === undefined) {
+      const sessions = new NodeSessions({ ...connector, key: config.key! }, { sessions: config.sessions, connectGraceMs: config.connectGraceMs })
+      current = () => sessions.status
+      currentSessions = () => sessions
+      sessions.on('status', emit)
+      sessions.start()
+    } else {
+      // Loaded only with a database, so a single agent never carries the store.
+      const [{ openDatabase }, { InstanceNode }, { InstanceAdmin }] = await Promise.all([
+        import('../store/index.ts'),
+        import('./instance/instance-node.ts'),
+        import('./instance/instance-admin.ts'),
+      ])
+      database = await openDatabase(config.database)
+      if (config.keyText !== undefined) await new InstanceAdmin(database).addKey(config.keyText, `agent ${nodeId} (--key)`)
+      const node = new InstanceNode(
+        {
+          nodeId,
+          address: hostname(),
+          version: AGENT_VERSION,
+          sessions: config.sessions,
+          connectGraceMs: config.connectGraceMs,
+          keyPollMs: config.keyPollMs,
+          heartbeatMs: config.nodeHeartbeatMs,
+          connector,
+        },
+        { database, log },
+      )
+      instance = node
+      current = () => node.status ?? noKey
+      currentSessions = () => node.sessions
+      node.on('status', emit)
+      await node.start()
+      if (config.cluster !== undefined) {
+        const { startClusterNode } = await import('../cluster/index.ts')
+        cluster = await startClusterNode({ ...config.cluster, nodeId, kind: 'agent' }, { database, log })
+        const bus = cluster
+        listeners.add((st) => bus.publish('node.status', { nodeId, status: st.status ?? 'NONE', reason: st.reason.slice(0, 500) }))
+        bus.subscribe('node.status', (e) => log.debug({ peer: e.nodeId, status: e.status, reason: e.reason }, 'cluster peer status'))
+      }
+    }
+  } catch (err) {
+    await instance?.close()
+    await database?.close()
+    throw err
+  }
+
   return {
     nodeId,
     get status() {
-      return connector.status
+      return current()
     },
-    connector,
+    get sessions() {
+      return currentSessions()
+    },
+    instance,
     cluster,
+    onStatus(listener) {
+      listeners.add(listener)
+      return () => listeners.delete(listener)
+    },
     waitFor(predicate, timeoutMs = 10_000) {
-      if (predicate(connector.status)) return Promise.resolve(connector.status)
+      if (predicate(current())) return Promise.resolve(current())
       return new Promise((resolve, reject) => {
-        const onStatus = (s: AgentStatus): void => {
+        const onStatus = (s: AgentNodeStatus): void => {
           if (!predicate(s)) return
           clearTimeout(timer)
-          connector.off('status', onStatus)
+          listeners.delete(onStatus)
           resolve(s)
         }
         const timer = setTimeout(() => {
-          connector.off('status', onStatus)
-          reject(new Error(`agent status did not match within ${timeoutMs} ms (now ${connector.status.status}: ${connector.status.reason})`))
+          listeners.delete(onStatus)
+          const now = current()
+          reject(new Error(`agent status did not match within ${timeoutMs} ms (now ${now.status ?? 'no key'}: ${now.reason})`))
         }, timeoutMs)
-        connector.on('status', onStatus)
+        listeners.add(onStatus)
       })
     },
     close: async () => {
-      await connector.close()
+      if (instance !== undefined) await instance.close()
+      else await currentSessions()?.close()
       await cluster?.close()
-      await closeDatabase()
+      await database?.close()
     },
   }
 }
+
+export type { AgentStatusName }

@@ -4,6 +4,8 @@ import type { Command } from 'commander'
 import { TunnelError, isTunnelError } from '../errors/index.ts'
 import { silentLogger } from '../observability/index.ts'
 import { runCommand } from './run-command.ts'
+import { printJson, table } from './output.ts'
+import { registerClusterNodeCommands } from './key-commands.ts'
 
 interface DatabaseOptions {
   dataDir?: string
@@ -13,15 +15,6 @@ interface DatabaseOptions {
 
 function int(v: string): number {
   return Number(v)
-}
-
-function printJson(v: unknown): void {
-  process.stdout.write(JSON.stringify(v, null, 2) + '\n')
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n'
 }
 
 /** --database, else apptunnel.db in --data-dir (or APPTUNNEL_DATA_DIR): where a server or agent keeps it. */
@@ -153,4 +146,6 @@ export function registerClusterCommands(program: Command): void {
         }
       }),
     )
+
+  registerClusterNodeCommands(cluster)
 }

@@ -3,6 +3,7 @@ import { VERSION } from '../version.ts'
 import { registerAgentCommand } from './agent-start.ts'
 import { registerClusterCommands } from './cluster-commands.ts'
 import { registerDemoCommand } from './demo.ts'
+import { registerKeyCommands } from './key-commands.ts'
 import { registerServerCommand } from './server-start.ts'
 import { registerTunnelCommands } from './tunnel-commands.ts'
 
@@ -20,6 +21,7 @@ program
 registerServerCommand(program)
 registerAgentCommand(program)
 registerTunnelCommands(program)
+registerKeyCommands(program)
 registerClusterCommands(program)
 registerDemoCommand(program)
 

@@ -1,6 +1,7 @@
 import type { Command } from 'commander'
 import { callAdminApi, resolveAdminTarget } from './admin-client.ts'
 import { runCommand } from './run-command.ts'
+import { printJson, table } from './output.ts'
 
 interface TargetOptions {
   server?: string
@@ -30,15 +31,6 @@ function withTarget(cmd: Command): Command {
     .option('--data-dir <dir>', "the server's data directory, on the server host (finds URL, token and certificate)")
     .option('--ca-file <file>', 'PEM certificate(s) to trust for the server')
     .option('--json', 'machine-readable output')
-}
-
-function printJson(v: unknown): void {
-  process.stdout.write(JSON.stringify(v, null, 2) + '\n')
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n'
 }
 
 export function registerTunnelCommands(program: Command): void {

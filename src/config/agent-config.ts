@@ -11,7 +11,8 @@ const duration = (def: number) => durationMs(z, def)
 /** Every option of `apptunnel agent`, with defaults and units in the names. */
 export const agentConfigSchema = z
   .object({
-    key: z.string().min(1, 'a security key is required (--key, --key-file or APPTUNNEL_KEY)'),
+    /** the security key; optional with a database, where `apptunnel key add` stores it for every node */
+    key: z.string().min(1, 'the security key must not be empty').optional(),
     /** the on-prem app's plain-HTTP upstream port, HOST:PORT */
     upstream: z.string().min(1),
     dataDir: z.string().min(1).optional(),
@@ -24,6 +25,14 @@ export const agentConfigSchema = z
     connectTimeoutMs: duration(10_000),
     upstreamConnectTimeoutMs: duration(10_000),
     maxStreams: z.number().int().min(1).max(100_000).default(1_000),
+    /** sessions this node keeps to the server; the server spreads callers over all of them */
+    sessions: z.number().int().min(1).max(16).default(2),
+    /** a node not yet connected shows CONNECTING, not UNAVAILABLE, this long after it got its key */
+    connectGraceMs: duration(30_000),
+    /** how often a node re-reads the instance key (key add / key remove reach every node this fast) */
+    keyPollMs: duration(1_000),
+    /** how often a node writes its status row; silence of 3 intervals shows the node as down */
+    nodeHeartbeatMs: duration(5_000),
     drainTimeoutMs: duration(10_000),
     reconnectInitialMs: duration(500),
     reconnectMaxMs: duration(30_000),
@@ -37,7 +46,10 @@ export const agentConfigSchema = z
 export type AgentConfigInput = z.input<typeof agentConfigSchema>
 
 export interface AgentConfig extends Omit<z.output<typeof agentConfigSchema>, 'key' | 'upstream'> {
-  key: SecurityKey
+  /** undefined: the key is read from the instance database */
+  key: SecurityKey | undefined
+  /** the key as given, to seed the instance database with */
+  keyText: string | undefined
   upstream: ListenAddress
   /** the cluster bus settings, or undefined when clusterListen is not set */
   cluster: ClusterSettings | undefined
@@ -47,6 +59,9 @@ export function loadAgentConfig(input: AgentConfigInput): Readonly<AgentConfig> 
   const c = validateConfig(agentConfigSchema, input, 'agent')
   const upstream = parseListenAddress(c.upstream, 'upstream')
   if (upstream.port === 0) throw new TunnelError('TUN_ERR_CONFIG_INVALID', 'upstream: the port must not be 0')
+  if (c.key === undefined && c.database === undefined) {
+    throw new TunnelError('TUN_ERR_CONFIG_INVALID', 'key: a security key is required (--key, --key-file or APPTUNNEL_KEY), or an instance database (--database) to read it from')
+  }
   const cluster = clusterSettingsFrom(c)
   if (cluster !== undefined && c.database === undefined) {
     throw new TunnelError('TUN_ERR_CONFIG_INVALID', 'database: clusterListen needs the instance database the nodes share (--database URL or SQLite file)')
@@ -54,7 +69,8 @@ export function loadAgentConfig(input: AgentConfigInput): Readonly<AgentConfig> 
   return Object.freeze({
     ...c,
     ...(c.dataDir === undefined ? {} : { dataDir: resolve(c.dataDir) }),
-    key: decodeSecurityKey(c.key),
+    key: c.key === undefined ? undefined : decodeSecurityKey(c.key),
+    keyText: c.key?.trim(),
     upstream,
     cluster,
   })

@@ -20,6 +20,6 @@ test('server config: defaults, and every problem named with its field at once', 
 
 test('agent config: upstream port 0 and unknown keys are refused; a malformed key is a key error', () => {
   assert.match(configError(() => loadAgentConfig({ key: 'k', upstream: '127.0.0.1:0' })), /upstream: the port must not be 0/)
-  assert.match(configError(() => loadAgentConfig({ key: 'k', upstream: '127.0.0.1:1', sessions: 2 } as unknown as Parameters<typeof loadAgentConfig>[0])), /sessions/)
+  assert.match(configError(() => loadAgentConfig({ key: 'k', upstream: '127.0.0.1:1', sesions: 2 } as unknown as Parameters<typeof loadAgentConfig>[0])), /sesions/)
   assert.throws(() => loadAgentConfig({ key: 'atk1_AAAA', upstream: '127.0.0.1:1' }), { code: 'TUN_ERR_KEY_MALFORMED' })
 })

@@ -67,6 +67,11 @@ export const errorCatalog = {
   TUN_ERR_CLUSTER_KEY_UNAVAILABLE: { httpStatus: 503, retryable: true, message: 'no cluster key is available yet' },
   TUN_ERR_CLUSTER_NODE_ID_TAKEN: { httpStatus: 409, retryable: false, message: 'another live cluster node already uses this node id' },
 
+  TUN_ERR_INSTANCE_HAS_KEY: { httpStatus: 409, retryable: false, message: 'this instance already has a security key: remove it before adding another' },
+  TUN_ERR_INSTANCE_NO_KEY: { httpStatus: 404, retryable: false, message: 'this instance has no security key' },
+  TUN_ERR_INSTANCE_NODE_UNKNOWN: { httpStatus: 404, retryable: false, message: 'no node with this id is registered in the instance' },
+  TUN_ERR_INSTANCE_NODE_ONLINE: { httpStatus: 409, retryable: false, message: 'the node is still running: stop it before removing it' },
+
   TUN_ERR_STORE_MIGRATION_FAILED: { httpStatus: 500, retryable: false, message: 'database migration failed' },
   TUN_ERR_STORE_UNREACHABLE: { httpStatus: 503, retryable: true, message: 'the database cannot be reached' },
   TUN_ERR_CLI_USAGE: { httpStatus: 400, retryable: false, message: 'invalid command usage' },

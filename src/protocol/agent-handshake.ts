@@ -18,6 +18,7 @@ export const agentHeaders = {
   orgName: 'x-apptunnel-org-name',
   pingIntervalMs: 'x-apptunnel-ping-interval-ms',
   pingTimeoutMs: 'x-apptunnel-ping-timeout-ms',
+  applicationLinkUrl: 'x-apptunnel-application-link-url',
 } as const
 
 const NODE_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/
@@ -62,6 +63,8 @@ export interface SessionWelcome {
   orgName: string
   pingIntervalMs: number
   pingTimeoutMs: number
+  /** where callers reach the tunnel; absent from servers older than the header */
+  applicationLinkUrl?: string | undefined
 }
 
 export function formatWelcomeHeaders(w: SessionWelcome): Record<string, string> {
@@ -71,6 +74,7 @@ export function formatWelcomeHeaders(w: SessionWelcome): Record<string, string> 
     [agentHeaders.orgName]: encodeURIComponent(w.orgName),
     [agentHeaders.pingIntervalMs]: String(w.pingIntervalMs),
     [agentHeaders.pingTimeoutMs]: String(w.pingTimeoutMs),
+    ...(w.applicationLinkUrl === undefined ? {} : { [agentHeaders.applicationLinkUrl]: encodeURIComponent(w.applicationLinkUrl) }),
   }
 }
 
@@ -98,5 +102,6 @@ export function parseWelcomeHeaders(headers: Record<string, string | string[] | 
     orgName: headerText(headers, agentHeaders.orgName),
     pingIntervalMs: headerInt(headers, agentHeaders.pingIntervalMs, 100, 600_000),
     pingTimeoutMs: headerInt(headers, agentHeaders.pingTimeoutMs, 100, 600_000),
+    ...(headers[agentHeaders.applicationLinkUrl] === undefined ? {} : { applicationLinkUrl: headerText(headers, agentHeaders.applicationLinkUrl) }),
   }
 }

@@ -104,7 +104,7 @@ export async function startServer(config: Readonly<ServerConfig>, deps: { log?: 
         findTunnel: async (id) => {
           const t = await tunnelRepo.findById(id)
           if (t === undefined) return undefined
-          return { id: t.id, name: t.name, secretHash: t.secretHash, orgName: t.orgId === org.orgId ? org.orgName : t.orgId }
+          return { id: t.id, name: t.name, secretHash: t.secretHash, orgName: t.orgId === org.orgId ? org.orgName : t.orgId, applicationLinkUrl: applicationLinkUrl(t.id) }
         },
       },
     )

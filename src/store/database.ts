@@ -36,11 +36,33 @@ export async function openDatabase(target: string, options: OpenDatabaseOptions 
   if (target.trim() === '') {
     throw new TunnelError('TUN_ERR_CONFIG_INVALID', 'the database target is empty')
   }
-  const database = /^postgres(ql)?:\/\//i.test(target)
-    ? await openPostgres(target, options.schema)
-    : await openSqlite(target, options.schema)
+  if (/^postgres(ql)?:\/\//i.test(target)) {
+    const { url, schema } = splitSchemaParameter(target, options.schema)
+    const database = await openPostgres(url, schema)
+    await migrate(database, schema)
+    return database
+  }
+  const database = await openSqlite(target, options.schema)
   await migrate(database, options.schema)
   return database
+}
+
+/**
+ * `postgres://…?schema=NAME` keeps every table in that schema: one PostgreSQL database can then hold
+ * several instances (or a tunnel server and an instance) side by side. The parameter is ours, so it
+ * is taken off before the URL reaches the driver; an explicit option wins over it.
+ */
+function splitSchemaParameter(target: string, explicit: string | undefined): { url: string; schema: string | undefined } {
+  let parsed: URL
+  try {
+    parsed = new URL(target)
+  } catch {
+    return { url: target, schema: explicit }
+  }
+  const fromUrl = parsed.searchParams.get('schema')
+  if (fromUrl === null) return { url: target, schema: explicit }
+  parsed.searchParams.delete('schema')
+  return { url: parsed.toString(), schema: explicit ?? fromUrl }
 }
 
 async function openSqlite(path: string, schema: string | undefined): Promise<Database> {
@@ -86,7 +108,13 @@ async function openPostgres(url: string, schema: string | undefined): Promise<Da
   try {
     const client = await pool.connect()
     try {
-      if (schema !== undefined) await client.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`)
+      if (schema !== undefined) {
+        // Nodes starting together race here: IF NOT EXISTS is not atomic in PostgreSQL, and the
+        // loser gets a unique violation although the schema now exists, which is all we want.
+        await client.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`).catch((err: { code?: string }) => {
+          if (err.code !== '23505' && err.code !== '42P06') throw err
+        })
+      }
     } finally {
       client.release()
     }

@@ -14,9 +14,11 @@ export interface InstanceKeyRecord {
   tunnelName: string | null
   /** the name of the cloud organization the tunnel belongs to; null until a node has connected */
   connectedTo: string | null
+  /** where cloud callers reach the tunnel, as the server reported it */
+  applicationLinkUrl: string | null
 }
 
-export type NewInstanceKey = Omit<InstanceKeyRecord, 'tunnelName' | 'connectedTo'>
+export type NewInstanceKey = Omit<InstanceKeyRecord, 'tunnelName' | 'connectedTo' | 'applicationLinkUrl'>
 
 export type AddInstanceKeyResult = { added: true } | { added: false; existing: InstanceKeyRecord }
 
@@ -74,10 +76,10 @@ export class InstanceKeyRepository {
    * Remembers the names the server reported for `tunnelId`. A report that arrives after the key was
    * replaced is about a tunnel the instance no longer uses, so it changes nothing.
    */
-  async recordServerNames(tunnelId: string, names: { tunnelName: string; connectedTo: string }): Promise<void> {
+  async recordServerNames(tunnelId: string, names: { tunnelName: string; connectedTo: string; applicationLinkUrl?: string | undefined }): Promise<void> {
     await this.#db
       .updateTable('instance_tunnel')
-      .set({ tunnel_name: names.tunnelName, connected_to: names.connectedTo })
+      .set({ tunnel_name: names.tunnelName, connected_to: names.connectedTo, ...(names.applicationLinkUrl === undefined ? {} : { application_link_url: names.applicationLinkUrl }) })
       .where('slot', '=', SLOT)
       .where('tunnel_id', '=', tunnelId)
       .execute()
@@ -93,5 +95,6 @@ function toRecord(row: Selectable<InstanceTunnelTable>): InstanceKeyRecord {
     addedBy: row.added_by,
     tunnelName: row.tunnel_name,
     connectedTo: row.connected_to,
+    applicationLinkUrl: row.application_link_url,
   }
 }

@@ -9,6 +9,8 @@ export interface InstanceNodeRecord {
   version: string
   startedAt: string
   heartbeatAt: string
+  /** the node's heartbeat interval: silence of a few intervals means it is down */
+  heartbeatMs: number
   /** when the node last stopped gracefully; null while it is running (or if it died silently) */
   stoppedAt: string | null
   /** the tunnel the status is about; null when the instance has no key */
@@ -48,6 +50,7 @@ export class InstanceNodeRepository {
       version: r.version,
       started_at: r.startedAt,
       heartbeat_at: r.heartbeatAt,
+      heartbeat_ms: r.heartbeatMs,
       stopped_at: null,
       tunnel_id: r.tunnelId,
       status: r.status,
@@ -115,6 +118,7 @@ function toRecord(row: Selectable<InstanceNodeTable>): InstanceNodeRecord {
     version: row.version,
     startedAt: row.started_at,
     heartbeatAt: row.heartbeat_at,
+    heartbeatMs: Number(row.heartbeat_ms),
     stoppedAt: row.stopped_at,
     tunnelId: row.tunnel_id,
     status: row.status,

@@ -28,6 +28,7 @@ function nodeReport(nodeId: string, overrides: Partial<InstanceNodeReport> = {})
     version: '0.1.0',
     startedAt: '2030-01-01T00:00:00.000Z',
     heartbeatAt: '2030-01-01T00:00:10.000Z',
+    heartbeatMs: 2000,
     tunnelId: 'tun-1',
     status: 'CONNECTED',
     reason: '',
@@ -64,7 +65,7 @@ for (const target of targets) {
     test('a key is added, read back and removed', async () => {
       assert.equal(await keys.get(), undefined)
       assert.deepEqual(await keys.add(newKey('tun-1')), { added: true })
-      const expected = { ...newKey('tun-1'), tunnelName: null, connectedTo: null }
+      const expected = { ...newKey('tun-1'), tunnelName: null, connectedTo: null, applicationLinkUrl: null }
       assert.deepEqual(await keys.get(), expected)
 
       assert.deepEqual(await keys.remove(), expected)
@@ -83,7 +84,7 @@ for (const target of targets) {
       const result = await keys.add(newKey('tun-2', 'cli on host-b'))
       assert.deepEqual(result, {
         added: false,
-        existing: { ...newKey('tun-1'), tunnelName: 'web', connectedTo: 'Acme' },
+        existing: { ...newKey('tun-1'), tunnelName: 'web', connectedTo: 'Acme', applicationLinkUrl: null },
       })
       assert.equal((await keys.get())?.tunnelId, 'tun-1')
     })
@@ -107,10 +108,11 @@ for (const target of targets) {
       assert.equal(stored?.tunnelName, null)
       assert.equal(stored?.connectedTo, null)
 
-      await keys.recordServerNames('tun-new', { tunnelName: 'web', connectedTo: 'Acme' })
+      await keys.recordServerNames('tun-new', { tunnelName: 'web', connectedTo: 'Acme', applicationLinkUrl: 'https://tun-new.tunnels.example.test/' })
       stored = await keys.get()
       assert.equal(stored?.tunnelName, 'web')
       assert.equal(stored?.connectedTo, 'Acme')
+      assert.equal(stored?.applicationLinkUrl, 'https://tun-new.tunnels.example.test/')
 
       await keys.remove()
       await keys.recordServerNames('tun-new', { tunnelName: 'gone', connectedTo: 'Gone' })

@@ -67,6 +67,7 @@ export interface InstanceTunnelTable {
   added_by: string | null
   tunnel_name: string | null
   connected_to: string | null
+  application_link_url: string | null
 }
 
 export interface InstanceNodeTable {
@@ -75,6 +76,7 @@ export interface InstanceNodeTable {
   version: string
   started_at: string
   heartbeat_at: string
+  heartbeat_ms: number
   stopped_at: string | null
   tunnel_id: string | null
   status: string | null

@@ -12,6 +12,8 @@ export interface DatabaseTarget {
   readonly skip: string | false
   /** Opens this test file's database (migrated); every call reaches the same data. The caller closes it. */
   open(): Promise<Database>
+  /** What a process given `--database` reaches the same data with (a file path, or a URL naming the schema). */
+  url(): Promise<string>
   /** Removes what the target created (temp directory, schema). Call once, after closing every handle. */
   dispose(): Promise<void>
 }
@@ -49,6 +51,10 @@ function sqliteTarget(): DatabaseTarget {
       dir ??= mkdtemp(join(tmpdir(), 'apptunnel-store-'))
       return openDatabase(join(await dir, 'store.sqlite'))
     },
+    async url() {
+      dir ??= mkdtemp(join(tmpdir(), 'apptunnel-store-'))
+      return join(await dir, 'store.sqlite')
+    },
     async dispose() {
       if (dir !== undefined) await rm(await dir, { recursive: true, force: true })
     },
@@ -66,6 +72,13 @@ function postgresTarget(url: string, unreachable: string | undefined, required: 
       if (unreachable !== undefined) throw new Error(`APPTUNNEL_REQUIRE_PG=1 but ${unreachable}`)
       used = true
       return openDatabase(url, { schema })
+    },
+    async url() {
+      if (unreachable !== undefined) throw new Error(`APPTUNNEL_REQUIRE_PG=1 but ${unreachable}`)
+      used = true
+      const withSchema = new URL(url)
+      withSchema.searchParams.set('schema', schema)
+      return withSchema.toString()
     },
     async dispose() {
       if (!used) return

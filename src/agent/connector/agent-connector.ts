@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { constants as h2c, performServerHandshake, type ServerHttp2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2'
 import { TunnelError, errorCatalog, isTunnelError, type ErrorCode } from '../../errors/index.ts'
-import { ControlMessageDecoder, type SecurityKey } from '../../protocol/index.ts'
+import { ControlMessageDecoder, type SecurityKey, type SessionWelcome } from '../../protocol/index.ts'
 import { dialAgentSession, type AgentDialOptions } from '../../transport/agent-dial.ts'
 import type { Logger } from '../../observability/index.ts'
 import { UpstreamRelay, type UpstreamTarget } from '../upstream/upstream-relay.ts'
@@ -52,6 +52,7 @@ export class AgentConnector extends EventEmitter {
   #retryTimer: NodeJS.Timeout | undefined
   #wake: (() => void) | undefined
   #loop: Promise<void> | undefined
+  #welcome: SessionWelcome | undefined
 
   constructor(options: AgentConnectorOptions) {
     super()
@@ -63,6 +64,11 @@ export class AgentConnector extends EventEmitter {
 
   get status(): AgentStatus {
     return this.#status
+  }
+
+  /** what the server said when the current (or last) session was set up */
+  get welcome(): SessionWelcome | undefined {
+    return this.#welcome
   }
 
   get activeRelays(): number {
@@ -132,7 +138,7 @@ export class AgentConnector extends EventEmitter {
   }
 
   /** Serves one session until it ends; resolves with why it ended (undefined: plain loss). */
-  #serve(socket: import('node:tls').TLSSocket, welcome: { sessionId: string; tunnelName: string; pingIntervalMs: number; pingTimeoutMs: number }): Promise<TunnelError | undefined> {
+  #serve(socket: import('node:tls').TLSSocket, welcome: SessionWelcome): Promise<TunnelError | undefined> {
     return new Promise((resolve) => {
       let endReason: TunnelError | undefined
       let onControlReady = (): void => {}
@@ -190,6 +196,7 @@ export class AgentConnector extends EventEmitter {
       session.once('close', () => clearTimeout(setupTimer))
       onControlReady = () => {
         clearTimeout(setupTimer)
+        this.#welcome = welcome
         this.#setStatus('CONNECTED', `connected to ${this.#options.key.serverUrl} as tunnel "${welcome.tunnelName}"`)
       }
     })

@@ -24,6 +24,7 @@ export interface GatewayTunnel {
   name: string
   orgName: string
   secretHash: string
+  applicationLinkUrl: string
 }
 
 export interface AgentGatewayOptions {
@@ -122,6 +123,7 @@ export class AgentGateway {
       orgName: tunnel.orgName,
       pingIntervalMs: this.#options.pingIntervalMs,
       pingTimeoutMs: this.#options.pingTimeoutMs,
+      applicationLinkUrl: tunnel.applicationLinkUrl,
     })
     const lines = ['HTTP/1.1 101 Switching Protocols', 'Connection: Upgrade', `Upgrade: ${AGENT_UPGRADE_TOKEN}`]
     for (const [k, v] of Object.entries(welcome)) lines.push(`${k}: ${v}`)

@@ -21,6 +21,7 @@ export function instanceMigration(): Migration {
         // Only the server knows these; they stay null until a node has connected with the key.
         .addColumn('tunnel_name', 'text')
         .addColumn('connected_to', 'text')
+        .addColumn('application_link_url', 'text')
         .execute()
 
       await db.schema
@@ -30,6 +31,9 @@ export function instanceMigration(): Migration {
         .addColumn('version', 'text', (c) => c.notNull())
         .addColumn('started_at', 'text', (c) => c.notNull())
         .addColumn('heartbeat_at', 'text', (c) => c.notNull())
+        // Each node says how often it beats, so a reader in another process (key status) knows
+        // when silence means the node is gone.
+        .addColumn('heartbeat_ms', 'integer', (c) => c.notNull())
         // Distinguishes a node that shut down cleanly from one that merely went silent.
         .addColumn('stopped_at', 'text')
         // Null while the instance has no key: the status then describes no tunnel at all.
