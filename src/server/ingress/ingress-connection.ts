@@ -247,7 +247,10 @@ export class IngressConnection {
       if (stream === this.#stream) this.#onUpstreamData(chunk, stream)
     })
     stream.on('end', () => {
-      if (stream === this.#stream) this.#onUpstreamEnd()
+      // Node also ends the readable side of a stream its dead session took down ('aborted', a
+      // non-zero rstCode): that is a loss for 'close' to handle, not the upstream closing.
+      const abnormal = stream.aborted || (stream.rstCode !== undefined && stream.rstCode !== 0)
+      if (stream === this.#stream && !abnormal) this.#onUpstreamEnd()
     })
     stream.on('error', () => {})
     stream.on('close', () => {
