@@ -133,3 +133,9 @@ describe('apptunnel CLI as outside scripts use it', () => {
     assert.equal(code, 0)
   })
 })
+
+test('apptunnel demo --check: a two-node instance connects and a request crosses the tunnel', async () => {
+  const res = await cli(['demo', '--check'])
+  assert.equal(res.code, 0, res.stderr)
+  assert.match(res.stdout, /demo check: instance CONNECTED \(all 2 nodes connected \(4 sessions\)\); HTTP 200 through the tunnel: \{"host":"[a-z0-9]{16}\.localhost:\d+"/)
+})

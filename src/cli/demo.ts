@@ -26,16 +26,19 @@ function fetchThroughTunnel(ingress: { host: string; port: number }, hostHeader:
 export function registerDemoCommand(program: Command): void {
   program
     .command('demo')
-    .description('run a whole tunnel on loopback: server, agent and a sample app, in one process')
+    .description('run a whole tunnel on loopback in one process: server, a two-node on-prem instance sharing one database, and a sample app')
     .option('--ingress-port <port>', 'ingress port (default: any free port)', '0')
     .option('--check', 'make one request through the tunnel, print the result and exit')
     .option('--log-level <level>', 'log level of the parts', 'warn')
     .action((o: { ingressPort: string; check?: boolean; logLevel: string }) =>
       runCommand(async () => {
-        const [{ startServer }, { startAgent }, { createSampleApp }] = await Promise.all([
+        const [{ startServer }, { startAgent }, { createSampleApp }, { openDatabase }, { InstanceAdmin }, { formatInstanceStatus }] = await Promise.all([
           import('../server/build-server.ts'),
           import('../agent/build-agent.ts'),
           import('../demo/sample-app.ts'),
+          import('../store/index.ts'),
+          import('../agent/instance/instance-admin.ts'),
+          import('./key-commands.ts'),
         ])
         const log = createLogger({ level: o.logLevel as 'warn', name: 'apptunnel-demo' })
         const dataDir = await mkdtemp(join(tmpdir(), 'apptunnel-demo-'))
@@ -45,31 +48,56 @@ export function registerDemoCommand(program: Command): void {
         const server = await startServer(loadServerConfig({ dataDir, listen: '127.0.0.1:0', ingressListen: `127.0.0.1:${o.ingressPort}`, logLevel: 'warn' }), { log })
         const actor = { orgId: server.orgId, name: 'demo', sourceAddress: '127.0.0.1' }
         const tunnel = await server.tunnels.create(actor, { name: 'demo instance', instanceUrl: `http://127.0.0.1:${appPort}/` })
-        const agent = await startAgent(loadAgentConfig({ key: tunnel.key, upstream: `127.0.0.1:${appPort}`, instance: 'demo', dataDir: join(dataDir, 'agent') }), { log })
+        // The on-prem side as a cluster would run it: the key added once to the instance database
+        // (what `apptunnel key add` does), and two agent nodes that pick it up from there.
+        const instanceDb = join(dataDir, 'instance.db')
+        const instance = await openDatabase(instanceDb)
+        const admin = new InstanceAdmin(instance)
+        await admin.addKey(tunnel.key, 'demo')
+        const nodes = await Promise.all(
+          ['node-1', 'node-2'].map((nodeId) =>
+            startAgent(
+              loadAgentConfig({ upstream: `127.0.0.1:${appPort}`, instance: 'demo', database: instanceDb, nodeId, dataDir: join(dataDir, nodeId), nodeHeartbeatMs: 1000 }),
+              { log },
+            ),
+          ),
+        )
         const shutdown = async (): Promise<void> => {
-          await agent.close()
+          for (const node of nodes) await node.close()
+          await instance.close()
           await server.close()
           await new Promise<void>((r) => app.close(() => r()))
           await rm(dataDir, { recursive: true, force: true })
         }
         try {
-          await agent.waitFor((s) => s.status === 'CONNECTED' || s.status === 'ERROR', 15_000)
-          if (agent.status.status !== 'CONNECTED') throw new TunnelError('TUN_ERR_SESSION_LOST', `agent did not connect: ${agent.status.reason}`)
+          for (const node of nodes) {
+            await node.waitFor((s) => (s.status === 'CONNECTED' && s.sessions === s.sessionsWanted) || s.status === 'ERROR', 15_000)
+            if (node.status.status !== 'CONNECTED') throw new TunnelError('TUN_ERR_SESSION_LOST', `agent node ${node.nodeId} did not connect: ${node.status.reason}`)
+          }
+          // Every node has written its status row once it is connected; the instance view reads them.
+          const deadline = Date.now() + 5000
+          let view = await admin.status()
+          while ((view.status !== 'CONNECTED' || view.nodes.some((n) => n.sessions < n.sessionsWanted)) && Date.now() < deadline) {
+            await new Promise((r) => setTimeout(r, 100))
+            view = await admin.status()
+          }
           const hostHeader = new URL(tunnel.applicationLinkUrl).host
           const { host, port } = server.ingressAddress
           const curl = `curl -H 'Host: ${hostHeader}' http://${host}:${port}/`
           if (o.check === true) {
             const res = await fetchThroughTunnel(server.ingressAddress, hostHeader, '/api/whoami')
-            process.stdout.write(`demo check: HTTP ${res.status} through the tunnel: ${res.body}\n`)
+            process.stdout.write(`demo check: instance ${view.status} (${view.reason}); HTTP ${res.status} through the tunnel: ${res.body}\n`)
             if (res.status !== 200) throw new TunnelError('TUN_ERR_UPSTREAM_FAILED', `the demo request answered HTTP ${res.status}`)
             return
           }
           process.stdout.write(
             `apptunnel demo is running (all on loopback).\n\n` +
-              `  tunnel:               ${tunnel.name} (${tunnel.id}), agent ${agent.status.status}\n` +
+              `  tunnel:               ${tunnel.name} (${tunnel.id})\n` +
               `  application link URL: ${tunnel.applicationLinkUrl}\n` +
               `  sample app (private): http://127.0.0.1:${appPort}/\n\n` +
-              `Open the application link URL in a browser, or run:\n\n  ${curl}\n\nPress Ctrl-C to stop.\n`,
+              `The on-prem instance, as apptunnel key status --database ${instanceDb} shows it:\n\n` +
+              formatInstanceStatus(view).replace(/^(?=.)/gm, '  ') +
+              `\nOpen the application link URL in a browser, or run:\n\n  ${curl}\n\nPress Ctrl-C to stop.\n`,
           )
           await closeOnSignal(async () => {})
         } finally {
