@@ -62,6 +62,10 @@ export function loadAgentConfig(input: AgentConfigInput): Readonly<AgentConfig> 
   if (c.key === undefined && c.database === undefined) {
     throw new TunnelError('TUN_ERR_CONFIG_INVALID', 'key: a security key is required (--key, --key-file or APPTUNNEL_KEY), or an instance database (--database) to read it from')
   }
+  if (c.database !== undefined && c.dataDir === undefined && c.nodeId === undefined) {
+    // A fresh id at every start would leave a "stopped" node behind each restart: LIMITED for ever.
+    throw new TunnelError('TUN_ERR_CONFIG_INVALID', 'dataDir: a node of an instance needs a stable id: pass --data-dir DIR (it keeps the id) or --node-id ID')
+  }
   const cluster = clusterSettingsFrom(c)
   if (cluster !== undefined && c.database === undefined) {
     throw new TunnelError('TUN_ERR_CONFIG_INVALID', 'database: clusterListen needs the instance database the nodes share (--database URL or SQLite file)')

@@ -22,4 +22,7 @@ test('agent config: upstream port 0 and unknown keys are refused; a malformed ke
   assert.match(configError(() => loadAgentConfig({ key: 'k', upstream: '127.0.0.1:0' })), /upstream: the port must not be 0/)
   assert.match(configError(() => loadAgentConfig({ key: 'k', upstream: '127.0.0.1:1', sesions: 2 } as unknown as Parameters<typeof loadAgentConfig>[0])), /sesions/)
   assert.throws(() => loadAgentConfig({ key: 'atk1_AAAA', upstream: '127.0.0.1:1' }), { code: 'TUN_ERR_KEY_MALFORMED' })
+  assert.match(configError(() => loadAgentConfig({ upstream: '127.0.0.1:1' })), /key: a security key is required .* or an instance database/)
+  assert.match(configError(() => loadAgentConfig({ upstream: '127.0.0.1:1', database: 'i.db' })), /dataDir: a node of an instance needs a stable id/)
+  assert.match(configError(() => loadAgentConfig({ upstream: '127.0.0.1:1', database: 'i.db', sessions: 0 } as never)), /sessions/)
 })
