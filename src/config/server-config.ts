@@ -28,6 +28,8 @@ export const serverConfigSchema = z
     maxTunnelsPerOrg: z.number().int().min(1).max(100_000).default(100),
     pingIntervalMs: duration(5_000),
     pingTimeoutMs: duration(5_000),
+    /** how often linked products are re-read from the database (changes through other replicas) */
+    accessRefreshMs: duration(5_000),
     drainTimeoutMs: duration(10_000),
     headTimeoutMs: duration(20_000),
     idleTimeoutMs: duration(120_000),

@@ -33,6 +33,7 @@ export const errorCatalog = {
 
   TUN_ERR_INGRESS_UNKNOWN_TUNNEL: { httpStatus: 404, retryable: false, message: 'no tunnel answers at this host' },
   TUN_ERR_INGRESS_NO_SESSION: { httpStatus: 503, retryable: true, message: 'the tunnel has no live agent session' },
+  TUN_ERR_INGRESS_FORBIDDEN: { httpStatus: 403, retryable: false, message: 'this caller is not allowed to use the tunnel' },
   TUN_ERR_INGRESS_MISDIRECTED: { httpStatus: 421, retryable: false, message: 'request host names another tunnel than this connection carries' },
   TUN_ERR_INGRESS_STREAM_LIMIT: { httpStatus: 503, retryable: true, message: 'the tunnel has too many concurrent connections' },
   TUN_ERR_UPSTREAM_REFUSED: { httpStatus: 502, retryable: true, message: 'the upstream port refused the connection' },
@@ -66,6 +67,9 @@ export const errorCatalog = {
   TUN_ERR_CLUSTER_UNREACHABLE: { httpStatus: 503, retryable: true, message: 'the cluster node cannot be reached' },
   TUN_ERR_CLUSTER_KEY_UNAVAILABLE: { httpStatus: 503, retryable: true, message: 'no cluster key is available yet' },
   TUN_ERR_CLUSTER_NODE_ID_TAKEN: { httpStatus: 409, retryable: false, message: 'another live cluster node already uses this node id' },
+
+  TUN_ERR_PRODUCT_NOT_FOUND: { httpStatus: 404, retryable: false, message: 'no linked product with this id on this tunnel' },
+  TUN_ERR_PRODUCT_INVALID: { httpStatus: 400, retryable: false, message: 'the linked product is invalid' },
 
   TUN_ERR_INSTANCE_HAS_KEY: { httpStatus: 409, retryable: false, message: 'this instance already has a security key: remove it before adding another' },
   TUN_ERR_INSTANCE_NO_KEY: { httpStatus: 404, retryable: false, message: 'this instance has no security key' },

@@ -1,3 +1,5 @@
 export * from './security-key.ts'
 export * from './agent-handshake.ts'
 export * from './control-message.ts'
+export * from './product-credential.ts'
+export * from './cidr.ts'

@@ -7,10 +7,12 @@ import { resolveNodeId } from '../config/node-identity.ts'
 import type { ServerConfig } from '../config/server-config.ts'
 import { TunnelError } from '../errors/index.ts'
 import { silentLogger, type Logger } from '../observability/index.ts'
-import { ApiTokenRepository, AuditRepository, OrgRepository, TunnelRepository, openDatabase, type Database } from '../store/index.ts'
+import { ApiTokenRepository, AuditRepository, LinkedProductRepository, OrgRepository, TunnelRepository, openDatabase, type Database } from '../store/index.ts'
 import { spkiPin } from '../transport/certificate-pin.ts'
 import { loadOrCreateCertificate } from '../transport/self-signed-certificate.ts'
 import { tlsPolicy } from '../transport/tls-policy.ts'
+import { AccessPolicies } from './ingress/access-policies.ts'
+import { LinkedProductService } from './tunnels/linked-product-service.ts'
 import { AdminApi } from './admin-api/admin-api.ts'
 import { AgentGateway } from './agent-gateway/agent-gateway.ts'
 import { SessionRegistry } from './agent-gateway/session-registry.ts'
@@ -29,6 +31,8 @@ export interface TunnelServer {
   readonly orgId: string
   readonly registry: SessionRegistry
   readonly tunnels: TunnelService
+  /** linked products: who may call each tunnel */
+  readonly products: LinkedProductService
   /** this replica's cluster node, when started with clusterListen */
   readonly cluster: ClusterNode | undefined
   applicationLinkUrl(tunnelId: string): string
@@ -108,7 +112,14 @@ export async function startServer(config: Readonly<ServerConfig>, deps: { log?: 
         },
       },
     )
-    const api = new AdminApi({ tunnels, tokens, log })
+    // Linked products: loaded once, kept in memory for the ingress, re-read on every change here
+    // and every accessRefreshMs for changes made through other replicas.
+    const productRepo = new LinkedProductRepository(database)
+    const access = new AccessPolicies(productRepo, { refreshMs: config.accessRefreshMs, log })
+    await access.start()
+    cleanups.push(() => access.close())
+    const products = new LinkedProductService({ tunnels: tunnelRepo, products: productRepo, audit, changed: (id) => access.reloadTunnel(id) })
+    const api = new AdminApi({ tunnels, products, tokens, log })
 
     const https: HttpsServer = createHttpsServer(
       { cert: cert.cert, key: cert.key, ...tlsPolicy, ALPNProtocols: ['http/1.1'], headersTimeout: 20_000, requestTimeout: 60_000, keepAliveTimeout: 5_000 },
@@ -149,6 +160,7 @@ export async function startServer(config: Readonly<ServerConfig>, deps: { log?: 
       },
       maxStreamsPerSession: config.maxStreamsPerSession,
       proto: 'http',
+      access,
     })
 
     // Cluster bus: another replica deleted a tunnel → drop its sessions here too, no polling.
@@ -211,6 +223,7 @@ export async function startServer(config: Readonly<ServerConfig>, deps: { log?: 
       orgId: org.orgId,
       registry,
       tunnels,
+      products,
       cluster,
       applicationLinkUrl,
       close,

@@ -18,3 +18,4 @@ export {
   type InstanceNodeReport,
   type InstanceNodeStopStatus,
 } from './instance-node-repository.ts'
+export { LinkedProductRepository, type LinkedProduct } from './linked-product-repository.ts'

@@ -88,6 +88,16 @@ export interface InstanceNodeTable {
   sessions_wanted: Generated<number>
 }
 
+export interface LinkedProductTable {
+  id: string
+  tunnel_id: string
+  name: string
+  credential_hash: string | null
+  /** JSON array of CIDR strings */
+  cidrs: string
+  created_at: string
+}
+
 export interface StoreSchema {
   org: OrgTable
   api_token: ApiTokenTable
@@ -95,6 +105,7 @@ export interface StoreSchema {
   audit_event: AuditEventTable
   security_property: SecurityPropertyTable
   cluster_node: ClusterNodeTable
+  linked_product: LinkedProductTable
   instance_tunnel: InstanceTunnelTable
   instance_node: InstanceNodeTable
 }

@@ -4,12 +4,16 @@ import { TunnelError, isTunnelError } from '../../errors/index.ts'
 import type { Logger } from '../../observability/index.ts'
 import type { ApiTokenRepository } from '../../store/index.ts'
 import type { Actor, TunnelService } from '../tunnels/tunnel-service.ts'
+import type { LinkedProductService } from '../tunnels/linked-product-service.ts'
 
 const MAX_BODY_BYTES = 64 * 1024
 const TUNNEL_PATH = /^\/api\/v1\/tunnels\/([a-z0-9]{1,64})$/
+const PRODUCTS_PATH = /^\/api\/v1\/tunnels\/([a-z0-9]{1,64})\/products$/
+const PRODUCT_PATH = /^\/api\/v1\/tunnels\/([a-z0-9]{1,64})\/products\/([a-z0-9]{1,64})$/
 
 export interface AdminApiDeps {
   tunnels: TunnelService
+  products: LinkedProductService
   tokens: ApiTokenRepository
   log: Logger
 }
@@ -26,6 +30,9 @@ export function hashApiToken(token: string): string {
  *   POST   /api/v1/tunnels          create {name, instanceUrl?} → includes the key, shown once
  *   GET    /api/v1/tunnels/:id      show
  *   DELETE /api/v1/tunnels/:id      delete (revokes the key at once)
+ *   GET    /api/v1/tunnels/:id/products        linked products
+ *   POST   /api/v1/tunnels/:id/products        add {name, credential?: bool (true), cidrs?: [..]} → credential shown once
+ *   DELETE /api/v1/tunnels/:id/products/:pid   remove
  */
 export class AdminApi {
   readonly #deps: AdminApiDeps
@@ -73,6 +80,30 @@ export class AdminApi {
       }
       if (req.method === 'DELETE') {
         await this.#deps.tunnels.delete(actor, id)
+        res.writeHead(204).end()
+        return
+      }
+      throw new TunnelError('TUN_ERR_API_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}`)
+    }
+    const products = PRODUCTS_PATH.exec(path)
+    if (products !== null) {
+      const tunnelId = products[1]!
+      if (req.method === 'GET') {
+        send(res, 200, { products: await this.#deps.products.list(actor, tunnelId) })
+        return
+      }
+      if (req.method === 'POST') {
+        const body = await readJson(req)
+        const { credentialValue, ...created } = await this.#deps.products.add(actor, tunnelId, { name: body.name, credential: body.credential, cidrs: body.cidrs })
+        send(res, 201, { ...created, ...(credentialValue === undefined ? {} : { credentialValue }) })
+        return
+      }
+      throw new TunnelError('TUN_ERR_API_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}`)
+    }
+    const product = PRODUCT_PATH.exec(path)
+    if (product !== null) {
+      if (req.method === 'DELETE') {
+        await this.#deps.products.remove(actor, product[1]!, product[2]!)
         res.writeHead(204).end()
         return
       }

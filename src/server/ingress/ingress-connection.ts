@@ -39,6 +39,8 @@ export interface IngressConnectionDeps {
   maxStreamsPerSession: number
   proto: 'http' | 'https'
   onRequest?: (tunnelId: string) => void
+  /** who may call which tunnel (linked products); absent: every caller that reaches the ingress */
+  access?: { check(tunnelId: string, sourceAddress: string, headers: ReadonlyArray<readonly [string, string]>): void }
 }
 
 /** RFC 9110 §9.2.2: a client may repeat these automatically, so the ingress may too. */
@@ -174,6 +176,8 @@ export class IngressConnection {
     } else if (tunnelId !== this.#tunnelId) {
       throw new TunnelError('TUN_ERR_INGRESS_MISDIRECTED', 'this connection already carries another tunnel: open a new connection for a different host')
     }
+    // Every request, not once per connection: the credential travels with each request.
+    this.#deps.access?.check(this.#tunnelId, this.#clientAddress, head.headers)
     if (this.#stream === undefined || this.#shouldMove(this.#tunnelId)) {
       this.#release()
       if (!this.#openStream(this.#tunnelId)) return

@@ -24,6 +24,8 @@ const HOP_BY_HOP = new Set([
   'x-forwarded-host',
   'x-forwarded-port',
   'forwarded',
+  // the linked product's credential is for the ingress; the app never sees it
+  'x-apptunnel-credential',
 ])
 
 /**

@@ -3,6 +3,7 @@ import type { StoreDialect } from '../database.ts'
 import { initialMigration } from './0001-initial.ts'
 import { clusterMigration } from './0002-cluster.ts'
 import { instanceMigration } from './0003-instance.ts'
+import { linkedProductMigration } from './0004-linked-products.ts'
 
 /**
  * Every migration, listed in code so a bundled or installed build needs no migration folder on disk.
@@ -15,6 +16,7 @@ export function migrationProvider(dialect: StoreDialect): MigrationProvider {
         '0001-initial': initialMigration(dialect),
         '0002-cluster': clusterMigration(),
         '0003-instance': instanceMigration(),
+        '0004-linked-products': linkedProductMigration(),
       }
     },
   }
