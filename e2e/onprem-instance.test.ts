@@ -8,7 +8,7 @@ import { InstanceAdmin } from '../src/agent/instance/instance-admin.ts'
 import type { InstanceStatusView } from '../src/agent/instance/instance-status.ts'
 import { loadAgentConfig } from '../src/config/agent-config.ts'
 import { decodeSecurityKey, encodeSecurityKey } from '../src/protocol/index.ts'
-import type { Database } from '../src/store/index.ts'
+import { InstanceKeyRepository, type Database } from '../src/store/index.ts'
 import { cli } from '../src/testing/cli-runner.ts'
 import { eventually } from '../src/testing/eventually.ts'
 import { checkNoLeakedHandles } from '../src/testing/leak-check.ts'
@@ -228,6 +228,35 @@ for (const target of targets) {
       const unknown = await cli(['cluster', 'node', 'remove', 'no-such-node', '--database', dbUrl])
       assert.equal(unknown.code, 1)
       assert.match(unknown.stderr, /TUN_ERR_INSTANCE_NODE_UNKNOWN/)
+    })
+
+    test('the key at rest: encrypted with a key file; a node without that file says so (ERROR), one with it connects', async () => {
+      assert.equal((await cli(['key', 'remove', '--database', dbUrl])).code, 0)
+      const keyFile = join(root, 'instance.key')
+      const made = await cli(['key', 'new-encryption-file', keyFile])
+      assert.equal(made.code, 0, made.stderr)
+      const added = await cli(['key', 'add', tunnel.key, '--database', dbUrl, '--key-encryption-file', keyFile])
+      assert.equal(added.code, 0, added.stderr)
+      const stored = await new InstanceKeyRepository(database).get()
+      assert.match(stored!.securityKey, /^enc:v1:[0-9a-f]{8}:/)
+      assert.ok(!stored!.securityKey.includes(tunnel.key.slice(5, 25)), 'the database does not hold the key')
+      assert.equal(stored!.tunnelId, tunnel.id)
+
+      // n1 and n2 run without the file: they cannot open it and say why.
+      await eventually(allNodes('ERROR'), 'nodes without the key file are in ERROR')
+      assert.match(nodes.get('n1')!.status.reason, /encrypted .* no --key-encryption-file/)
+      assert.equal(nodes.get('n1')!.status.code, 'TUN_ERR_KEY_SEALED')
+      const again = await cli(['key', 'add', tunnel.key, '--database', dbUrl, '--key-encryption-file', keyFile])
+      assert.match(again.stdout, /already the instance's key/, 'with the file, the same key is recognised')
+
+      for (const name of ['n1', 'n2']) await stopNode(name)
+      const sealedNode = await startAgent(
+        loadAgentConfig({ upstream: upstream.address, database: dbUrl, dataDir: join(root, 'n4'), keyEncryptionFile: keyFile, keyPollMs: 100, nodeHeartbeatMs: 150, logLevel: 'silent' }),
+      )
+      nodes.set('n4', sealedNode)
+      await sealedNode.waitFor((st) => st.status === 'CONNECTED')
+      const res = await ingressRequest(server.ingressAddress, tunnel.hostHeader, { path: '/hello' })
+      assert.equal(res.status, 200)
     })
   })
 }

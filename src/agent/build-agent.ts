@@ -77,13 +77,15 @@ export async function startAgent(config: Readonly<AgentConfig>, deps: { log?: Lo
       sessions.start()
     } else {
       // Loaded only with a database, so a single agent never carries the store.
-      const [{ openDatabase }, { InstanceNode }, { InstanceAdmin }] = await Promise.all([
+      const [{ openDatabase }, { InstanceNode }, { InstanceAdmin }, { KeySealer }] = await Promise.all([
         import('../store/index.ts'),
         import('./instance/instance-node.ts'),
         import('./instance/instance-admin.ts'),
+        import('./instance/key-sealer.ts'),
       ])
+      const sealer = config.keyEncryptionFile === undefined ? undefined : await KeySealer.fromFile(config.keyEncryptionFile)
       database = await openDatabase(config.database)
-      if (config.keyText !== undefined) await new InstanceAdmin(database).addKey(config.keyText, `agent ${nodeId} (--key)`)
+      if (config.keyText !== undefined) await new InstanceAdmin(database, { sealer }).addKey(config.keyText, `agent ${nodeId} (--key)`)
       const node = new InstanceNode(
         {
           nodeId,
@@ -94,6 +96,7 @@ export async function startAgent(config: Readonly<AgentConfig>, deps: { log?: Lo
           keyPollMs: config.keyPollMs,
           heartbeatMs: config.nodeHeartbeatMs,
           connector,
+          sealer,
         },
         { database, log },
       )

@@ -26,6 +26,7 @@ export function registerAgentCommand(program: Command): void {
     .option('--sessions <n>', 'sessions this node keeps to the server (default 2)', int)
     .option('--connect-grace-ms <ms>', 'a node not yet connected shows CONNECTING this long before UNAVAILABLE (default 30000)', int)
     .option('--key-poll-ms <ms>', 'how often the instance key is re-read from --database (default 1000)', int)
+    .option('--key-encryption-file <file>', 'key file the instance key is encrypted with in --database (same file on every node; env APPTUNNEL_KEY_ENCRYPTION_FILE)')
     .option('--node-heartbeat-ms <ms>', 'how often this node writes its status to --database (default 5000)', int)
     .option('--drain-timeout-ms <ms>', 'on SIGTERM, how long in-flight requests may take to finish (default 10000)', int)
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent', 'info')
@@ -52,6 +53,7 @@ export function registerAgentCommand(program: Command): void {
           connectGraceMs: o.connectGraceMs,
           keyPollMs: o.keyPollMs,
           nodeHeartbeatMs: o.nodeHeartbeatMs,
+          keyEncryptionFile: o.keyEncryptionFile ?? process.env.APPTUNNEL_KEY_ENCRYPTION_FILE,
           drainTimeoutMs: o.drainTimeoutMs,
           logLevel: o.logLevel,
           ...clusterOptionValues(o),

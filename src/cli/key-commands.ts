@@ -9,6 +9,7 @@ import { runCommand } from './run-command.ts'
 interface InstanceDatabaseOptions {
   database?: string
   json?: boolean
+  keyEncryptionFile?: string
 }
 
 /** Opens the instance database named by --database (or APPTUNNEL_DATABASE), runs body, closes it. */
@@ -17,10 +18,16 @@ async function withInstance<T>(o: InstanceDatabaseOptions, body: (admin: Instanc
   if (target === undefined) {
     throw new TunnelError('TUN_ERR_CLI_USAGE', 'which instance? pass --database DB (the SQLite file or postgres:// URL the agent nodes share)')
   }
-  const [{ openDatabase }, { InstanceAdmin }] = await Promise.all([import('../store/index.ts'), import('../agent/instance/instance-admin.ts')])
+  const [{ openDatabase }, { InstanceAdmin }, { KeySealer }] = await Promise.all([
+    import('../store/index.ts'),
+    import('../agent/instance/instance-admin.ts'),
+    import('../agent/instance/key-sealer.ts'),
+  ])
+  const keyFile = o.keyEncryptionFile ?? process.env.APPTUNNEL_KEY_ENCRYPTION_FILE
+  const sealer = keyFile === undefined ? undefined : await KeySealer.fromFile(keyFile)
   const database = await openDatabase(target)
   try {
-    return await body(new InstanceAdmin(database))
+    return await body(new InstanceAdmin(database, { sealer }))
   } finally {
     await database.close()
   }
@@ -90,6 +97,7 @@ export function registerKeyCommands(program: Command): void {
     .description('store the security key for the whole instance: every agent node picks it up within seconds and connects')
     .argument('<key>', 'the security key created in the cloud console')
     .option('--database <db>', 'the instance database: SQLite file or postgres:// URL (or env APPTUNNEL_DATABASE)')
+    .option('--key-encryption-file <file>', 'store the key encrypted with this key file (give the nodes the same file; env APPTUNNEL_KEY_ENCRYPTION_FILE)')
     .option('--json', 'machine-readable output')
     .action((text: string, o: InstanceDatabaseOptions) =>
       runCommand(() =>
@@ -103,6 +111,18 @@ export function registerKeyCommands(program: Command): void {
           )
         }),
       ),
+    )
+
+  key
+    .command('new-encryption-file')
+    .description('write a new key file (32 random bytes, owner-only) to encrypt the instance key at rest with --key-encryption-file')
+    .argument('<file>', 'where to write it; an existing file is never overwritten')
+    .action((file: string) =>
+      runCommand(async () => {
+        const { KeySealer } = await import('../agent/instance/key-sealer.ts')
+        const sealer = await KeySealer.writeNewFile(file)
+        process.stdout.write(`Wrote key file ${file} (key id ${sealer.kid}). Copy it to every node, then: apptunnel key add KEY --database DB --key-encryption-file ${file}\n`)
+      }),
     )
 
   key

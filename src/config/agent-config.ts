@@ -31,6 +31,8 @@ export const agentConfigSchema = z
     connectGraceMs: duration(30_000),
     /** how often a node re-reads the instance key (key add / key remove reach every node this fast) */
     keyPollMs: duration(1_000),
+    /** file holding the 32-byte key the instance's security key is encrypted with at rest */
+    keyEncryptionFile: z.string().min(1).optional(),
     /** how often a node writes its status row; silence of 3 intervals shows the node as down */
     nodeHeartbeatMs: duration(5_000),
     drainTimeoutMs: duration(10_000),

@@ -7,6 +7,7 @@ export const errorCatalog = {
   TUN_ERR_CONFIG_INVALID: { httpStatus: 400, retryable: false, message: 'configuration is invalid' },
 
   TUN_ERR_KEY_MALFORMED: { httpStatus: 400, retryable: false, message: 'security key is malformed' },
+  TUN_ERR_KEY_SEALED: { httpStatus: 409, retryable: false, message: 'the stored security key cannot be decrypted on this node' },
   TUN_ERR_KEY_REJECTED: { httpStatus: 401, retryable: false, message: 'security key was rejected by the server' },
 
   TUN_ERR_AUTH_TOKEN_MISSING: { httpStatus: 401, retryable: false, message: 'an API token is required (Authorization: Bearer …)' },

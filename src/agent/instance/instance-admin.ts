@@ -2,6 +2,7 @@ import { TunnelError } from '../../errors/index.ts'
 import { decodeSecurityKey } from '../../protocol/index.ts'
 import { ClusterNodeRepository, InstanceKeyRepository, InstanceNodeRepository, type Database, type InstanceKeyRecord } from '../../store/index.ts'
 import { instanceStatus, type InstanceStatusView } from './instance-status.ts'
+import { KeySealer, openStoredKey } from './key-sealer.ts'
 
 /**
  * What an instance admin does to the on-prem instance: add or remove its one security key, look at
@@ -13,8 +14,11 @@ export class InstanceAdmin {
   readonly #nodes: InstanceNodeRepository
   readonly #busNodes: ClusterNodeRepository
   readonly #now: () => number
+  readonly #sealer: KeySealer | undefined
 
-  constructor(database: Database, deps: { now?: () => number } = {}) {
+  /** With a sealer the key is stored encrypted (`--key-encryption-file`); nodes need the same file. */
+  constructor(database: Database, deps: { now?: () => number; sealer?: KeySealer | undefined } = {}) {
+    this.#sealer = deps.sealer
     this.#keys = new InstanceKeyRepository(database)
     this.#nodes = new InstanceNodeRepository(database)
     this.#busNodes = new ClusterNodeRepository(database)
@@ -28,11 +32,17 @@ export class InstanceAdmin {
   async addKey(text: string, addedBy: string): Promise<{ key: InstanceKeyRecord; added: boolean }> {
     const trimmed = text.trim()
     const key = decodeSecurityKey(trimmed)
-    const record = { securityKey: trimmed, tunnelId: key.tunnelId, serverUrl: key.serverUrl, addedAt: new Date(this.#now()).toISOString(), addedBy }
+    const record = { securityKey: this.#sealer === undefined ? trimmed : this.#sealer.seal(trimmed), tunnelId: key.tunnelId, serverUrl: key.serverUrl, addedAt: new Date(this.#now()).toISOString(), addedBy }
     const result = await this.#keys.add(record)
     if (result.added) return { key: { ...record, tunnelName: null, connectedTo: null, applicationLinkUrl: null }, added: true }
     const existing = result.existing
-    if (existing.securityKey === trimmed) return { key: existing, added: false }
+    let existingPlain: string | undefined
+    try {
+      existingPlain = openStoredKey(existing.securityKey, this.#sealer)
+    } catch {
+      existingPlain = undefined // sealed with a file we do not have: it cannot be the same key as far as we can tell
+    }
+    if (existingPlain === trimmed) return { key: existing, added: false }
     const name = existing.tunnelName === null ? '' : ` "${existing.tunnelName}"`
     throw new TunnelError(
       'TUN_ERR_INSTANCE_HAS_KEY',

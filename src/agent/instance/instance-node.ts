@@ -6,6 +6,7 @@ import { InstanceKeyRepository, InstanceNodeRepository, type Database, type Inst
 import type { AgentConnectorOptions } from '../connector/agent-connector.ts'
 import { NodeSessions, type NodeStatus } from '../connector/node-sessions.ts'
 import { MISSED_HEARTBEATS_DOWN } from './instance-status.ts'
+import { openStoredKey, type KeySealer } from './key-sealer.ts'
 
 export interface InstanceNodeOptions {
   nodeId: string
@@ -19,6 +20,8 @@ export interface InstanceNodeOptions {
   heartbeatMs: number
   /** everything a connector needs except the key */
   connector: Omit<AgentConnectorOptions, 'key'>
+  /** opens a key stored encrypted (--key-encryption-file) */
+  sealer?: KeySealer | undefined
 }
 
 /**
@@ -41,6 +44,8 @@ export class InstanceNode extends EventEmitter {
   #key: InstanceKeyRecord | undefined
   #sessions: NodeSessions | undefined
   #namesRecorded = false
+  /** why the stored key cannot be used on this node (malformed, or sealed without our key file) */
+  #keyProblem: TunnelError | undefined
   #pollTimer: NodeJS.Timeout | undefined
   #heartbeatTimer: NodeJS.Timeout | undefined
   #polling: Promise<void> | undefined
@@ -60,7 +65,10 @@ export class InstanceNode extends EventEmitter {
 
   /** undefined while the instance has no key */
   get status(): NodeStatus | undefined {
-    return this.#sessions?.status
+    if (this.#sessions !== undefined) return this.#sessions.status
+    const problem = this.#keyProblem
+    if (this.#key === undefined || problem === undefined) return undefined
+    return { status: 'ERROR', reason: problem.message, code: problem.code, since: this.#statusSince, sessions: 0, sessionsWanted: 0 }
   }
 
   get sessions(): NodeSessions | undefined {
@@ -116,6 +124,7 @@ export class InstanceNode extends EventEmitter {
     this.#key = stored
     this.#sessions = undefined
     this.#namesRecorded = false
+    this.#keyProblem = undefined
     if (previous !== undefined) {
       this.#log.info({ tunnelId: stored?.tunnelId }, stored === undefined ? 'security key removed: disconnecting' : 'security key replaced: reconnecting')
       previous.removeAllListeners('status')
@@ -128,10 +137,11 @@ export class InstanceNode extends EventEmitter {
   #startSessions(stored: InstanceKeyRecord): void {
     let key
     try {
-      key = decodeSecurityKey(stored.securityKey)
+      key = decodeSecurityKey(openStoredKey(stored.securityKey, this.#options.sealer))
     } catch (err) {
       const e = isTunnelError(err) ? err : new TunnelError('TUN_ERR_KEY_MALFORMED')
-      this.#log.error({ code: e.code }, 'the stored security key is malformed')
+      this.#keyProblem = e.code === 'TUN_ERR_KEY_MALFORMED' ? new TunnelError(e.code, `the stored security key is malformed (${e.message}): add it again`) : e
+      this.#log.error({ code: e.code, reason: this.#keyProblem.message }, 'cannot use the stored security key')
       return
     }
     this.#log.info({ tunnelId: key.tunnelId }, 'security key picked up: connecting')
@@ -142,7 +152,7 @@ export class InstanceNode extends EventEmitter {
   }
 
   #changed(): void {
-    const st = this.#sessions?.status
+    const st = this.status
     const name = st?.status ?? null
     if (name !== this.#lastStatus) {
       this.#lastStatus = name
@@ -168,7 +178,10 @@ export class InstanceNode extends EventEmitter {
     const key = this.#key
     const st = this.#sessions?.status
     if (key === undefined) return { tunnelId: null, status: null, reason: 'waiting for a security key', code: null, sessions: 0, sessionsWanted: 0 }
-    if (st === undefined) return { tunnelId: key.tunnelId, status: 'ERROR', reason: 'the stored security key is malformed: add it again', code: 'TUN_ERR_KEY_MALFORMED', sessions: 0, sessionsWanted: 0 }
+    if (st === undefined) {
+      const problem = this.#keyProblem ?? new TunnelError('TUN_ERR_KEY_MALFORMED', 'the stored security key is malformed: add it again')
+      return { tunnelId: key.tunnelId, status: 'ERROR', reason: problem.message, code: problem.code, sessions: 0, sessionsWanted: 0 }
+    }
     return { tunnelId: key.tunnelId, status: st.status, reason: st.reason, code: st.code ?? null, sessions: st.sessions, sessionsWanted: st.sessionsWanted }
   }
 
