@@ -67,14 +67,19 @@ export interface SessionWelcome {
   applicationLinkUrl?: string | undefined
 }
 
+/** A lone UTF-16 surrogate would make encodeURIComponent throw; it becomes U+FFFD instead. */
+export function wellFormed(text: string): string {
+  return text.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd')
+}
+
 export function formatWelcomeHeaders(w: SessionWelcome): Record<string, string> {
   return {
     [agentHeaders.sessionId]: w.sessionId,
-    [agentHeaders.tunnelName]: encodeURIComponent(w.tunnelName),
-    [agentHeaders.orgName]: encodeURIComponent(w.orgName),
+    [agentHeaders.tunnelName]: encodeURIComponent(wellFormed(w.tunnelName)),
+    [agentHeaders.orgName]: encodeURIComponent(wellFormed(w.orgName)),
     [agentHeaders.pingIntervalMs]: String(w.pingIntervalMs),
     [agentHeaders.pingTimeoutMs]: String(w.pingTimeoutMs),
-    ...(w.applicationLinkUrl === undefined ? {} : { [agentHeaders.applicationLinkUrl]: encodeURIComponent(w.applicationLinkUrl) }),
+    ...(w.applicationLinkUrl === undefined ? {} : { [agentHeaders.applicationLinkUrl]: encodeURIComponent(wellFormed(w.applicationLinkUrl)) }),
   }
 }
 

@@ -91,7 +91,11 @@ export function decodeSecurityKey(input: string): SecurityKey {
   if (secret.length !== SECRET_BYTES) throw malformed(`the secret must be ${SECRET_BYTES} bytes (got ${secret.length})`)
   const key: SecurityKey = { serverUrl: url.origin, tunnelId: p.t, secret }
   if (p.p !== undefined) {
-    if (typeof p.p !== 'string' || Buffer.from(p.p, 'base64url').length !== 32) throw malformed('the certificate pin is invalid')
+    // Canonical text only: the agent compares the pin as text, so a lenient decode would accept a
+    // key that can never connect (and then blame the certificate).
+    if (typeof p.p !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(p.p) || Buffer.from(p.p, 'base64url').toString('base64url') !== p.p) {
+      throw malformed('the certificate pin is invalid')
+    }
     key.certificatePin = p.p
   }
   return key

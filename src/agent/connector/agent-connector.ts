@@ -218,7 +218,7 @@ export class AgentConnector extends EventEmitter {
       for (const m of messages) {
         if (m.t === 'abort') this.#relays.get(m.id)?.abort()
         else if (m.t === 'revoke') {
-          const code = m.code in errorCatalog ? (m.code as ErrorCode) : 'TUN_ERR_KEY_REJECTED'
+          const code = Object.hasOwn(errorCatalog, m.code) ? (m.code as ErrorCode) : 'TUN_ERR_KEY_REJECTED'
           onRevoke(new TunnelError(code, m.reason))
           session.destroy()
         }
