@@ -16,6 +16,7 @@ test('server config: defaults, and every problem named with its field at once', 
   assert.match(configError(() => loadServerConfig({ listenn: '1:2' } as object)), /listenn/)
   assert.match(configError(() => loadServerConfig({ listen: 'nonsense' })), /listen: "nonsense" is not HOST:PORT/)
   assert.match(configError(() => loadServerConfig({ tlsCertFile: 'a.pem' })), /tlsCertFile and tlsKeyFile/)
+  assert.match(configError(() => loadServerConfig({ publicUrl: 'http://tunnel.example.test' })), /publicUrl: must be an https:\/\/ URL/)
 })
 
 test('agent config: upstream port 0 and unknown keys are refused; a malformed key is a key error', () => {
