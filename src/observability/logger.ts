@@ -12,15 +12,12 @@ export function createLogger(options: { level?: LevelWithSilent; name?: string; 
       level: options.level ?? 'info',
       ...(options.name === undefined ? {} : { name: options.name }),
       redact: {
+        // pino's `*` is one level: each name is listed at the top, one and two levels down.
         paths: [
-          '*.authorization',
-          '*.Authorization',
-          '*.token',
-          '*.secret',
-          '*.password',
-          '*.key',
+          ...['authorization', 'Authorization', 'token', 'secret', 'password', 'key', 'securityKey', 'credential', 'credentialValue', 'cookie'].flatMap((f) => [f, `*.${f}`, `*.*.${f}`]),
+          'headers["x-apptunnel-credential"]',
+          '*.headers["x-apptunnel-credential"]',
           'headers.authorization',
-          'headers.cookie',
           'req.headers.authorization',
         ],
         censor: '[redacted]',
