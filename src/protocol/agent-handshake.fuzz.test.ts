@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import type { IncomingMessage } from 'node:http'
 import { Duplex } from 'node:stream'
 import fc from 'fast-check'
-import { TunnelError, errorCatalog, type ErrorCode } from '../errors/index.ts'
+import { errorCatalog, type ErrorCode } from '../errors/index.ts'
 import { silentLogger } from '../observability/index.ts'
 import { AgentGateway } from '../server/agent-gateway/agent-gateway.ts'
 import { SessionRegistry } from '../server/agent-gateway/session-registry.ts'
@@ -19,6 +19,7 @@ import {
   parseWelcomeHeaders,
   type SessionWelcome,
 } from './agent-handshake.ts'
+import { outcome, fuzzSeed } from '../testing/fuzz.ts'
 
 // Property-based fuzzing of everything a peer sends during the agent connect handshake: the
 // Authorization and node id headers the server parses, the welcome headers the agent parses, and
@@ -26,25 +27,10 @@ import {
 // with a stable code from the catalog and a message; never another exception.
 // FUZZ_SEED=<n> explores another sequence; fast-check prints the seed of a failure.
 
-const seed = Number(process.env['FUZZ_SEED'] ?? 0xa9e47)
+const seed = fuzzSeed(0xa9e47)
 const RUNS = 2500
 
-function assertTunnelError(err: unknown, codes: readonly ErrorCode[]): asserts err is TunnelError {
-  assert.ok(err instanceof TunnelError, `expected a TunnelError, got ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}`)
-  assert.ok(err.code in errorCatalog && Object.hasOwn(errorCatalog, err.code), `${err.code} is in the catalog`)
-  assert.ok(codes.includes(err.code), `code ${err.code} (${err.message}) is one of ${codes.join(', ')}`)
-  assert.equal(err.httpStatus, errorCatalog[err.code].httpStatus)
-  assert.ok(err.message.trim().length > 10, `unclear message: ${JSON.stringify(err.message)}`)
-}
 
-function outcome<T>(work: () => T, codes: readonly ErrorCode[]): { value: T } | { error: TunnelError } {
-  try {
-    return { value: work() }
-  } catch (err) {
-    assertTunnelError(err, codes)
-    return { error: err }
-  }
-}
 
 // ---- generators -------------------------------------------------------------------------------
 

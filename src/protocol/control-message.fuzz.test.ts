@@ -3,13 +3,14 @@ import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import { TunnelError } from '../errors/index.ts'
 import { ControlMessageDecoder, MAX_CONTROL_LINE_BYTES, encodeControlMessage, type ControlMessage } from './control-message.ts'
+import { fuzzSeed, cutsOf } from '../testing/fuzz.ts'
 
 // Property-based fuzzing of the session control stream decoder (what the server sends an agent):
 // any byte stream, cut into any chunks, gives the messages a one-shot reading of its LF-terminated
 // JSON lines gives, or a TUN_ERR_HANDSHAKE_BAD_REQUEST TunnelError saying what is wrong; never
 // another exception. FUZZ_SEED=<n> explores another sequence; fast-check prints the seed of a failure.
 
-const seed = Number(process.env['FUZZ_SEED'] ?? 0xc0a7e)
+const seed = fuzzSeed(0xc0a7e)
 const RUNS = 2500
 
 /** The documented reading (control-message.ts header) of a whole stream at once. */
@@ -100,7 +101,6 @@ const stream = fc.oneof(
   fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b)),
   fc.tuple(fc.nat(9_000), fc.constantFrom(0x61, 0x0a, 0x20)).map(([n, b]) => Buffer.alloc(n, b)),
 )
-const cutsOf = (length: number): fc.Arbitrary<number[]> => fc.array(fc.integer({ min: 0, max: length }), { maxLength: 10 }).map((cs) => [...cs, length].sort((a, b) => a - b))
 
 // ---- properties -------------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto'
 import fc from 'fast-check'
 import { TunnelError } from '../errors/index.ts'
 import { SECURITY_KEY_PREFIX, decodeSecurityKey, encodeSecurityKey, isValidTunnelId, type SecurityKey } from './security-key.ts'
+import { fuzzSeed } from '../testing/fuzz.ts'
 
 // Property-based fuzzing of the security key parser: whatever a person pastes, decodeSecurityKey
 // either returns a well-formed key that survives encode → decode unchanged, or throws a TunnelError
@@ -11,7 +12,7 @@ import { SECURITY_KEY_PREFIX, decodeSecurityKey, encodeSecurityKey, isValidTunne
 // FUZZ_SEED=<n> replays or explores another sequence; fast-check prints the seed and the shrunk
 // counterexample of a failure.
 
-const seed = Number(process.env['FUZZ_SEED'] ?? 0x5ec0de)
+const seed = fuzzSeed(0x5ec0de)
 const RUNS = 2500
 const MALFORMED = 'security key is malformed: '
 const MAX_KEY_CHARS = 4096

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import fc from 'fast-check'
-import { TunnelError, type ErrorCode } from '../../errors/index.ts'
+import type { ErrorCode } from '../../errors/index.ts'
 import { FrameDecoder, encodeFrame } from '../wire/frame-decoder.ts'
 import {
   AUTH_FRAME_FORMAT,
@@ -23,26 +23,20 @@ import {
   type Challenge,
   type Proof,
 } from './auth-messages.ts'
+import { outcome, fuzzSeed } from '../../testing/fuzz.ts'
 
 // Property-based fuzzing of the cluster handshake messages a peer sends before it is authenticated:
 // every payload decodes to exactly what the documented byte layout says, re-encoding to the same
 // bytes, or is refused with TUN_ERR_CLUSTER_AUTH_PROTOCOL; never another exception.
 // FUZZ_SEED=<n> explores another sequence; fast-check prints the seed of a failure.
 
-const seed = Number(process.env['FUZZ_SEED'] ?? 0xa7c4b)
+const seed = fuzzSeed(0xa7c4b)
 const RUNS = 2500
+const AUTH_CODES: readonly ErrorCode[] = ['TUN_ERR_CLUSTER_AUTH_PROTOCOL']
+/** outcome() with this file's refusal code as the default */
+const refusedOr = <T>(work: () => T, codes: readonly ErrorCode[] = AUTH_CODES) => outcome(work, codes)
 const NODE_ID = /^[A-Za-z0-9._-]{1,64}$/
 
-function outcome<T>(work: () => T, codes: readonly ErrorCode[] = ['TUN_ERR_CLUSTER_AUTH_PROTOCOL']): { value: T } | { error: TunnelError } {
-  try {
-    return { value: work() }
-  } catch (err) {
-    assert.ok(err instanceof TunnelError, `expected a TunnelError, got ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}`)
-    assert.ok(codes.includes(err.code), `${err.code}: ${err.message}`)
-    assert.ok(err.message.length > 10, `unclear message: ${JSON.stringify(err.message)}`)
-    return { error: err }
-  }
-}
 
 // ---- reference readings of the layouts in docs/cluster.md -------------------------------------
 
@@ -100,7 +94,7 @@ const anyPayload = fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b))
 test('CHALLENGE: exactly the documented layout is accepted and re-encodes to its bytes; anything else is AUTH_PROTOCOL', () => {
   fc.assert(
     fc.property(fc.oneof({ arbitrary: nearChallenge, weight: 4 }, anyPayload, challenge.map(encodeChallenge)), (payload) => {
-      const out = outcome(() => decodeChallenge(payload))
+      const out = refusedOr(() => decodeChallenge(payload))
       const expected = referenceChallenge(payload)
       if (expected === undefined) assert.ok('error' in out, `accepted ${payload.toString('hex')}`)
       else {
@@ -115,7 +109,7 @@ test('CHALLENGE: exactly the documented layout is accepted and re-encodes to its
 test('PROOF: exactly the documented layout is accepted and re-encodes to its bytes; anything else is AUTH_PROTOCOL', () => {
   fc.assert(
     fc.property(fc.oneof({ arbitrary: nearProof, weight: 4 }, anyPayload, proof.map(encodeProof)), (payload) => {
-      const out = outcome(() => decodeProof(payload))
+      const out = refusedOr(() => decodeProof(payload))
       const expected = referenceProof(payload)
       if (expected === undefined) assert.ok('error' in out, `accepted ${payload.toString('hex')}`)
       else {
@@ -130,10 +124,10 @@ test('PROOF: exactly the documented layout is accepted and re-encodes to its byt
 test('OK carries exactly 32 bytes; ERR exactly one reason byte (an unknown reason reads as AUTH_PROTOCOL)', () => {
   fc.assert(
     fc.property(fc.oneof(anyPayload, bytes(MAC_BYTES), fc.integer({ min: 0, max: 3 }).chain((n) => fc.uint8Array({ minLength: n, maxLength: n }).map((b) => Buffer.from(b)))), (payload) => {
-      const ok = outcome(() => decodeOk(payload))
+      const ok = refusedOr(() => decodeOk(payload))
       if (payload.length === MAC_BYTES) assert.ok('value' in ok && ok.value.equals(payload))
       else assert.ok('error' in ok && /OK frame carries 32 bytes/.test(ok.error.message))
-      const err = outcome(() => decodeErr(payload))
+      const err = refusedOr(() => decodeErr(payload))
       if (payload.length === 1) {
         const known = (WIRE_ERRORS as Record<number, ErrorCode>)[payload[0]!]
         assert.deepEqual(err, { value: known ?? 'TUN_ERR_CLUSTER_AUTH_PROTOCOL' })
@@ -146,8 +140,8 @@ test('OK carries exactly 32 bytes; ERR exactly one reason byte (an unknown reaso
 test('encode → decode round-trips any valid CHALLENGE and PROOF', () => {
   fc.assert(
     fc.property(challenge, proof, (c, p) => {
-      assert.deepEqual(outcome(() => decodeChallenge(encodeChallenge(c))), { value: { ...c } })
-      assert.deepEqual(outcome(() => decodeProof(encodeProof(p))), { value: { ...p } })
+      assert.deepEqual(refusedOr(() => decodeChallenge(encodeChallenge(c))), { value: { ...c } })
+      assert.deepEqual(refusedOr(() => decodeProof(encodeProof(p))), { value: { ...p } })
     }),
     { numRuns: RUNS, seed },
   )
@@ -171,7 +165,7 @@ test('a pre-authentication byte stream in arbitrary chunks gives messages, FRAME
     fc.property(input, ({ all, cuts }) => {
       const d = new FrameDecoder(AUTH_FRAME_FORMAT)
       let at = 0
-      outcome(() => {
+      refusedOr(() => {
         for (const cut of cuts) {
           d.push(all.subarray(at, cut))
           at = cut

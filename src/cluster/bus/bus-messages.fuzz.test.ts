@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import fc from 'fast-check'
-import { TunnelError, type ErrorCode } from '../../errors/index.ts'
+import type { ErrorCode } from '../../errors/index.ts'
 import { FrameDecoder, encodeFrame, type Frame } from '../wire/frame-decoder.ts'
 import {
   FRAME_ACK,
@@ -15,26 +15,20 @@ import {
   type BusEvent,
   type BusMessage,
 } from './bus-messages.ts'
+import { outcome, fuzzSeed } from '../../testing/fuzz.ts'
 
 // Property-based fuzzing of the messages an authenticated cluster peer sends on the bus: any frame
 // gives a well-formed BusMessage or TUN_ERR_CLUSTER_BUS_PROTOCOL; any byte stream through the bus
 // framing gives messages, FRAME_TOO_LARGE or BUS_PROTOCOL; never another exception.
 // FUZZ_SEED=<n> explores another sequence; fast-check prints the seed of a failure.
 
-const seed = Number(process.env['FUZZ_SEED'] ?? 0xb055e)
+const seed = fuzzSeed(0xb055e)
 const RUNS = 2500
+const BUS_CODES: readonly ErrorCode[] = ['TUN_ERR_CLUSTER_BUS_PROTOCOL']
+/** outcome() with this file's refusal code as the default */
+const refusedOr = <T>(work: () => T, codes: readonly ErrorCode[] = BUS_CODES) => outcome(work, codes)
 const TOPIC = /^[a-z][a-z0-9]*(\.[a-z][a-z0-9]*)*$/
 
-function outcome<T>(work: () => T, codes: readonly ErrorCode[] = ['TUN_ERR_CLUSTER_BUS_PROTOCOL']): { value: T } | { error: TunnelError } {
-  try {
-    return { value: work() }
-  } catch (err) {
-    assert.ok(err instanceof TunnelError, `expected a TunnelError, got ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}`)
-    assert.ok(codes.includes(err.code), `${err.code}: ${err.message}`)
-    assert.ok(err.message.length > 10, `unclear message: ${JSON.stringify(err.message)}`)
-    return { error: err }
-  }
-}
 
 const isSeq = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v > 0
 
@@ -113,7 +107,7 @@ const frame: fc.Arbitrary<Frame> = fc.oneof(
 test('any frame: the documented BusMessage, or BUS_PROTOCOL; never another exception', () => {
   fc.assert(
     fc.property(frame, (f) => {
-      const out = outcome(() => decodeBusMessage(f))
+      const out = refusedOr(() => decodeBusMessage(f))
       const expected = reference(f)
       if (expected === undefined) assert.ok('error' in out, `accepted type ${f.type} ${JSON.stringify(f.payload.toString('utf8'))}`)
       else assert.deepEqual(out, { value: expected })
@@ -127,7 +121,7 @@ test('a deep JSON payload inside the frame limit is read or refused, never a sta
     fc.property(fc.oneof({ arbitrary: fc.integer({ min: 1, max: 2_000 }), weight: 19 }, fc.integer({ min: 2_000, max: 60_000 })), fc.constantFrom('[', '{"d":'), fc.constantFrom(FRAME_EVENT, FRAME_ACK), (depth, open, type) => {
       const close = open === '[' ? ']' : '}'
       const text = `{"i":"x","s":1,"t":"a","d":${open.repeat(depth)}${open === '[' ? '' : 'null'}${close.repeat(depth)}}`
-      const out = outcome(() => decodeBusMessage({ type, payload: Buffer.from(text) }))
+      const out = refusedOr(() => decodeBusMessage({ type, payload: Buffer.from(text) }))
       assert.ok('value' in out)
     }),
     { numRuns: 2000, seed },
@@ -181,7 +175,7 @@ test('a bus byte stream in arbitrary chunks gives messages, FRAME_TOO_LARGE or B
       const d = new FrameDecoder(busFrameFormat(max))
       let at = 0
       let delivered = 0
-      const out = outcome(() => {
+      const out = refusedOr(() => {
         for (const cut of cuts) {
           d.push(all.subarray(at, cut))
           at = cut

@@ -3,13 +3,14 @@ import { test } from 'node:test'
 import fc from 'fast-check'
 import { TunnelError } from '../../errors/index.ts'
 import { FrameDecoder, encodeFrame, frameHeaderBytes, type Frame, type FrameFormat } from './frame-decoder.ts'
+import { fuzzSeed, cutsOf } from '../../testing/fuzz.ts'
 
 // Property-based fuzzing of the cluster frame decoder: any byte stream, cut into any chunks, gives
 // exactly the frames a one-shot reading of the stream gives, or TUN_ERR_CLUSTER_FRAME_TOO_LARGE as
 // soon as an oversize header is complete; never another exception, never unbounded buffering.
 // FUZZ_SEED=<n> explores another sequence; fast-check prints the seed of a failure.
 
-const seed = Number(process.env['FUZZ_SEED'] ?? 0xf4a3e)
+const seed = fuzzSeed(0xf4a3e)
 const RUNS = 2500
 
 const format: fc.Arbitrary<FrameFormat> = fc.oneof(
@@ -35,10 +36,6 @@ function stream(f: FrameFormat): fc.Arbitrary<Buffer> {
   return fc.oneof({ arbitrary: fc.array(segment, { maxLength: 6 }).map((parts) => Buffer.concat(parts)), weight: 3 }, fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)))
 }
 
-/** Sorted cut points inside [0, length]; chunks between them may be empty. */
-function cutsOf(length: number): fc.Arbitrary<number[]> {
-  return fc.array(fc.integer({ min: 0, max: length }), { maxLength: 10 }).map((cs) => [...cs, length].sort((a, b) => a - b))
-}
 
 /** The one-shot reading: frames in order, then either an oversize header (at `errorAt`) or the offset where bytes run out. */
 function reference(f: FrameFormat, bytes: Buffer): { frames: Frame[]; consumed: number; errorAt?: number } {
