@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { request } from 'node:http'
+import { createServer, request } from 'node:http'
+import { connect, type AddressInfo } from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import { WebSocket } from 'ws'
+import { eventually } from '../src/testing/eventually.ts'
 import { checkNoLeakedHandles } from '../src/testing/leak-check.ts'
 import { patternBytes, writePattern, type TestUpstream } from '../src/testing/test-upstream.ts'
 import { errorCodeOf, ingressRequest, startConnectedTunnel, startTestAgent, startTestServer, type ConnectedTunnel, type TestServer } from '../src/testing/tunnel-harness.ts'
@@ -142,6 +144,43 @@ describe('tunnel core over real TLS on loopback', () => {
     const other = await ingressRequest(server.ingressAddress, 'example.com')
     assert.equal(other.status, 404)
     assert.equal(errorCodeOf(other), 'TUN_ERR_INGRESS_UNKNOWN_TUNNEL')
+  })
+
+  test("the upstream closing an idle keep-alive connection does not close the caller's: the next request gets a fresh upstream connection", async () => {
+    // Answers keep-alive, then closes the idle connection 100 ms later, as an app's keep-alive timeout does.
+    const app = createServer((req, res) => {
+      res.end(`path ${req.url}`)
+      res.on('finish', () => setTimeout(() => req.socket.end(), 100))
+    })
+    let upstreamConnections = 0
+    app.on('connection', () => upstreamConnections++)
+    await new Promise<void>((r) => app.listen(0, '127.0.0.1', r))
+    const t = await server.createTunnel('idle close')
+    const a = await startTestAgent(t.key, `127.0.0.1:${(app.address() as AddressInfo).port}`, { nodeId: 'idle-close' })
+    const client = connect({ host: '127.0.0.1', port: server.ingressAddress.port })
+    try {
+      await a.waitFor((st) => st.status === 'CONNECTED')
+      let received = ''
+      let ended = false
+      client.setEncoding('latin1').on('data', (d: string) => (received += d))
+      client.on('end', () => (ended = true))
+      const exchange = async (path: string): Promise<string> => {
+        received = ''
+        client.write(`GET ${path} HTTP/1.1\r\nHost: ${t.hostHeader}\r\n\r\n`)
+        await eventually(() => /\r\n\r\n/.test(received) && received.endsWith(`path ${path}`), `answer to ${path}`)
+        return received
+      }
+      assert.match(await exchange('/first'), /^HTTP\/1\.1 200/)
+      // The app drops its idle connection after 100 ms; the caller's connection must stay usable.
+      await new Promise((r) => setTimeout(r, 500))
+      assert.equal(ended, false, 'the ingress kept the caller connection open')
+      assert.match(await exchange('/second'), /^HTTP\/1\.1 200/)
+      assert.equal(upstreamConnections, 2, 'the second request went over a fresh upstream connection')
+    } finally {
+      client.destroy()
+      await a.close()
+      await new Promise<void>((r) => app.close(() => r()))
+    }
   })
 
   test('503 with the tunnel status for a tunnel that has no live session', async () => {
