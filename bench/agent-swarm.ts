@@ -1,7 +1,7 @@
 /**
  * Many agents in one process (forked by run.ts), for figures that need hundreds of sessions: a
  * process per agent would measure process start-up, not the tunnel. Each is the real agent
- * (startAgent), with its own node id and TLS session.
+ * (startAgent), with its own node id and one TLS session (the figures are per session).
  *
  * IPC in:  { start: [{ key, nodeId }], upstreamPort }  |  { close: true }
  * IPC out: { connected: n, total: n } on every change of the count of CONNECTED agents
@@ -23,7 +23,7 @@ process.on('message', (msg: { start?: Array<{ key: string; nodeId: string }>; up
   if (msg.start !== undefined) {
     void (async () => {
       for (const { key, nodeId } of msg.start!) {
-        const agent = await startAgent(loadAgentConfig({ key, upstream: `127.0.0.1:${msg.upstreamPort}`, nodeId, logLevel: 'silent' }))
+        const agent = await startAgent(loadAgentConfig({ key, upstream: `127.0.0.1:${msg.upstreamPort}`, nodeId, sessions: 1, logLevel: 'silent' }))
         let up = false
         agent.onStatus((s) => {
           const nowUp = s.status === 'CONNECTED'
