@@ -5,6 +5,7 @@ import { registerClusterCommands } from './cluster-commands.ts'
 import { registerDemoCommand } from './demo.ts'
 import { registerKeyCommands } from './key-commands.ts'
 import { registerServerCommand } from './server-start.ts'
+import { registerTokenCommands } from './token-commands.ts'
 import { registerTunnelCommands } from './tunnel-commands.ts'
 
 const program = new Command()
@@ -21,6 +22,7 @@ program
 registerServerCommand(program)
 registerAgentCommand(program)
 registerTunnelCommands(program)
+registerTokenCommands(program)
 registerKeyCommands(program)
 registerClusterCommands(program)
 registerDemoCommand(program)

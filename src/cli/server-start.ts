@@ -27,6 +27,11 @@ export function registerServerCommand(program: Command): void {
     .option('--ping-timeout-ms <ms>', 'an agent missing a ping answer this long is dropped', int)
     .option('--upstream-response-timeout-ms <ms>', 'upstream must start answering within this time (504)', int)
     .option('--head-timeout-ms <ms>', 'a request head must arrive within this time (408)', int)
+    .option('--body-timeout-ms <ms>', 'window in which a request body must bring --body-min-bytes-per-second × window (408)', int)
+    .option('--body-min-bytes-per-second <n>', 'slowest request body the ingress accepts (default 500)', int)
+    .option('--tls-handshake-timeout-ms <ms>', 'HTTPS listener: a TLS handshake must finish within this time (default 10000)', int)
+    .option('--api-head-timeout-ms <ms>', 'HTTPS listener: a request head must arrive within this time (default 20000)', int)
+    .option('--api-request-timeout-ms <ms>', 'HTTPS listener: a whole request must arrive within this time (default 60000)', int)
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent', 'info')
     .option('--cluster-node-id <id>', 'cluster node id of this replica (default: kept in the data directory)')
   addClusterOptions(command).action((o: Record<string, string | number | undefined>) =>
@@ -46,6 +51,11 @@ export function registerServerCommand(program: Command): void {
           pingTimeoutMs: o.pingTimeoutMs,
           upstreamResponseTimeoutMs: o.upstreamResponseTimeoutMs,
           headTimeoutMs: o.headTimeoutMs,
+          bodyTimeoutMs: o.bodyTimeoutMs,
+          bodyMinBytesPerSecond: o.bodyMinBytesPerSecond,
+          tlsHandshakeTimeoutMs: o.tlsHandshakeTimeoutMs,
+          apiHeadTimeoutMs: o.apiHeadTimeoutMs,
+          apiRequestTimeoutMs: o.apiRequestTimeoutMs,
           logLevel: o.logLevel,
           clusterNodeId: o.clusterNodeId,
           ...clusterOptionValues(o),

@@ -3,7 +3,7 @@ import { callAdminApi, resolveAdminTarget } from './admin-client.ts'
 import { runCommand } from './run-command.ts'
 import { printJson, table } from './output.ts'
 
-interface TargetOptions {
+export interface TargetOptions {
   server?: string
   token?: string
   dataDir?: string
@@ -24,7 +24,7 @@ interface TunnelJson {
   key?: string
 }
 
-function withTarget(cmd: Command): Command {
+export function withTarget(cmd: Command): Command {
   return cmd
     .option('--server <url>', 'admin API URL (env APPTUNNEL_SERVER)')
     .option('--token <token>', 'admin API token (env APPTUNNEL_TOKEN)')

@@ -35,6 +35,15 @@ export const serverConfigSchema = z
     headTimeoutMs: duration(20_000),
     idleTimeoutMs: duration(120_000),
     upstreamResponseTimeoutMs: duration(60_000),
+    /** a request body must bring bodyMinBytesPerSecond × this window in every window of this length */
+    bodyTimeoutMs: duration(20_000),
+    bodyMinBytesPerSecond: z.number().int().min(1).max(1024 * 1024 * 1024).default(500),
+    /** HTTPS listener (admin API, agent endpoint): a TLS handshake must finish within this time */
+    tlsHandshakeTimeoutMs: duration(10_000),
+    /** HTTPS listener: a request head must arrive within this time of the connection or the last request */
+    apiHeadTimeoutMs: duration(20_000),
+    /** HTTPS listener: a whole request, body included, must arrive within this time */
+    apiRequestTimeoutMs: duration(60_000),
     maxStreamsPerSession: z.number().int().min(1).max(100_000).default(1_000),
     maxHeadBytes: z.number().int().min(1024).max(1024 * 1024).default(16 * 1024),
     maxHeaderCount: z.number().int().min(8).max(1000).default(100),

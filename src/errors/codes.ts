@@ -12,6 +12,10 @@ export const errorCatalog = {
 
   TUN_ERR_AUTH_TOKEN_MISSING: { httpStatus: 401, retryable: false, message: 'an API token is required (Authorization: Bearer …)' },
   TUN_ERR_AUTH_TOKEN_INVALID: { httpStatus: 401, retryable: false, message: 'the API token is not valid' },
+  TUN_ERR_AUTH_RATE_LIMITED: { httpStatus: 429, retryable: true, message: 'too many failed API authentications from this address' },
+  TUN_ERR_TOKEN_NOT_FOUND: { httpStatus: 404, retryable: false, message: 'API token not found' },
+  TUN_ERR_TOKEN_NAME_INVALID: { httpStatus: 400, retryable: false, message: 'API token name is invalid or already used' },
+  TUN_ERR_TOKEN_LAST: { httpStatus: 409, retryable: false, message: "the organization's last API token cannot be revoked" },
 
   TUN_ERR_API_BAD_REQUEST: { httpStatus: 400, retryable: false, message: 'the request is not valid' },
   TUN_ERR_API_ROUTE_NOT_FOUND: { httpStatus: 404, retryable: false, message: 'no such API route' },

@@ -14,6 +14,7 @@ import { tlsPolicy } from '../transport/tls-policy.ts'
 import { AccessPolicies } from './ingress/access-policies.ts'
 import { LinkedProductService } from './tunnels/linked-product-service.ts'
 import { AdminApi } from './admin-api/admin-api.ts'
+import { ApiTokenService } from './admin-api/api-token-service.ts'
 import { AgentGateway } from './agent-gateway/agent-gateway.ts'
 import { SessionRegistry } from './agent-gateway/session-registry.ts'
 import { SERVER_INFO_FILE, bootstrapOrg } from './bootstrap.ts'
@@ -119,10 +120,23 @@ export async function startServer(config: Readonly<ServerConfig>, deps: { log?: 
     await access.start()
     cleanups.push(() => access.close())
     const products = new LinkedProductService({ tunnels: tunnelRepo, products: productRepo, audit, changed: (id) => access.reloadTunnel(id) })
-    const api = new AdminApi({ tunnels, products, tokens, log })
+    const apiTokens = new ApiTokenService({ tokens, audit, log: log.child({ component: 'admin-api' }) }, { auditOrgId: org.orgId })
+    const api = new AdminApi({ tunnels, products, tokens: apiTokens, audit, log })
 
     const https: HttpsServer = createHttpsServer(
-      { cert: cert.cert, key: cert.key, ...tlsPolicy, ALPNProtocols: ['http/1.1'], headersTimeout: 20_000, requestTimeout: 60_000, keepAliveTimeout: 5_000 },
+      {
+        cert: cert.cert,
+        key: cert.key,
+        ...tlsPolicy,
+        ALPNProtocols: ['http/1.1'],
+        handshakeTimeout: config.tlsHandshakeTimeoutMs,
+        headersTimeout: config.apiHeadTimeoutMs,
+        requestTimeout: Math.max(config.apiRequestTimeoutMs, config.apiHeadTimeoutMs),
+        keepAliveTimeout: 5_000,
+        // Node checks the two timeouts above only this often (30 s by default), which would let a
+        // dripped head live up to 30 s past its limit.
+        connectionsCheckingInterval: Math.min(1_000, config.apiHeadTimeoutMs),
+      },
       (req, res) => {
         if (AdminApi.matches(req.url)) api.handle(req, res)
         else if (req.url === '/healthz') {
@@ -157,6 +171,8 @@ export async function startServer(config: Readonly<ServerConfig>, deps: { log?: 
         headTimeoutMs: config.headTimeoutMs,
         idleTimeoutMs: config.idleTimeoutMs,
         upstreamResponseTimeoutMs: config.upstreamResponseTimeoutMs,
+        bodyTimeoutMs: config.bodyTimeoutMs,
+        bodyMinBytesPerSecond: config.bodyMinBytesPerSecond,
       },
       maxStreamsPerSession: config.maxStreamsPerSession,
       proto: 'http',

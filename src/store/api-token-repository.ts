@@ -50,6 +50,24 @@ export class ApiTokenRepository {
     return row === undefined ? undefined : { id: row.id, orgId: row.org_id, name: row.name }
   }
 
+  /** Oldest first. */
+  async list(orgId: string): Promise<ApiToken[]> {
+    const rows = await this.#db
+      .selectFrom('api_token')
+      .select(['id', 'org_id', 'name', 'created_at', 'last_used_at'])
+      .where('org_id', '=', orgId)
+      .orderBy('created_at')
+      .orderBy('id')
+      .execute()
+    return rows.map((r) => ({ id: r.id, orgId: r.org_id, name: r.name, createdAt: r.created_at, lastUsedAt: r.last_used_at }))
+  }
+
+  /** true when a token of this organization was deleted */
+  async delete(orgId: string, id: string): Promise<boolean> {
+    const res = await this.#db.deleteFrom('api_token').where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst()
+    return Number(res.numDeletedRows) > 0
+  }
+
   async touch(id: string, at: string): Promise<void> {
     await this.#db.updateTable('api_token').set({ last_used_at: at }).where('id', '=', id).execute()
   }

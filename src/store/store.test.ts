@@ -99,6 +99,23 @@ for (const target of targets) {
       )
     })
 
+    test('api tokens are listed per organization and deleted only within it', async () => {
+      const orgId = await newOrg()
+      const otherOrg = await newOrg()
+      const a = await tokens.create({ id: uniqueId('tok'), orgId, name: 'a', tokenHash: sha256(uniqueId('s')) })
+      const b = await tokens.create({ id: uniqueId('tok'), orgId, name: 'b', tokenHash: sha256(uniqueId('s')) })
+      const foreign = await tokens.create({ id: uniqueId('tok'), orgId: otherOrg, name: 'x', tokenHash: sha256(uniqueId('s')) })
+      await tokens.touch(b.id, '2030-01-01T00:00:00.000Z')
+      const listed = await tokens.list(orgId)
+      assert.deepEqual(listed.map((t) => t.name).sort(), ['a', 'b'])
+      assert.equal(listed.find((t) => t.id === b.id)?.lastUsedAt, '2030-01-01T00:00:00.000Z')
+      assert.equal(await tokens.delete(orgId, foreign.id), false, 'another organization\'s token is not deleted')
+      assert.equal(await tokens.delete(orgId, a.id), true)
+      assert.equal(await tokens.delete(orgId, a.id), false)
+      assert.deepEqual((await tokens.list(orgId)).map((t) => t.id), [b.id])
+      assert.equal((await tokens.list(otherOrg)).length, 1)
+    })
+
     test('tunnels: create, list, get, findById, count, delete', async () => {
       const orgId = await newOrg()
       const otherOrg = await newOrg()

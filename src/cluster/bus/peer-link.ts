@@ -27,7 +27,8 @@ export interface PeerLinkOptions {
 
 /**
  * One authenticated connection to a peer, after the handshake handed it over. Decodes bus frames,
- * answers PINGs, drops a silent peer, and reports events and acknowledgements to the bus.
+ * answers PINGs, drops a peer that sent no whole frame for pingTimeoutMs, and reports events and
+ * acknowledgements to the bus.
  *
  * Events: 'event' (BusEvent), 'ack' (seq), 'drain' (the socket can take more), and 'close'
  * (TunnelError | undefined) exactly once.
@@ -110,13 +111,15 @@ export class PeerLink extends EventEmitter {
 
   readonly #onData = (chunk: Buffer): void => {
     if (this.#closed) return
-    this.#lastHeardAt = Date.now()
     try {
       this.#decoder.push(chunk)
       for (;;) {
         if (this.#closed) return
         const frame = this.#decoder.next()
         if (frame === undefined) return
+        // Only whole frames count as hearing from the peer: bytes of a frame dripped slower than
+        // the ping timeout would otherwise hold the link (and its buffer) open for ever.
+        this.#lastHeardAt = Date.now()
         const m = decodeBusMessage(frame)
         if (m.type === 'ping') this.#socket.write(this.#pongFrame)
         else if (m.type === 'event') this.emit('event', m.event satisfies BusEvent)

@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { TunnelError, isTunnelError } from '../../errors/index.ts'
 import type { Logger } from '../../observability/index.ts'
-import type { ApiTokenRepository } from '../../store/index.ts'
+import type { AuditRepository } from '../../store/index.ts'
+import type { ApiTokenService } from './api-token-service.ts'
 import type { Actor, TunnelService } from '../tunnels/tunnel-service.ts'
 import type { LinkedProductService } from '../tunnels/linked-product-service.ts'
 
@@ -10,16 +10,17 @@ const MAX_BODY_BYTES = 64 * 1024
 const TUNNEL_PATH = /^\/api\/v1\/tunnels\/([a-z0-9]{1,64})$/
 const PRODUCTS_PATH = /^\/api\/v1\/tunnels\/([a-z0-9]{1,64})\/products$/
 const PRODUCT_PATH = /^\/api\/v1\/tunnels\/([a-z0-9]{1,64})\/products\/([a-z0-9]{1,64})$/
+const TOKEN_PATH = /^\/api\/v1\/tokens\/([A-Za-z0-9-]{1,64})$/
+const AUDIT_LIMIT_MAX = 1000
 
 export interface AdminApiDeps {
   tunnels: TunnelService
   products: LinkedProductService
-  tokens: ApiTokenRepository
+  tokens: ApiTokenService
+  audit: AuditRepository
   log: Logger
-}
-
-export function hashApiToken(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('hex')
+  /** the console's signed-in user, for requests without Authorization (cookie + CSRF token) */
+  consoleActor?: (req: IncomingMessage) => Promise<Actor | undefined>
 }
 
 /**
@@ -33,6 +34,10 @@ export function hashApiToken(token: string): string {
  *   GET    /api/v1/tunnels/:id/products        linked products
  *   POST   /api/v1/tunnels/:id/products        add {name, credential?: bool (true), cidrs?: [..]} → credential shown once
  *   DELETE /api/v1/tunnels/:id/products/:pid   remove
+ *   GET    /api/v1/tokens           API tokens (never their values)
+ *   POST   /api/v1/tokens           create {name} → includes the token, shown once
+ *   DELETE /api/v1/tokens/:id       revoke (not the organization's last one)
+ *   GET    /api/v1/audit?limit=N    audit events, newest first (default 100, at most 1000)
  */
 export class AdminApi {
   readonly #deps: AdminApiDeps
@@ -56,8 +61,9 @@ export class AdminApi {
   }
 
   async #route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0]!
-    const actor = await this.#authenticate(req)
+    const [path = '/', query = ''] = (req.url ?? '/').split('?', 2)
+    const viaConsole = req.headers.authorization === undefined ? await this.#deps.consoleActor?.(req) : undefined
+    const actor = viaConsole ?? (await this.#deps.tokens.authenticate(req.headers.authorization, req.socket.remoteAddress ?? 'unknown'))
     if (path === '/api/v1/tunnels') {
       if (req.method === 'GET') {
         send(res, 200, { tunnels: await this.#deps.tunnels.list(actor) })
@@ -109,18 +115,44 @@ export class AdminApi {
       }
       throw new TunnelError('TUN_ERR_API_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}`)
     }
+    if (path === '/api/v1/tokens') {
+      if (req.method === 'GET') {
+        send(res, 200, { tokens: await this.#deps.tokens.list(actor) })
+        return
+      }
+      if (req.method === 'POST') {
+        const body = await readJson(req)
+        send(res, 201, await this.#deps.tokens.create(actor, { name: body.name }))
+        return
+      }
+      throw new TunnelError('TUN_ERR_API_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}`)
+    }
+    const token = TOKEN_PATH.exec(path)
+    if (token !== null) {
+      if (req.method === 'DELETE') {
+        await this.#deps.tokens.revoke(actor, token[1]!)
+        res.writeHead(204).end()
+        return
+      }
+      throw new TunnelError('TUN_ERR_API_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}`)
+    }
+    if (path === '/api/v1/audit') {
+      if (req.method !== 'GET') throw new TunnelError('TUN_ERR_API_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}`)
+      send(res, 200, { events: await this.#deps.audit.list(actor.orgId, { limit: auditLimit(query) }) })
+      return
+    }
     throw new TunnelError('TUN_ERR_API_ROUTE_NOT_FOUND', `no API route ${req.method} ${path}`)
   }
+}
 
-  async #authenticate(req: IncomingMessage): Promise<Actor> {
-    const header = req.headers.authorization
-    if (header === undefined) throw new TunnelError('TUN_ERR_AUTH_TOKEN_MISSING')
-    const m = /^Bearer\s+(\S+)$/.exec(header)
-    if (m === null) throw new TunnelError('TUN_ERR_AUTH_TOKEN_INVALID', 'Authorization must be "Bearer <token>"')
-    const identity = await this.#deps.tokens.findByHash(hashApiToken(m[1]!))
-    if (identity === undefined) throw new TunnelError('TUN_ERR_AUTH_TOKEN_INVALID')
-    return { orgId: identity.orgId, name: `token:${identity.name}`, sourceAddress: req.socket.remoteAddress ?? 'unknown' }
+function auditLimit(query: string): number {
+  const raw = new URLSearchParams(query).get('limit')
+  if (raw === null) return 100
+  const n = Number(raw)
+  if (!/^\d{1,7}$/.test(raw) || n < 1 || n > AUDIT_LIMIT_MAX) {
+    throw new TunnelError('TUN_ERR_API_BAD_REQUEST', `limit must be a whole number from 1 to ${AUDIT_LIMIT_MAX} (got "${raw}")`)
   }
+  return n
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {

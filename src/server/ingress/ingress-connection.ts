@@ -26,6 +26,13 @@ export interface IngressTimeouts {
   idleTimeoutMs: number
   /** the upstream must start its response within this time after the request was sent */
   upstreamResponseTimeoutMs: number
+  /**
+   * A request body must keep coming: in every window of this length at least
+   * bodyMinBytesPerSecond × window bytes (slowloris with a body). Time the ingress itself holds
+   * the client back (back-pressure, waiting for 100 Continue) does not count.
+   */
+  bodyTimeoutMs: number
+  bodyMinBytesPerSecond: number
 }
 
 export interface IngressConnectionDeps {
@@ -100,6 +107,11 @@ export class IngressConnection {
   #attempts = 0
   #headTimer: NodeJS.Timeout | undefined
   #upstreamTimer: NodeJS.Timeout | undefined
+  #bodyTimer: NodeJS.Timeout | undefined
+  /** request body bytes received in the current body window */
+  #bodyWindowBytes = 0
+  /** the request in its body asked for 100 Continue and has not had an interim answer yet */
+  #awaitingContinue = false
 
   constructor(socket: Socket, deps: IngressConnectionDeps) {
     this.#socket = socket
@@ -190,6 +202,36 @@ export class IngressConnection {
     this.#pending.push({ head: bytes, replayable: bodyless && !head.upgrade && IDEMPOTENT_METHODS.has(head.method) })
     if (!head.keepAlive) this.#keepAlive = false
     this.#toUpstream(bytes)
+    if (!bodyless && !head.upgrade) {
+      this.#awaitingContinue = head.expectContinue
+      this.#armBodyTimer()
+    }
+  }
+
+  #armBodyTimer(): void {
+    clearTimeout(this.#bodyTimer)
+    this.#bodyWindowBytes = 0
+    this.#bodyTimer = setTimeout(() => this.#onBodyWindow(), this.#deps.timeouts.bodyTimeoutMs)
+  }
+
+  #onBodyWindow(): void {
+    this.#bodyTimer = undefined
+    if (this.#closed || this.#requests.state !== 'body') return
+    const { bodyTimeoutMs, bodyMinBytesPerSecond } = this.#deps.timeouts
+    const needed = Math.ceil((bodyMinBytesPerSecond * bodyTimeoutMs) / 1000)
+    // Paused by us (the tunnel is slower than the client) or waiting for our 100: not the client's fault.
+    const heldBack = this.#socket.isPaused() || this.#awaitingContinue
+    if (heldBack || this.#bodyWindowBytes >= needed) {
+      this.#armBodyTimer()
+      return
+    }
+    this.#fail(
+      new TunnelError(
+        'TUN_ERR_HTTP_REQUEST_TIMEOUT',
+        `the request body arrived too slowly: ${this.#bodyWindowBytes} bytes in ${bodyTimeoutMs / 1000} s, at least ${bodyMinBytesPerSecond} bytes per second are needed`,
+      ),
+      true,
+    )
   }
 
   /** Between exchanges only: leave a session that drains, or one far busier than the best. */
@@ -282,6 +324,8 @@ export class IngressConnection {
   }
 
   #onRequestBody(chunk: Buffer): void {
+    this.#bodyWindowBytes += chunk.length
+    if (chunk.length > 0) this.#awaitingContinue = false
     const last = this.#pending[this.#pending.length - 1]
     if (last !== undefined && chunk.length > 0) last.replayable = false
     this.#toUpstream(chunk)
@@ -300,6 +344,8 @@ export class IngressConnection {
   }
 
   #onRequestEnd(): void {
+    clearTimeout(this.#bodyTimer)
+    this.#bodyTimer = undefined
     if (this.#pending.length > 0 && !this.#responseInProgress) this.#armUpstreamTimer()
   }
 
@@ -349,6 +395,7 @@ export class IngressConnection {
   #onResponseHead(head: ResponseHead): void {
     if (head.statusCode >= 100 && head.statusCode < 200 && head.statusCode !== 101) {
       this.#interimForwarded = true
+      this.#awaitingContinue = false
       return
     }
     this.#clearUpstreamTimer()
@@ -516,6 +563,8 @@ export class IngressConnection {
     this.#closed = true
     this.#clearHeadTimer()
     this.#clearUpstreamTimer()
+    clearTimeout(this.#bodyTimer)
+    this.#bodyTimer = undefined
     const stream = this.#stream
     if (stream !== undefined && !stream.closed && !stream.destroyed) {
       if (abortStream) this.#session?.abortRelay(stream)

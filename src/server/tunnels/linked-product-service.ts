@@ -71,7 +71,10 @@ export class LinkedProductService {
 
   async list(actor: Actor, tunnelId: string): Promise<LinkedProductView[]> {
     await this.#requireTunnel(actor, tunnelId)
-    return (await this.#products.listForTunnel(tunnelId)).map(view)
+    const products = (await this.#products.listForTunnel(tunnelId)).map(view)
+    // Who looked at which tunnel's callers is part of the audit trail, like a tunnel view.
+    await this.#record(actor, 'product.list', tunnelId, { count: products.length })
+    return products
   }
 
   async remove(actor: Actor, tunnelId: string, productId: string): Promise<void> {

@@ -26,6 +26,8 @@ export interface Actor {
   orgId: string
   name: string
   sourceAddress: string
+  /** the API token the request presented, when it came with one */
+  tokenId?: string
 }
 
 export interface TunnelServiceOptions {
