@@ -4,26 +4,12 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { callAdminApi, type AdminTarget } from '../src/cli/admin-client.ts'
 import { isTunnelError, type TunnelError } from '../src/errors/index.ts'
+import type { AuditJson, TokenJson } from '../src/cli/token-commands.ts'
 import { cli } from '../src/testing/cli-runner.ts'
 import { checkNoLeakedHandles } from '../src/testing/leak-check.ts'
 import { startTestServer, type TestServer } from '../src/testing/tunnel-harness.ts'
 
 checkNoLeakedHandles()
-
-interface TokenJson {
-  id: string
-  name: string
-  createdAt: string
-  lastUsedAt: string | null
-  token?: string
-}
-interface AuditJson {
-  actor: string
-  action: string
-  target: string | null
-  sourceAddress: string | null
-  details: Record<string, unknown> | null
-}
 
 async function refused(p: Promise<unknown>): Promise<TunnelError> {
   try {

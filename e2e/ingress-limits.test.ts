@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { connect } from 'node:net'
 import { request as httpsRequest } from 'node:https'
 import { after, before, describe, test } from 'node:test'
+import { eventually } from '../src/testing/eventually.ts'
 import { checkNoLeakedHandles } from '../src/testing/leak-check.ts'
 import type { TestUpstream } from '../src/testing/test-upstream.ts'
 import { errorCodeOf, ingressRequest, startConnectedTunnel, startTestAgent, type ConnectedTunnel, type TestServer } from '../src/testing/tunnel-harness.ts'
@@ -120,4 +121,25 @@ describe('ingress limits and error answers', () => {
     const last = await connectOnce()
     assert.match(last.body, /TUN_ERR_HANDSHAKE_RATE_LIMITED/)
   })
+})
+
+test('a tunnel holds at most maxSessionsPerTunnel agent sessions; the sessions over it wait, UNAVAILABLE with the reason', async () => {
+  const fixture = await startConnectedTunnel({ maxSessionsPerTunnel: 3 }, 'capped')
+  let big: TunnelAgent | undefined
+  try {
+    // The fixture's agent holds 2 sessions; this node wants 3 and gets the 1 left.
+    big = await startTestAgent(fixture.tunnel.key, fixture.upstream.address, { nodeId: 'big-node', sessions: 3 })
+    const refused = (): boolean =>
+      big!.sessions!.connectors.filter((c) => c.status.status === 'UNAVAILABLE' && c.status.code === 'TUN_ERR_SESSION_LIMIT').length === 2
+    await eventually(refused, 'two of the new node\'s sessions refused with TUN_ERR_SESSION_LIMIT')
+    await eventually(() => big!.status.status === 'CONNECTED' && big!.status.sessions === 1, 'the new node runs on the one session left')
+    assert.equal(fixture.server.registry.sessionsOf(fixture.tunnel.id).length, 3)
+    const reason = big.sessions!.connectors.find((c) => c.status.code === 'TUN_ERR_SESSION_LIMIT')!.status.reason
+    assert.match(reason, /already has 3 agent sessions.*lower --sessions/)
+    const res = await ingressRequest(fixture.server.ingressAddress, fixture.tunnel.hostHeader)
+    assert.equal(res.status, 200)
+  } finally {
+    await big?.close()
+    await fixture.close()
+  }
 })

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -155,6 +155,29 @@ for (const target of targets) {
       assert.equal(malformed.code, 1)
       assert.match(malformed.stderr, /TUN_ERR_KEY_MALFORMED/)
       assert.equal((await instanceStatus()).tunnel?.id, tunnel.id)
+    })
+
+    test('key add reads the key from standard input or a file, so it stays out of the shell history', async () => {
+      const piped = await cli(['key', 'add', '-', '--database', dbUrl], {}, `${tunnel.key}\n`)
+      assert.equal(piped.code, 0, piped.stderr)
+      assert.match(piped.stdout, /already the instance's key/)
+      const file = join(root, 'key.txt')
+      await writeFile(file, `${tunnel.key}\n`, { mode: 0o600 })
+      const fromFile = await cli(['key', 'add', '--key-file', file, '--database', dbUrl])
+      assert.equal(fromFile.code, 0, fromFile.stderr)
+      assert.match(fromFile.stdout, /already the instance's key/)
+      const empty = await cli(['key', 'add', '-', '--database', dbUrl], {}, '  \n')
+      assert.equal(empty.code, 2, 'a usage error')
+      assert.match(empty.stderr, /no security key in standard input: it is empty/)
+      const both = await cli(['key', 'add', tunnel.key, '--key-file', file, '--database', dbUrl])
+      assert.equal(both.code, 2, 'a usage error')
+      assert.match(both.stderr, /give the security key once/)
+      const none = await cli(['key', 'add', '--database', dbUrl])
+      assert.equal(none.code, 2, 'a usage error')
+      assert.match(none.stderr, /no security key given/)
+      const missing = await cli(['key', 'add', '--key-file', join(root, 'no-such-file'), '--database', dbUrl])
+      assert.equal(missing.code, 2, 'a usage error')
+      assert.match(missing.stderr, /cannot read --key-file .*ENOENT/)
     })
 
     test('a stopped node makes the instance LIMITED, naming it; started again it is CONNECTED', async () => {

@@ -3,12 +3,15 @@ import { hostname } from 'node:os'
 import type { ClusterNode } from '../cluster/index.ts'
 import type { AgentConfig } from '../config/agent-config.ts'
 import { silentLogger, type Logger } from '../observability/index.ts'
+import { MetricsListener, createAgentMetrics } from '../observability/metrics/index.ts'
 import type { Database } from '../store/index.ts'
 import type { AgentConnectorOptions } from './connector/agent-connector.ts'
 import type { AgentStatusName } from './connector/agent-status.ts'
 import { NodeSessions, type NodeStatus } from './connector/node-sessions.ts'
 import type { InstanceNode } from './instance/instance-node.ts'
+import type { OnpremConsole } from './console/onprem-console.ts'
 import { resolveNodeId } from '../config/node-identity.ts'
+import { describeProxy } from '../transport/proxy-settings.ts'
 import { VERSION } from '../version.ts'
 
 export const AGENT_VERSION = VERSION
@@ -25,6 +28,10 @@ export interface TunnelAgent {
   readonly instance: InstanceNode | undefined
   /** this node's cluster node, when started with clusterListen (nodes of one instance share its database) */
   readonly cluster: ClusterNode | undefined
+  /** the on-prem admin console of this node, when started with consoleListen */
+  readonly instanceConsole: OnpremConsole | undefined
+  /** the plain-HTTP /metrics, /healthz and /readyz listener, when started with metricsListen */
+  readonly metricsAddress: { host: string; port: number } | undefined
   /** calls back on every status change; returns the function that stops it */
   onStatus(listener: (s: AgentNodeStatus) => void): () => void
   /** resolves on the first status that satisfies the predicate */
@@ -42,12 +49,22 @@ export async function startAgent(config: Readonly<AgentConfig>, deps: { log?: Lo
   const log = deps.log ?? silentLogger()
   const nodeId = await resolveNodeId({ nodeId: config.nodeId, dataDir: config.dataDir })
   const ca = config.caFile === undefined ? undefined : await readFile(config.caFile, 'utf8')
+  // Only with metricsListen: otherwise the data path counts into no-op sinks and prom-client stays unloaded.
+  const metrics =
+    config.metricsListen === undefined
+      ? undefined
+      : await createAgentMetrics({
+          status: () => current(),
+          relayStreams: () => currentSessions()?.activeRelays ?? 0,
+          clusterMetrics: () => cluster?.renderMetrics() ?? '',
+        })
   const connector: Omit<AgentConnectorOptions, 'key'> = {
     upstream: config.upstream,
     nodeId,
     instance: config.instance,
     agentVersion: AGENT_VERSION,
     ca,
+    proxy: config.proxy,
     connectTimeoutMs: config.connectTimeoutMs,
     upstreamConnectTimeoutMs: config.upstreamConnectTimeoutMs,
     maxStreams: config.maxStreams,
@@ -55,7 +72,9 @@ export async function startAgent(config: Readonly<AgentConfig>, deps: { log?: Lo
     backoff: { initialMs: config.reconnectInitialMs, maxMs: config.reconnectMaxMs, ...(deps.random === undefined ? {} : { random: deps.random }) },
     rejectedRetryMs: config.rejectedRetryMs,
     log,
+    metrics,
   }
+  if (config.proxy !== undefined) log.info(describeProxy(config.proxy), 'agent dials the tunnel server through an http connect proxy')
   const listeners = new Set<(s: AgentNodeStatus) => void>()
   const noKey = { status: null, reason: 'waiting for a security key', since: new Date().toISOString(), sessions: 0, sessionsWanted: 0 } as const
   let current: () => AgentNodeStatus
@@ -63,6 +82,7 @@ export async function startAgent(config: Readonly<AgentConfig>, deps: { log?: Lo
   let instance: InstanceNode | undefined
   let database: Database | undefined
   let cluster: ClusterNode | undefined
+  let instanceConsole: OnpremConsole | undefined
   const emit = (): void => {
     const st = current()
     for (const l of [...listeners]) l(st)
@@ -112,11 +132,49 @@ export async function startAgent(config: Readonly<AgentConfig>, deps: { log?: Lo
         listeners.add((st) => bus.publish('node.status', { nodeId, status: st.status ?? 'NONE', reason: st.reason.slice(0, 500) }))
         bus.subscribe('node.status', (e) => log.debug({ peer: e.nodeId, status: e.status, reason: e.reason }, 'cluster peer status'))
       }
+      if (config.console !== undefined) {
+        const { startOnpremConsole } = await import('./console/onprem-console.ts')
+        instanceConsole = await startOnpremConsole(config.console, { database, admin: new InstanceAdmin(database, { sealer }), log })
+      }
     }
   } catch (err) {
+    await cluster?.close()
     await instance?.close()
     await database?.close()
     throw err
+  }
+
+  let metricsListener: MetricsListener | undefined
+  const close = async (): Promise<void> => {
+    await instanceConsole?.close()
+    if (instance !== undefined) await instance.close()
+    else await currentSessions()?.close()
+    await metricsListener?.close()
+    await cluster?.close()
+    await database?.close()
+  }
+  if (metrics !== undefined && config.metricsListen !== undefined) {
+    const db = database
+    try {
+      metricsListener = await MetricsListener.start(config.metricsListen, {
+        render: () => metrics.render(),
+        contentType: metrics.contentType,
+        checks: [
+          {
+            name: 'sessions',
+            check: () => {
+              const st = current()
+              if (st.sessions === 0) throw new Error(`no session connected to the tunnel server (${st.status ?? 'no key'}: ${st.reason})`)
+            },
+          },
+          ...(db === undefined ? [] : [{ name: 'database', check: () => db.ping() }]),
+        ],
+        log: log.child({ component: 'metrics' }),
+      })
+    } catch (err) {
+      await close()
+      throw err
+    }
   }
 
   return {
@@ -129,6 +187,8 @@ export async function startAgent(config: Readonly<AgentConfig>, deps: { log?: Lo
     },
     instance,
     cluster,
+    instanceConsole,
+    metricsAddress: metricsListener?.address,
     onStatus(listener) {
       listeners.add(listener)
       return () => listeners.delete(listener)
@@ -150,12 +210,7 @@ export async function startAgent(config: Readonly<AgentConfig>, deps: { log?: Lo
         listeners.add(onStatus)
       })
     },
-    close: async () => {
-      if (instance !== undefined) await instance.close()
-      else await currentSessions()?.close()
-      await cluster?.close()
-      await database?.close()
-    },
+    close,
   }
 }
 

@@ -1,3 +1,4 @@
+import { open } from 'node:fs/promises'
 import { hostname, userInfo } from 'node:os'
 import type { Command } from 'commander'
 import { TunnelError } from '../errors/index.ts'
@@ -89,19 +90,60 @@ export function formatInstanceStatus(v: InstanceStatusView, now = Date.now()): s
   return out + table(rows)
 }
 
+/** a security key is under 1 KiB; anything much larger is not one, and is not read whole */
+const MAX_KEY_INPUT_BYTES = 16 * 1024
+
+/** The key from exactly one of: the argument, --key-file FILE, or standard input ("-"). */
+async function keyText(argument: string | undefined, keyFile: string | undefined): Promise<string> {
+  if (argument !== undefined && keyFile !== undefined) throw new TunnelError('TUN_ERR_CLI_USAGE', 'give the security key once: as the argument or with --key-file, not both')
+  const source = keyFile ?? argument
+  if (source === undefined) throw new TunnelError('TUN_ERR_CLI_USAGE', 'no security key given: apptunnel key add KEY, --key-file FILE, or - to read it from standard input')
+  if (source !== '-' && keyFile === undefined) return source
+  const text = source === '-' ? await readStdin() : await readKeyFile(source)
+  if (text.trim() === '') throw new TunnelError('TUN_ERR_CLI_USAGE', `no security key in ${source === '-' ? 'standard input' : source}: it is empty`)
+  return text.trim()
+}
+
+async function readKeyFile(file: string): Promise<string> {
+  const handle = await open(file, 'r').catch((err: NodeJS.ErrnoException) => {
+    throw new TunnelError('TUN_ERR_CLI_USAGE', `cannot read --key-file ${file}: ${err.code ?? err.message}`)
+  })
+  try {
+    const buffer = Buffer.alloc(MAX_KEY_INPUT_BYTES + 1)
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0)
+    if (bytesRead > MAX_KEY_INPUT_BYTES) throw new TunnelError('TUN_ERR_CLI_USAGE', `--key-file ${file} is larger than ${MAX_KEY_INPUT_BYTES} bytes: it does not hold a security key`)
+    return buffer.subarray(0, bytesRead).toString('utf8')
+  } finally {
+    await handle.close()
+  }
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
+    size += chunk.length
+    if (size > MAX_KEY_INPUT_BYTES) throw new TunnelError('TUN_ERR_CLI_USAGE', `standard input is larger than ${MAX_KEY_INPUT_BYTES} bytes: it does not hold a security key`)
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks).toString('utf8')
+}
+
 export function registerKeyCommands(program: Command): void {
   const key = program.command('key').description('the security key of this on-prem instance (one tunnel per instance), stored in the database its agent nodes share')
 
   key
     .command('add')
     .description('store the security key for the whole instance: every agent node picks it up within seconds and connects')
-    .argument('<key>', 'the security key created in the cloud console')
+    .argument('[key]', 'the security key created in the cloud console; "-" reads it from standard input (keeps it out of the shell history and the process list)')
+    .option('--key-file <file>', 'read the security key from this file ("-": standard input)')
     .option('--database <db>', 'the instance database: SQLite file or postgres:// URL (or env APPTUNNEL_DATABASE)')
     .option('--key-encryption-file <file>', 'store the key encrypted with this key file (give the nodes the same file; env APPTUNNEL_KEY_ENCRYPTION_FILE)')
     .option('--json', 'machine-readable output')
-    .action((text: string, o: InstanceDatabaseOptions) =>
-      runCommand(() =>
-        withInstance(o, async (admin) => {
+    .action((given: string | undefined, o: InstanceDatabaseOptions & { keyFile?: string }) =>
+      runCommand(async () => {
+        const text = await keyText(given, o.keyFile)
+        await withInstance(o, async (admin) => {
           const { key: stored, added } = await admin.addKey(text, whoAmI())
           if (o.json === true) return printJson({ added, tunnel: { id: stored.tunnelId, serverUrl: stored.serverUrl, addedAt: stored.addedAt } })
           process.stdout.write(
@@ -109,8 +151,8 @@ export function registerKeyCommands(program: Command): void {
               ? `Security key added for tunnel ${stored.tunnelId} (server ${stored.serverUrl}). The agent nodes connect within seconds: apptunnel key status --database DB\n`
               : `This key is already the instance's key (tunnel ${stored.tunnelId}, added ${stored.addedAt}); nothing changed.\n`,
           )
-        }),
-      ),
+        })
+      }),
     )
 
   key

@@ -1,8 +1,11 @@
 import { Command } from 'commander'
 import { VERSION } from '../version.ts'
+import { registerAdminCommands } from './admin-commands.ts'
 import { registerAgentCommand } from './agent-start.ts'
 import { registerClusterCommands } from './cluster-commands.ts'
+import { registerConfigCommands } from './config-commands.ts'
 import { registerDemoCommand } from './demo.ts'
+import { registerDoctorCommand } from './doctor-command.ts'
 import { registerKeyCommands } from './key-commands.ts'
 import { registerServerCommand } from './server-start.ts'
 import { registerTokenCommands } from './token-commands.ts'
@@ -25,6 +28,9 @@ registerTunnelCommands(program)
 registerTokenCommands(program)
 registerKeyCommands(program)
 registerClusterCommands(program)
+registerConfigCommands(program)
 registerDemoCommand(program)
+registerDoctorCommand(program)
+registerAdminCommands(program)
 
 await program.parseAsync(process.argv)

@@ -1,7 +1,8 @@
 import type { Command } from 'commander'
-import { loadServerConfig, type ServerConfigInput } from '../config/server-config.ts'
-import { createLogger } from '../observability/index.ts'
+import { loadConfigFromSources, readConfigFileFor } from '../config/config-sources.ts'
+import { createLogger, logOptionsFromEnv } from '../observability/index.ts'
 import { addClusterOptions, clusterOptionValues } from './cluster-options.ts'
+import { flagLayer, givenOnCommandLine } from './config-flags.ts'
 import { definedOptions } from './defined-options.ts'
 import { closeOnSignal, runCommand } from './run-command.ts'
 
@@ -13,6 +14,7 @@ export function registerServerCommand(program: Command): void {
   const command = program
     .command('server')
     .description('run the tunnel server (admin API + agent endpoint over HTTPS, and the ingress)')
+    .option('--config <file>', 'YAML or JSON file of options (docs/configuration.md); flags and APPTUNNEL_* variables override it')
     .option('--data-dir <dir>', 'data directory (database, certificate, admin token)', '.apptunnel')
     .option('--listen <host:port>', 'HTTPS listener for the admin API and agents', '127.0.0.1:8443')
     .option('--ingress-listen <host:port>', 'ingress listener of application link URLs (private by default)', '127.0.0.1:8080')
@@ -33,9 +35,11 @@ export function registerServerCommand(program: Command): void {
     .option('--api-head-timeout-ms <ms>', 'HTTPS listener: a request head must arrive within this time (default 20000)', int)
     .option('--api-request-timeout-ms <ms>', 'HTTPS listener: a whole request must arrive within this time (default 60000)', int)
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent', 'info')
+    .option('--metrics-listen <host:port>', 'plain HTTP listener for /metrics, /healthz and /readyz (off by default; no authentication: keep it private)')
     .option('--cluster-node-id <id>', 'cluster node id of this replica (default: kept in the data directory)')
-  addClusterOptions(command).action((o: Record<string, string | number | undefined>) =>
+  addClusterOptions(command).action((opts: Record<string, string | number | undefined>, cmd: Command) =>
       runCommand(async () => {
+        const o = givenOnCommandLine(cmd, opts)
         const input = definedOptions({
           dataDir: o.dataDir,
           listen: o.listen,
@@ -57,16 +61,18 @@ export function registerServerCommand(program: Command): void {
           apiHeadTimeoutMs: o.apiHeadTimeoutMs,
           apiRequestTimeoutMs: o.apiRequestTimeoutMs,
           logLevel: o.logLevel,
+          metricsListen: o.metricsListen,
           clusterNodeId: o.clusterNodeId,
           ...clusterOptionValues(o),
         })
-        const config = loadServerConfig(input as ServerConfigInput)
+        const file = await readConfigFileFor('server', opts.config as string | undefined)
+        const { config } = loadConfigFromSources('server', { file, env: process.env, flags: flagLayer(input) })
         // Loaded here, not at the top: each command pulls in only what it runs (memory, start time).
         const { startServer } = await import('../server/build-server.ts')
-        const log = createLogger({ level: config.logLevel, name: 'apptunnel-server' })
+        const log = createLogger({ level: config.logLevel, name: 'apptunnel-server', ...logOptionsFromEnv() })
         const server = await startServer(config, { log })
         process.stderr.write(
-          `apptunnel server ready\n  admin API and agent endpoint: ${server.publicUrl}\n  ingress: http://${server.ingressAddress.host}:${server.ingressAddress.port} (tunnels at http://<tunnel-id>.${config.ingressDomain}:${server.ingressAddress.port}/)\n  data directory: ${config.dataDir}\n${server.cluster === undefined ? '' : `  cluster node ${server.cluster.nodeId}: bus at ${server.cluster.address}\n`}  create a tunnel: apptunnel tunnel create --name NAME --data-dir ${config.dataDir}\n`,
+          `apptunnel server ready\n  admin API and agent endpoint: ${server.publicUrl}\n  ingress: http://${server.ingressAddress.host}:${server.ingressAddress.port} (tunnels at http://<tunnel-id>.${config.ingressDomain}:${server.ingressAddress.port}/)\n  data directory: ${config.dataDir}\n${server.cluster === undefined ? '' : `  cluster node ${server.cluster.nodeId}: bus at ${server.cluster.address}\n`}${server.metricsAddress === undefined ? '' : `  metrics and health: http://${server.metricsAddress.host}:${server.metricsAddress.port}/metrics, /healthz, /readyz\n`}  create a tunnel: apptunnel tunnel create --name NAME --data-dir ${config.dataDir}\n`,
         )
         await closeOnSignal(() => server.close())
       }),

@@ -4,7 +4,8 @@ import { printJson, table } from './output.ts'
 import { runCommand } from './run-command.ts'
 import { withTarget, type TargetOptions } from './tunnel-commands.ts'
 
-interface TokenJson {
+/** An API token as the admin API shows it; `token` only in the answer to create. */
+export interface TokenJson {
   id: string
   name: string
   createdAt: string
@@ -12,7 +13,8 @@ interface TokenJson {
   token?: string
 }
 
-interface AuditJson {
+/** One audit event as the admin API shows it. */
+export interface AuditJson {
   id: number
   at: string
   actor: string

@@ -1,10 +1,11 @@
 import { resolve } from 'node:path'
 import { z } from 'zod'
 import { TunnelError } from '../errors/index.ts'
-import { durationMs, validateConfig } from './config-validation.ts'
+import { durationMs, listenAddressString, validateConfig } from './config-validation.ts'
 import { decodeSecurityKey, type SecurityKey } from '../protocol/index.ts'
 import { parseListenAddress, type ListenAddress } from './listen-address.ts'
 import { clusterConfigShape, clusterSettingsFrom, type ClusterSettings } from './cluster-config.ts'
+import { proxySettingsFrom, type ProxySettings } from '../transport/proxy-settings.ts'
 
 const duration = (def: number) => durationMs(z, def)
 
@@ -14,14 +15,27 @@ export const agentConfigSchema = z
     /** the security key; optional with a database, where `apptunnel key add` stores it for every node */
     key: z.string().min(1, 'the security key must not be empty').optional(),
     /** the on-prem app's plain-HTTP upstream port, HOST:PORT */
-    upstream: z.string().min(1),
+    upstream: listenAddressString(z),
     dataDir: z.string().min(1).optional(),
     database: z.string().min(1).optional(),
+    /** HTTPS listener of the on-prem admin console, HOST:PORT; off unless given (needs database and dataDir) */
+    consoleListen: listenAddressString(z).optional(),
+    /** PEM certificate and key of the console (default: self-signed, kept in <dataDir>/console) */
+    consoleTlsCertFile: z.string().min(1).optional(),
+    consoleTlsKeyFile: z.string().min(1).optional(),
+    /** a console session unused this long ends (30 min) */
+    consoleSessionIdleMs: duration(30 * 60_000),
+    /** a console session ends this long after sign-in, used or not (12 h) */
+    consoleSessionMaxMs: duration(12 * 3600_000),
     /** stable id of this node; default: kept in the data directory, else the host name */
     nodeId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, '1-64 characters of A-Z a-z 0-9 . _ -').optional(),
     instance: z.string().max(200).default(''),
     /** PEM file of CAs to trust instead of the system's (keys of self-signed servers carry a pin instead) */
     caFile: z.string().optional(),
+    /** HTTP CONNECT proxy to the server, http://[user:password@]host:port; unset or '': direct (src/transport/proxy-settings.ts) */
+    proxy: z.string().optional(),
+    /** NO_PROXY list: servers dialed directly although a proxy is set (commas, *, domains, addresses, CIDR, :port) */
+    noProxy: z.string().optional(),
     connectTimeoutMs: duration(10_000),
     upstreamConnectTimeoutMs: duration(10_000),
     maxStreams: z.number().int().min(1).max(100_000).default(1_000),
@@ -40,6 +54,8 @@ export const agentConfigSchema = z
     reconnectMaxMs: duration(30_000),
     rejectedRetryMs: duration(5 * 60_000),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** plain HTTP listener for /metrics, /healthz and /readyz, HOST:PORT; off when absent */
+    metricsListen: listenAddressString(z).optional(),
     // --- cluster bus (nodes of one on-prem instance sharing its database; src/cluster/) ---
     ...clusterConfigShape,
   })
@@ -47,14 +63,29 @@ export const agentConfigSchema = z
 
 export type AgentConfigInput = z.input<typeof agentConfigSchema>
 
-export interface AgentConfig extends Omit<z.output<typeof agentConfigSchema>, 'key' | 'upstream'> {
+/** The on-prem console of a node, when consoleListen is set. */
+export interface AgentConsoleSettings {
+  listen: ListenAddress
+  dataDir: string
+  tlsCertFile: string | undefined
+  tlsKeyFile: string | undefined
+  session: { idleTimeoutMs: number; maxAgeMs: number }
+}
+
+export interface AgentConfig extends Omit<z.output<typeof agentConfigSchema>, 'key' | 'upstream' | 'proxy' | 'noProxy' | 'metricsListen' | 'consoleListen'> {
+  /** the admin console settings, or undefined when consoleListen is not set */
+  console: AgentConsoleSettings | undefined
   /** undefined: the key is read from the instance database */
   key: SecurityKey | undefined
   /** the key as given, to seed the instance database with */
   keyText: string | undefined
   upstream: ListenAddress
+  /** the metrics and health listener, or undefined when metricsListen is not set */
+  metricsListen: ListenAddress | undefined
   /** the cluster bus settings, or undefined when clusterListen is not set */
   cluster: ClusterSettings | undefined
+  /** the proxy and its NO_PROXY list, or undefined when no proxy is set */
+  proxy: ProxySettings | undefined
 }
 
 export function loadAgentConfig(input: AgentConfigInput): Readonly<AgentConfig> {
@@ -72,12 +103,34 @@ export function loadAgentConfig(input: AgentConfigInput): Readonly<AgentConfig> 
   if (cluster !== undefined && c.database === undefined) {
     throw new TunnelError('TUN_ERR_CONFIG_INVALID', 'database: clusterListen needs the instance database the nodes share (--database URL or SQLite file)')
   }
+  const { noProxy, consoleListen, ...rest } = c
+  const proxy = proxySettingsFrom(c.proxy, noProxy)
   return Object.freeze({
-    ...c,
+    ...rest,
     ...(c.dataDir === undefined ? {} : { dataDir: resolve(c.dataDir) }),
     key: c.key === undefined ? undefined : decodeSecurityKey(c.key),
     keyText: c.key?.trim(),
     upstream,
+    metricsListen: c.metricsListen === undefined ? undefined : parseListenAddress(c.metricsListen, 'metricsListen'),
     cluster,
+    proxy,
+    console: consoleSettingsFrom(c),
   })
+}
+
+function consoleSettingsFrom(c: z.output<typeof agentConfigSchema>): AgentConsoleSettings | undefined {
+  if (c.consoleListen === undefined) return undefined
+  // The console administers the instance, which lives in its database: without one there is nothing to show.
+  if (c.database === undefined) throw new TunnelError('TUN_ERR_CONFIG_INVALID', 'consoleListen: the console needs the instance database (--database URL or SQLite file)')
+  if (c.dataDir === undefined) throw new TunnelError('TUN_ERR_CONFIG_INVALID', 'consoleListen: the console needs --data-dir (it keeps its certificate and the first admin password there)')
+  if ((c.consoleTlsCertFile === undefined) !== (c.consoleTlsKeyFile === undefined)) {
+    throw new TunnelError('TUN_ERR_CONFIG_INVALID', 'consoleTlsCertFile: the console certificate and key must be given together')
+  }
+  return {
+    listen: parseListenAddress(c.consoleListen, 'consoleListen'),
+    dataDir: resolve(c.dataDir),
+    tlsCertFile: c.consoleTlsCertFile,
+    tlsKeyFile: c.consoleTlsKeyFile,
+    session: { idleTimeoutMs: c.consoleSessionIdleMs, maxAgeMs: c.consoleSessionMaxMs },
+  }
 }

@@ -1,6 +1,6 @@
 import { join, resolve } from 'node:path'
 import { z } from 'zod'
-import { durationMs, validateConfig } from './config-validation.ts'
+import { durationMs, listenAddressString, validateConfig } from './config-validation.ts'
 import { parseListenAddress, type ListenAddress } from './listen-address.ts'
 import { clusterConfigShape, clusterSettingsFrom, type ClusterSettings } from './cluster-config.ts'
 
@@ -11,9 +11,9 @@ export const serverConfigSchema = z
   .object({
     dataDir: z.string().min(1).default('.apptunnel'),
     /** HTTPS listener for the admin API and the agent endpoint */
-    listen: z.string().default('127.0.0.1:8443'),
+    listen: listenAddressString(z).default('127.0.0.1:8443'),
     /** plain HTTP ingress of application link URLs; private by default */
-    ingressListen: z.string().default('127.0.0.1:8080'),
+    ingressListen: listenAddressString(z).default('127.0.0.1:8080'),
     /** SQLite file path or postgres:// URL; default: apptunnel.db in the data directory */
     database: z.string().min(1).optional(),
     /** agent endpoint as agents reach it (goes into keys); default https://<listen host>:<port> */
@@ -44,10 +44,18 @@ export const serverConfigSchema = z
     apiHeadTimeoutMs: duration(20_000),
     /** HTTPS listener: a whole request, body included, must arrive within this time */
     apiRequestTimeoutMs: duration(60_000),
+    /** a console session unused this long ends (30 min) */
+    consoleSessionIdleMs: duration(30 * 60_000),
+    /** a console session ends this long after sign-in, used or not (12 h) */
+    consoleSessionMaxMs: duration(12 * 3600_000),
     maxStreamsPerSession: z.number().int().min(1).max(100_000).default(1_000),
+    /** agent sessions one tunnel may hold open at once, over all its nodes (each node keeps --sessions) */
+    maxSessionsPerTunnel: z.number().int().min(1).max(10_000).default(64),
     maxHeadBytes: z.number().int().min(1024).max(1024 * 1024).default(16 * 1024),
     maxHeaderCount: z.number().int().min(8).max(1000).default(100),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** plain HTTP listener for /metrics, /healthz and /readyz, HOST:PORT; off when absent */
+    metricsListen: listenAddressString(z).optional(),
     // --- cluster bus (replicas sharing one database; src/cluster/) ---
     ...clusterConfigShape,
     /** this replica's cluster node id; default: kept in the data directory */
@@ -61,9 +69,11 @@ export const serverConfigSchema = z
 
 export type ServerConfigInput = z.input<typeof serverConfigSchema>
 
-export interface ServerConfig extends Omit<z.output<typeof serverConfigSchema>, 'listen' | 'ingressListen' | 'database'> {
+export interface ServerConfig extends Omit<z.output<typeof serverConfigSchema>, 'listen' | 'ingressListen' | 'database' | 'metricsListen'> {
   listen: ListenAddress
   ingressListen: ListenAddress
+  /** the metrics and health listener, or undefined when metricsListen is not set */
+  metricsListen: ListenAddress | undefined
   database: string
   /** the cluster bus settings, or undefined when clusterListen is not set */
   cluster: ClusterSettings | undefined
@@ -78,6 +88,7 @@ export function loadServerConfig(input: ServerConfigInput): Readonly<ServerConfi
     dataDir,
     listen: parseListenAddress(c.listen, 'listen'),
     ingressListen: parseListenAddress(c.ingressListen, 'ingressListen'),
+    metricsListen: c.metricsListen === undefined ? undefined : parseListenAddress(c.metricsListen, 'metricsListen'),
     database: c.database ?? join(dataDir, 'apptunnel.db'),
     cluster: clusterSettingsFrom(c),
   })

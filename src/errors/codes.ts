@@ -17,6 +17,12 @@ export const errorCatalog = {
   TUN_ERR_TOKEN_NAME_INVALID: { httpStatus: 400, retryable: false, message: 'API token name is invalid or already used' },
   TUN_ERR_TOKEN_LAST: { httpStatus: 409, retryable: false, message: "the organization's last API token cannot be revoked" },
 
+  TUN_ERR_CONSOLE_LOGIN_FAILED: { httpStatus: 401, retryable: false, message: 'the user name or password is wrong' },
+  TUN_ERR_CONSOLE_LOGIN_RATE_LIMITED: { httpStatus: 429, retryable: true, message: 'too many failed sign-ins: wait a while before trying again' },
+  TUN_ERR_CONSOLE_SESSION_REQUIRED: { httpStatus: 401, retryable: false, message: 'sign in first: there is no console session or it has expired' },
+  TUN_ERR_CONSOLE_CROSS_SITE: { httpStatus: 403, retryable: false, message: 'cross-site request refused (missing or wrong CSRF token or Origin)' },
+  TUN_ERR_CONSOLE_PASSWORD_INVALID: { httpStatus: 400, retryable: false, message: 'the new password is not acceptable' },
+
   TUN_ERR_API_BAD_REQUEST: { httpStatus: 400, retryable: false, message: 'the request is not valid' },
   TUN_ERR_API_ROUTE_NOT_FOUND: { httpStatus: 404, retryable: false, message: 'no such API route' },
   TUN_ERR_API_METHOD_NOT_ALLOWED: { httpStatus: 405, retryable: false, message: 'method not allowed on this route' },
@@ -34,7 +40,12 @@ export const errorCatalog = {
   TUN_ERR_SERVER_UNAVAILABLE: { httpStatus: 503, retryable: true, message: 'the tunnel server cannot take sessions now' },
   TUN_ERR_SERVER_UNREACHABLE: { httpStatus: 503, retryable: true, message: 'the tunnel server cannot be reached' },
   TUN_ERR_TLS_CERT_MISMATCH: { httpStatus: 502, retryable: true, message: 'certificate mismatch: the server certificate does not match the pin in the key' },
+  TUN_ERR_SESSION_LIMIT: { httpStatus: 429, retryable: true, message: 'the tunnel already has as many agent sessions as the server accepts' },
   TUN_ERR_SESSION_LOST: { httpStatus: 502, retryable: true, message: 'the tunnel session was lost before the response started' },
+  // An agent's HTTP CONNECT proxy (src/transport/proxy-connect.ts). A 407 cannot pass on retry with the same
+  // credentials, and retrying fast could lock the proxy account; the connector shows it as UNAVAILABLE.
+  TUN_ERR_PROXY_AUTH_REQUIRED: { httpStatus: 502, retryable: false, message: 'the proxy requires a user and password, or refused the ones given (407)' },
+  TUN_ERR_PROXY_REFUSED: { httpStatus: 502, retryable: true, message: 'the proxy refused to open a tunnel to the server' },
 
   TUN_ERR_INGRESS_UNKNOWN_TUNNEL: { httpStatus: 404, retryable: false, message: 'no tunnel answers at this host' },
   TUN_ERR_INGRESS_NO_SESSION: { httpStatus: 503, retryable: true, message: 'the tunnel has no live agent session' },

@@ -1,1 +1,1 @@
-export { createLogger, silentLogger, type Logger } from './logger.ts'
+export { LOG_MODULES, createLogger, logOptionsFromEnv, silentLogger, type LogFormat, type Logger, type LoggerOptions } from './logger.ts'

@@ -7,6 +7,7 @@ import { resolveNodeId } from '../config/node-identity.ts'
 import type { ServerConfig } from '../config/server-config.ts'
 import { TunnelError } from '../errors/index.ts'
 import { silentLogger, type Logger } from '../observability/index.ts'
+import { MetricsListener, createServerMetrics, type ServerMetrics } from '../observability/metrics/index.ts'
 import { ApiTokenRepository, AuditRepository, LinkedProductRepository, OrgRepository, TunnelRepository, openDatabase, type Database } from '../store/index.ts'
 import { spkiPin } from '../transport/certificate-pin.ts'
 import { loadOrCreateCertificate } from '../transport/self-signed-certificate.ts'
@@ -14,6 +15,7 @@ import { tlsPolicy } from '../transport/tls-policy.ts'
 import { AccessPolicies } from './ingress/access-policies.ts'
 import { LinkedProductService } from './tunnels/linked-product-service.ts'
 import { AdminApi } from './admin-api/admin-api.ts'
+import { CloudConsole } from './console/cloud-console.ts'
 import { ApiTokenService } from './admin-api/api-token-service.ts'
 import { AgentGateway } from './agent-gateway/agent-gateway.ts'
 import { SessionRegistry } from './agent-gateway/session-registry.ts'
@@ -36,6 +38,8 @@ export interface TunnelServer {
   readonly products: LinkedProductService
   /** this replica's cluster node, when started with clusterListen */
   readonly cluster: ClusterNode | undefined
+  /** the plain-HTTP /metrics, /healthz and /readyz listener, when started with metricsListen */
+  readonly metricsAddress: { host: string; port: number } | undefined
   applicationLinkUrl(tunnelId: string): string
   close(): Promise<void>
 }
@@ -95,17 +99,32 @@ export async function startServer(config: Readonly<ServerConfig>, deps: { log?: 
         onTunnelChanged: (tunnelId, change) => cluster?.publish('tunnel.changed', { tunnelId, change }),
       },
     )
+    // Only with metricsListen: otherwise the data path counts into no-op sinks and prom-client stays unloaded.
+    const metrics: ServerMetrics | undefined =
+      config.metricsListen === undefined
+        ? undefined
+        : await createServerMetrics(
+            {
+              sessions: () => registry.all(),
+              tunnelStatuses: async () => (await tunnelRepo.list(org.orgId)).map((t) => tunnels.view(t)),
+              ingressConnections: () => ingress.connectionCount,
+              clusterMetrics: () => cluster?.renderMetrics() ?? '',
+            },
+            { log },
+          )
     const gateway = new AgentGateway(
       {
         pingIntervalMs: config.pingIntervalMs,
         pingTimeoutMs: config.pingTimeoutMs,
         drainTimeoutMs: config.drainTimeoutMs,
         maxStreamsPerSession: config.maxStreamsPerSession,
+        maxSessionsPerTunnel: config.maxSessionsPerTunnel,
         sessionSetupTimeoutMs: 10_000,
       },
       {
         registry,
         log,
+        metrics,
         findTunnel: async (id) => {
           const t = await tunnelRepo.findById(id)
           if (t === undefined) return undefined
@@ -121,7 +140,11 @@ export async function startServer(config: Readonly<ServerConfig>, deps: { log?: 
     cleanups.push(() => access.close())
     const products = new LinkedProductService({ tunnels: tunnelRepo, products: productRepo, audit, changed: (id) => access.reloadTunnel(id) })
     const apiTokens = new ApiTokenService({ tokens, audit, log: log.child({ component: 'admin-api' }) }, { auditOrgId: org.orgId })
-    const api = new AdminApi({ tunnels, products, tokens: apiTokens, audit, log })
+    const cloudConsole = await CloudConsole.start(
+      { dataDir: config.dataDir, orgId: org.orgId, orgName: org.orgName, maxTunnelsPerOrg: config.maxTunnelsPerOrg, session: { idleTimeoutMs: config.consoleSessionIdleMs, maxAgeMs: config.consoleSessionMaxMs } },
+      { database, log },
+    )
+    const api = new AdminApi({ tunnels, products, tokens: apiTokens, audit, log, consoleActor: (req) => cloudConsole.actor(req) })
 
     const https: HttpsServer = createHttpsServer(
       {
@@ -139,6 +162,7 @@ export async function startServer(config: Readonly<ServerConfig>, deps: { log?: 
       },
       (req, res) => {
         if (AdminApi.matches(req.url)) api.handle(req, res)
+        else if (CloudConsole.matches(req.url)) cloudConsole.handle(req, res)
         else if (req.url === '/healthz') {
           res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}')
         } else {
@@ -177,6 +201,7 @@ export async function startServer(config: Readonly<ServerConfig>, deps: { log?: 
       maxStreamsPerSession: config.maxStreamsPerSession,
       proto: 'http',
       access,
+      metrics,
     })
 
     // Cluster bus: another replica deleted a tunnel → drop its sessions here too, no polling.
@@ -191,6 +216,25 @@ export async function startServer(config: Readonly<ServerConfig>, deps: { log?: 
         log.info({ tunnelId: e.tunnelId, from: meta.from }, 'tunnel deleted on another replica; ending its sessions here')
         registry.revokeTunnel(e.tunnelId, new TunnelError('TUN_ERR_TUNNEL_NOT_FOUND', 'tunnel deleted'))
       })
+    }
+
+    // Up before the other listeners, so /readyz can say they are not yet listening.
+    let metricsListener: MetricsListener | undefined
+    if (metrics !== undefined && config.metricsListen !== undefined) {
+      const listening = (name: string, up: () => boolean) => ({
+        name,
+        check: () => {
+          if (!up()) throw new Error(`the ${name} listener is not listening`)
+        },
+      })
+      const listener = await MetricsListener.start(config.metricsListen, {
+        render: () => metrics.render(),
+        contentType: metrics.contentType,
+        checks: [{ name: 'database', check: () => database.ping() }, listening('https', () => https.listening), listening('ingress', () => ingress.listening)],
+        log: log.child({ component: 'metrics' }),
+      })
+      metricsListener = listener
+      cleanups.push(() => listener.close())
     }
 
     const apiAddress = await new Promise<{ host: string; port: number }>((resolve, reject) => {
@@ -241,6 +285,7 @@ export async function startServer(config: Readonly<ServerConfig>, deps: { log?: 
       tunnels,
       products,
       cluster,
+      metricsAddress: metricsListener?.address,
       applicationLinkUrl,
       close,
     }

@@ -11,6 +11,8 @@ export type StoreDialect = 'sqlite' | 'postgres'
 export interface Database {
   readonly db: Kysely<StoreSchema>
   readonly dialect: StoreDialect
+  /** Runs a trivial query: resolves when the database answers, rejects with the driver's error (readiness checks). */
+  ping(): Promise<void>
   /** Releases the pool or file handle; safe to call more than once. */
   close(): Promise<void>
 }
@@ -132,6 +134,9 @@ function wrap(db: Kysely<StoreSchema>, dialect: StoreDialect): Database {
   return {
     db,
     dialect,
+    async ping() {
+      await sql`select 1`.execute(db)
+    },
     close() {
       closing ??= db.destroy()
       return closing

@@ -19,3 +19,5 @@ export {
   type InstanceNodeStopStatus,
 } from './instance-node-repository.ts'
 export { LinkedProductRepository, type LinkedProduct } from './linked-product-repository.ts'
+export { ConsoleUserRepository, type ConsoleUser } from './console-user-repository.ts'
+export { ConsoleSessionRepository, type ConsoleSessionRecord } from './console-session-repository.ts'

@@ -98,6 +98,24 @@ export interface LinkedProductTable {
   created_at: string
 }
 
+export interface ConsoleUserTable {
+  id: string
+  /** null in an on-prem instance database */
+  org_id: string | null
+  username: string
+  password_hash: string
+  created_at: string
+  password_changed_at: string
+}
+
+export interface ConsoleSessionTable {
+  id_hash: string
+  user_id: string
+  created_at: string
+  last_seen_at: string
+  source_address: string | null
+}
+
 export interface StoreSchema {
   org: OrgTable
   api_token: ApiTokenTable
@@ -108,4 +126,6 @@ export interface StoreSchema {
   linked_product: LinkedProductTable
   instance_tunnel: InstanceTunnelTable
   instance_node: InstanceNodeTable
+  console_user: ConsoleUserTable
+  console_session: ConsoleSessionTable
 }

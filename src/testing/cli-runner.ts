@@ -6,10 +6,15 @@ export const CLI = new URL('../../bin/apptunnel.js', import.meta.url).pathname
 
 const run = promisify(execFile)
 
-/** Runs one CLI command to completion; never throws for a non-zero exit, which the caller asserts. */
-export async function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+/**
+ * Runs one CLI command to completion; never throws for a non-zero exit, which the caller asserts.
+ * Standard input gets `input` and is then closed, as in `echo KEY | apptunnel …`.
+ */
+export async function cli(args: string[], env: Record<string, string> = {}, input = ''): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, timeout: 30_000 })
+    const running = run(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, timeout: 30_000 })
+    running.child.stdin?.end(input)
+    const { stdout, stderr } = await running
     return { code: 0, stdout, stderr }
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string }

@@ -1,4 +1,5 @@
 import { request, type IncomingMessage } from 'node:http'
+import type { Socket } from 'node:net'
 import { connect as tlsConnect, type TLSSocket } from 'node:tls'
 import { TunnelError, errorCatalog, type ErrorCode } from '../errors/index.ts'
 import {
@@ -11,6 +12,8 @@ import {
   type SessionWelcome,
 } from '../protocol/index.ts'
 import { spkiPin } from './certificate-pin.ts'
+import { openProxyTunnel } from './proxy-connect.ts'
+import { proxyFor, type ProxySettings } from './proxy-settings.ts'
 import { tlsPolicy } from './tls-policy.ts'
 
 export interface AgentDialOptions {
@@ -21,6 +24,8 @@ export interface AgentDialOptions {
   ca?: string | undefined
   connectTimeoutMs: number
   signal?: AbortSignal | undefined
+  /** HTTP CONNECT proxy and NO_PROXY list; undefined: always dial directly */
+  proxy?: ProxySettings | undefined
 }
 
 export interface DialedSession {
@@ -37,7 +42,15 @@ export async function dialAgentSession(key: SecurityKey, options: AgentDialOptio
   const url = new URL(key.serverUrl)
   const host = url.hostname.replace(/^\[|\]$/g, '')
   const port = url.port === '' ? 443 : Number(url.port)
-  const socket = await openTls(host, port, key, options)
+  const proxy = proxyFor(options.proxy, host, port)
+  // Through a proxy the TLS handshake (and so the pin or CA check) runs end to end inside the
+  // CONNECT tunnel: the proxy sees the target host:port and ciphertext, never the secret.
+  const tunnel = proxy === undefined ? undefined : { socket: await openProxyTunnel(proxy, { host, port }, options), label: proxy.label }
+  if (tunnel !== undefined && options.signal?.aborted === true) {
+    tunnel.socket.destroy()
+    throw new TunnelError('TUN_ERR_SERVER_UNREACHABLE', 'connect aborted')
+  }
+  const socket = await openTls(host, port, key, options, tunnel)
   try {
     return await upgrade(socket, key, options, url.host)
   } catch (err) {
@@ -46,25 +59,29 @@ export async function dialAgentSession(key: SecurityKey, options: AgentDialOptio
   }
 }
 
-function openTls(host: string, port: number, key: SecurityKey, options: AgentDialOptions): Promise<TLSSocket> {
+function openTls(host: string, port: number, key: SecurityKey, options: AgentDialOptions, tunnel?: { socket: Socket; label: string }): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
     const pinned = key.certificatePin !== undefined
+    const via = tunnel === undefined ? '' : ` through proxy ${tunnel.label}`
     const socket = tlsConnect({
+      // With a socket, host is still given: it names the server for the certificate check, which
+      // would otherwise fall back to the socket's own peer, the proxy.
       host,
-      port,
+      ...(tunnel === undefined ? { port } : { socket: tunnel.socket }),
       ...(/^[\d.]+$|:/.test(host) ? {} : { servername: host }),
       ...tlsPolicy,
       ALPNProtocols: ['http/1.1'],
       rejectUnauthorized: !pinned,
       ...(options.ca !== undefined && !pinned ? { ca: options.ca } : {}),
     })
-    const timer = setTimeout(() => fail(new TunnelError('TUN_ERR_SERVER_UNREACHABLE', `cannot reach ${host}:${port}: connect timed out`)), options.connectTimeoutMs)
+    const timer = setTimeout(() => fail(new TunnelError('TUN_ERR_SERVER_UNREACHABLE', `cannot reach ${host}:${port}${via}: connect timed out`)), options.connectTimeoutMs)
     const onAbort = (): void => fail(new TunnelError('TUN_ERR_SERVER_UNREACHABLE', 'connect aborted'))
     options.signal?.addEventListener('abort', onAbort, { once: true })
     function fail(err: TunnelError): void {
       clearTimeout(timer)
       options.signal?.removeEventListener('abort', onAbort)
       socket.destroy()
+      tunnel?.socket.destroy()
       reject(err)
     }
     socket.once('error', (err: NodeJS.ErrnoException) => {
@@ -72,7 +89,7 @@ function openTls(host: string, port: number, key: SecurityKey, options: AgentDia
       fail(
         tlsProblem
           ? new TunnelError('TUN_ERR_TLS_CERT_MISMATCH', `certificate mismatch: ${host}:${port} presented a certificate that is not trusted (${err.code})`)
-          : new TunnelError('TUN_ERR_SERVER_UNREACHABLE', `cannot reach ${host}:${port}: ${err.code ?? err.message}`),
+          : new TunnelError('TUN_ERR_SERVER_UNREACHABLE', `cannot reach ${host}:${port}${via}: ${err.code ?? err.message}`),
       )
     })
     socket.once('secureConnect', () => {

@@ -1,9 +1,11 @@
 import { EventEmitter } from 'node:events'
 import { constants as h2c, performServerHandshake, type ServerHttp2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2'
 import { TunnelError, errorCatalog, isTunnelError, type ErrorCode } from '../../errors/index.ts'
-import { ControlMessageDecoder, type SecurityKey, type SessionWelcome } from '../../protocol/index.ts'
+import { ControlMessageDecoder, type ControlMessage, type SecurityKey, type SessionWelcome } from '../../protocol/index.ts'
 import { dialAgentSession, type AgentDialOptions } from '../../transport/agent-dial.ts'
 import type { Logger } from '../../observability/index.ts'
+import { NO_AGENT_METRICS, type AgentMetricsSink } from '../../observability/metrics/index.ts'
+import type { ProxySettings } from '../../transport/proxy-settings.ts'
 import { UpstreamRelay, type UpstreamTarget } from '../upstream/upstream-relay.ts'
 import { Backoff } from '../../transport/backoff.ts'
 import type { AgentStatus, AgentStatusName } from './agent-status.ts'
@@ -15,6 +17,8 @@ export interface AgentConnectorOptions {
   instance: string
   agentVersion: string
   ca?: string | undefined
+  /** HTTP CONNECT proxy and NO_PROXY list for the connection to the server; undefined: direct */
+  proxy?: ProxySettings | undefined
   connectTimeoutMs: number
   upstreamConnectTimeoutMs: number
   /** relays one session carries at once */
@@ -25,10 +29,19 @@ export interface AgentConnectorOptions {
   /** wait after the server rejected the key (ERROR), so a dead key does not hammer the server */
   rejectedRetryMs: number
   log: Logger
+  /** sessions, failed dials and upstream connections are counted here; absent: nothing is */
+  metrics?: AgentMetricsSink | undefined
 }
 
 const STREAM_WINDOW_BYTES = 8 * 1024 * 1024
 const SESSION_WINDOW_BYTES = 64 * 1024 * 1024
+
+/**
+ * Failures only a change of this node's configuration fixes that are not about the key: shown as
+ * UNAVAILABLE (DESIGN.md puts proxy problems there; ERROR means the server rejected the key), but
+ * retried as slowly as a rejected key, since each retry of a 407 counts against the proxy account.
+ */
+const NODE_CONFIG_CODES: ReadonlySet<string> = new Set(['TUN_ERR_PROXY_AUTH_REQUIRED'])
 
 /**
  * Keeps one session to the tunnel server alive: dial, serve relays, detect a dead server by PING,
@@ -53,12 +66,16 @@ export class AgentConnector extends EventEmitter {
   #wake: (() => void) | undefined
   #loop: Promise<void> | undefined
   #welcome: SessionWelcome | undefined
+  readonly #metrics: AgentMetricsSink
+  /** this connector had a session before: the next one is a reconnect */
+  #connectedBefore = false
 
   constructor(options: AgentConnectorOptions) {
     super()
     this.#options = options
     this.#log = options.log.child({ component: 'connector', tunnelId: options.key.tunnelId, nodeId: options.nodeId })
     this.#backoff = new Backoff(options.backoff ?? {})
+    this.#metrics = options.metrics ?? NO_AGENT_METRICS
     this.#status = { status: 'CONNECTING', reason: 'connecting to the tunnel server', since: new Date().toISOString() }
   }
 
@@ -110,11 +127,12 @@ export class AgentConnector extends EventEmitter {
       } catch (err) {
         if (this.#stopped) break
         const e = isTunnelError(err) ? err : new TunnelError('TUN_ERR_SERVER_UNREACHABLE', String(err))
+        this.#metrics.connectFailed(e.code)
         if (e.retryable) {
           this.#setStatus('UNAVAILABLE', e.message, e.code)
           waitMs = this.#backoff.next()
         } else {
-          this.#setStatus('ERROR', e.message, e.code)
+          this.#setStatus(NODE_CONFIG_CODES.has(e.code) ? 'UNAVAILABLE' : 'ERROR', e.message, e.code)
           waitMs = this.#options.rejectedRetryMs
         }
       }
@@ -132,6 +150,7 @@ export class AgentConnector extends EventEmitter {
       instance: this.#options.instance,
       agentVersion: this.#options.agentVersion,
       ca: this.#options.ca,
+      proxy: this.#options.proxy,
       connectTimeoutMs: this.#options.connectTimeoutMs,
       signal: this.#abort.signal,
     }
@@ -197,6 +216,8 @@ export class AgentConnector extends EventEmitter {
       onControlReady = () => {
         clearTimeout(setupTimer)
         this.#welcome = welcome
+        this.#metrics.sessionConnected(this.#connectedBefore)
+        this.#connectedBefore = true
         this.#setStatus('CONNECTED', `connected to ${this.#options.key.serverUrl} as tunnel "${welcome.tunnelName}"`)
       }
     })
@@ -206,15 +227,11 @@ export class AgentConnector extends EventEmitter {
     stream.respond({ ':status': 200 })
     onReady()
     const decoder = new ControlMessageDecoder()
-    stream.on('data', (chunk: Buffer) => {
-      let messages
-      try {
-        messages = decoder.push(chunk)
-      } catch (err) {
-        this.#log.warn({ err }, 'bad control message; dropping session')
-        session.destroy()
-        return
-      }
+    // 'data' is emitted while nghttp2 is still parsing the frames that carried it. Resetting
+    // streams or destroying the session from there makes Node's http2 (20.x) send from inside its
+    // receive loop: with a relay open, that never returns and fills memory (node#64113). So the
+    // messages are acted on a turn later, outside nghttp2.
+    const act = (messages: ControlMessage[]): void => {
       for (const m of messages) {
         if (m.t === 'abort') this.#relays.get(m.id)?.abort()
         else if (m.t === 'revoke') {
@@ -223,6 +240,17 @@ export class AgentConnector extends EventEmitter {
           session.destroy()
         }
       }
+    }
+    stream.on('data', (chunk: Buffer) => {
+      let messages
+      try {
+        messages = decoder.push(chunk)
+      } catch (err) {
+        this.#log.warn({ err }, 'bad control message; dropping session')
+        setImmediate(() => session.destroy())
+        return
+      }
+      if (messages.length > 0) setImmediate(act, messages)
     })
   }
 
@@ -231,6 +259,7 @@ export class AgentConnector extends EventEmitter {
     const relay = new UpstreamRelay(stream, this.#options.upstream, {
       connectTimeoutMs: this.#options.upstreamConnectTimeoutMs,
       log: this.#log,
+      metrics: this.#metrics,
     })
     this.#relays.set(id, relay)
     stream.once('close', () => {

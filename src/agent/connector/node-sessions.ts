@@ -66,8 +66,18 @@ export class NodeSessions extends EventEmitter {
 
   start(): void {
     for (const c of this.connectors) c.start()
-    // When the grace ends a node still not connected turns UNAVAILABLE without any event of its own.
-    this.#graceTimer = setTimeout(() => this.#update(), this.#options.connectGraceMs)
+    this.#endGraceIn(this.#options.connectGraceMs)
+  }
+
+  /** When the grace ends a node still not connected turns UNAVAILABLE without any event of its own. */
+  #endGraceIn(ms: number): void {
+    this.#graceTimer = setTimeout(() => {
+      // A timer may fire a millisecond or so before now() says the grace is over; #derive would
+      // still answer CONNECTING, and a node failing the same way each time sends no other event.
+      const left = this.#options.connectGraceMs - (this.#now() - this.#startedAt)
+      if (left > 0) this.#endGraceIn(left)
+      else this.#update()
+    }, ms)
     this.#graceTimer.unref()
   }
 

@@ -1,6 +1,7 @@
 import { connect, type Socket } from 'node:net'
 import { constants as h2c, type ServerHttp2Stream } from 'node:http2'
 import type { Logger } from '../../observability/index.ts'
+import { NO_AGENT_METRICS, type AgentMetricsSink } from '../../observability/metrics/index.ts'
 
 export const AGENT_ERROR_HEADER = 'x-apptunnel-error'
 export const AGENT_ERROR_MESSAGE_HEADER = 'x-apptunnel-error-message'
@@ -20,9 +21,11 @@ export class UpstreamRelay {
   readonly #stream: ServerHttp2Stream
   #socket: Socket | undefined
   #done = false
+  readonly #metrics: AgentMetricsSink
 
-  constructor(stream: ServerHttp2Stream, target: UpstreamTarget, options: { connectTimeoutMs: number; log: Logger }) {
+  constructor(stream: ServerHttp2Stream, target: UpstreamTarget, options: { connectTimeoutMs: number; log: Logger; metrics?: AgentMetricsSink }) {
     this.#stream = stream
+    this.#metrics = options.metrics ?? NO_AGENT_METRICS
     stream.on('error', () => this.#teardown())
     stream.on('close', () => this.#teardown())
     const socket = connect({ host: target.host, port: target.port, noDelay: true })
@@ -43,17 +46,22 @@ export class UpstreamRelay {
     }, options.connectTimeoutMs)
     socket.once('connect', () => {
       clearTimeout(connectTimer)
+      this.#metrics.upstreamConnected(socket)
       if (this.#done) return
       stream.respond({ ':status': 200 })
       stream.pipe(socket)
       socket.pipe(stream)
     })
-    socket.once('close', () => clearTimeout(connectTimer))
+    socket.once('close', () => {
+      clearTimeout(connectTimer)
+      this.#metrics.upstreamClosed(socket)
+    })
     stream.once('close', () => clearTimeout(connectTimer))
   }
 
   #answerError(code: string, message: string): void {
     if (this.#done || this.#stream.destroyed || this.#stream.closed) return
+    this.#metrics.upstreamConnectFailed(code)
     this.#stream.respond(
       { ':status': 502, [AGENT_ERROR_HEADER]: code, [AGENT_ERROR_MESSAGE_HEADER]: encodeURIComponent(message) },
       { endStream: true },

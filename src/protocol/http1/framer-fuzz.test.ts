@@ -6,20 +6,14 @@ import { ResponseFramer } from './response-framer.ts'
 import { SeededRandom } from './testing/seeded-random.ts'
 import { generateRequestStream, generateResponseStream } from './testing/generate-message-streams.ts'
 import { oneByteChunks, splitAt } from './testing/event-recorder.ts'
+import { REQUEST_FRAMER_CODES } from './testing/framer-codes.ts'
 
 // Mutated valid messages: the framer may accept or refuse them, but it must refuse with a
 // TunnelError of the expected family, and body bytes must always be slices of what was fed so far.
 
 const CASES_PER_SIDE = 10_000
 const SPECIAL_BYTES = [0x0d, 0x0a, 0x20, 0x3a, 0x09, 0x00, 0x30, 0x3b, 0x22, 0x2c, 0x61, 0xff, 0x7f, 0x2d, 0x2b]
-const REQUEST_CODES = new Set([
-  'TUN_ERR_HTTP_BAD_REQUEST',
-  'TUN_ERR_HTTP_AMBIGUOUS_FRAMING',
-  'TUN_ERR_HTTP_HEADERS_TOO_LARGE',
-  'TUN_ERR_HTTP_URI_TOO_LONG',
-  'TUN_ERR_HTTP_NOT_IMPLEMENTED',
-  'TUN_ERR_HTTP_VERSION',
-])
+const REQUEST_CODES = new Set<string>(REQUEST_FRAMER_CODES)
 
 function mutate(rng: SeededRandom, original: Buffer): Buffer {
   let bytes = Buffer.from(original)

@@ -63,9 +63,7 @@ export function parseRequestHead(b: Buffer, off: number, s: string): RequestHead
     if (versionMinor === 0) throw bad('Transfer-Encoding in an HTTP/1.0 request')
     const coding = transferEncodings[0]!
     if (coding === '') throw bad('empty Transfer-Encoding header')
-    if (coding.length !== 7 || !equalsIgnoreCaseAt(coding, 0, 'chunked')) {
-      throw framingError('request', 'TUN_ERR_HTTP_NOT_IMPLEMENTED', `unsupported Transfer-Encoding ${quoteForMessage(coding)} (only "chunked" is accepted)`)
-    }
+    if (coding.length !== 7 || !equalsIgnoreCaseAt(coding, 0, 'chunked')) throw unsupportedCoding(coding)
     body = CHUNKED_BODY
   } else if (contentLengths !== undefined) {
     const value = contentLengths[0]!
@@ -125,4 +123,19 @@ function bad(message: string): Error {
 
 function ambiguous(message: string): Error {
   return framingError('request', 'TUN_ERR_HTTP_AMBIGUOUS_FRAMING', message)
+}
+
+/**
+ * RFC 9112 §6.3: when chunked is not the final coding of a request, its length cannot be known,
+ * and the answer MUST be 400; so is chunked applied twice (§6.1). Only a list that does end in
+ * chunked, behind codings the ingress does not decode, gets 501.
+ */
+function unsupportedCoding(coding: string): never {
+  const codings = coding.split(',').map((c) => c.trim().toLowerCase())
+  const quoted = quoteForMessage(coding)
+  if (codings[codings.length - 1] !== 'chunked') {
+    throw framingError('request', 'TUN_ERR_HTTP_AMBIGUOUS_FRAMING', `Transfer-Encoding ${quoted} does not end in "chunked": the body length cannot be determined`)
+  }
+  if (codings.indexOf('chunked') < codings.length - 1) throw framingError('request', 'TUN_ERR_HTTP_AMBIGUOUS_FRAMING', `Transfer-Encoding ${quoted} applies chunked more than once`)
+  throw framingError('request', 'TUN_ERR_HTTP_NOT_IMPLEMENTED', `unsupported Transfer-Encoding ${quoted} (only "chunked" alone is accepted)`)
 }

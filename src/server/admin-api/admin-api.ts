@@ -3,10 +3,10 @@ import { TunnelError, isTunnelError } from '../../errors/index.ts'
 import type { Logger } from '../../observability/index.ts'
 import type { AuditRepository } from '../../store/index.ts'
 import type { ApiTokenService } from './api-token-service.ts'
+import { readJsonObject } from '../../web/json-http.ts'
 import type { Actor, TunnelService } from '../tunnels/tunnel-service.ts'
 import type { LinkedProductService } from '../tunnels/linked-product-service.ts'
 
-const MAX_BODY_BYTES = 64 * 1024
 const TUNNEL_PATH = /^\/api\/v1\/tunnels\/([a-z0-9]{1,64})$/
 const PRODUCTS_PATH = /^\/api\/v1\/tunnels\/([a-z0-9]{1,64})\/products$/
 const PRODUCT_PATH = /^\/api\/v1\/tunnels\/([a-z0-9]{1,64})\/products\/([a-z0-9]{1,64})$/
@@ -70,7 +70,7 @@ export class AdminApi {
         return
       }
       if (req.method === 'POST') {
-        const body = await readJson(req)
+        const body = await readJsonObject(req)
         const created = await this.#deps.tunnels.create(actor, { name: body.name, instanceUrl: body.instanceUrl })
         send(res, 201, created)
         return
@@ -99,7 +99,7 @@ export class AdminApi {
         return
       }
       if (req.method === 'POST') {
-        const body = await readJson(req)
+        const body = await readJsonObject(req)
         const { credentialValue, ...created } = await this.#deps.products.add(actor, tunnelId, { name: body.name, credential: body.credential, cidrs: body.cidrs })
         send(res, 201, { ...created, ...(credentialValue === undefined ? {} : { credentialValue }) })
         return
@@ -121,7 +121,7 @@ export class AdminApi {
         return
       }
       if (req.method === 'POST') {
-        const body = await readJson(req)
+        const body = await readJsonObject(req)
         send(res, 201, await this.#deps.tokens.create(actor, { name: body.name }))
         return
       }
@@ -167,26 +167,4 @@ function send(res: ServerResponse, status: number, body: unknown): void {
     'cache-control': 'no-store',
   })
   res.end(json)
-}
-
-async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
-  const type = req.headers['content-type'] ?? ''
-  if (!type.startsWith('application/json')) throw new TunnelError('TUN_ERR_API_BAD_REQUEST', 'Content-Type must be application/json')
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length
-    if (size > MAX_BODY_BYTES) throw new TunnelError('TUN_ERR_API_BODY_TOO_LARGE', `request body is larger than ${MAX_BODY_BYTES} bytes`)
-    chunks.push(chunk)
-  }
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'))
-  } catch {
-    throw new TunnelError('TUN_ERR_API_BAD_REQUEST', 'request body is not valid JSON')
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new TunnelError('TUN_ERR_API_BAD_REQUEST', 'request body must be a JSON object')
-  }
-  return parsed as Record<string, unknown>
 }

@@ -15,6 +15,7 @@ import {
 } from '../../protocol/index.ts'
 import { serializeErrorResponse } from '../../protocol/http1/index.ts'
 import type { Logger } from '../../observability/index.ts'
+import { NO_GATEWAY_METRICS, type GatewayMetrics } from '../../observability/metrics/index.ts'
 import { AgentSession, CONTROL_PATH } from './agent-session.ts'
 import { AuthFailureLimiter } from './auth-failure-limiter.ts'
 import type { SessionRegistry } from './session-registry.ts'
@@ -33,6 +34,8 @@ export interface AgentGatewayOptions {
   drainTimeoutMs: number
   /** HTTP/2 streams one session may carry at once (relays of client connections) */
   maxStreamsPerSession: number
+  /** sessions one tunnel may have open at once, over all its agent nodes */
+  maxSessionsPerTunnel?: number
   /** how long the HTTP/2 settings exchange after the 101 may take */
   sessionSetupTimeoutMs: number
   authFailures?: { maxFailures?: number; windowMs?: number }
@@ -42,6 +45,8 @@ export interface AgentGatewayDeps {
   registry: SessionRegistry
   findTunnel(id: string): Promise<GatewayTunnel | undefined>
   log: Logger
+  /** counts refused authentications; absent: nothing is counted */
+  metrics?: GatewayMetrics | undefined
 }
 
 /** Flow-control windows: measured best for bulk relays on this design (notes: 8 MiB / 64 MiB). */
@@ -57,7 +62,10 @@ export class AgentGateway {
   #deps: AgentGatewayDeps
   #log: Logger
   #limiter: AuthFailureLimiter
+  #metrics: GatewayMetrics
   #pending = new Set<Duplex>()
+  /** sessions authenticated but not yet in the registry, by tunnel */
+  #settingUp = new Map<string, number>()
   #closing = false
 
   constructor(options: AgentGatewayOptions, deps: AgentGatewayDeps) {
@@ -65,6 +73,7 @@ export class AgentGateway {
     this.#deps = deps
     this.#log = deps.log.child({ component: 'agent-gateway' })
     this.#limiter = new AuthFailureLimiter(options.authFailures ?? {})
+    this.#metrics = deps.metrics ?? NO_GATEWAY_METRICS
   }
 
   /** True when the request is an agent connect; the caller routes it to handleUpgrade. */
@@ -92,7 +101,10 @@ export class AgentGateway {
       }
       throw new TunnelError('TUN_ERR_HANDSHAKE_BAD_REQUEST', `Upgrade must be ${AGENT_UPGRADE_TOKEN}`)
     }
-    if (this.#limiter.isBlocked(remoteAddress)) throw new TunnelError('TUN_ERR_HANDSHAKE_RATE_LIMITED')
+    if (this.#limiter.isBlocked(remoteAddress)) {
+      this.#metrics.authFailed('TUN_ERR_HANDSHAKE_RATE_LIMITED')
+      throw new TunnelError('TUN_ERR_HANDSHAKE_RATE_LIMITED')
+    }
     const nodeId = parseNodeId(req.headers[agentHeaders.nodeId] as string | undefined)
     const instance = String(req.headers[agentHeaders.instance] ?? '').slice(0, 200)
     let credentials
@@ -100,21 +112,46 @@ export class AgentGateway {
       credentials = parseAgentAuthorization(req.headers.authorization)
     } catch (err) {
       this.#limiter.recordFailure(remoteAddress)
+      this.#metrics.authFailed(isTunnelError(err) ? err.code : 'TUN_ERR_HANDSHAKE_BAD_REQUEST')
       throw err
     }
     const tunnel = await this.#deps.findTunnel(credentials.tunnelId)
     if (tunnel === undefined) {
       this.#limiter.recordFailure(remoteAddress)
+      this.#metrics.authFailed('TUN_ERR_TUNNEL_NOT_FOUND')
       throw new TunnelError('TUN_ERR_TUNNEL_NOT_FOUND', 'tunnel deleted or never existed: create a new tunnel and add its key')
     }
     const presented = Buffer.from(hashSecret(credentials.secret), 'hex')
     const stored = Buffer.from(tunnel.secretHash, 'hex')
     if (presented.length !== stored.length || !timingSafeEqual(presented, stored)) {
       this.#limiter.recordFailure(remoteAddress)
+      this.#metrics.authFailed('TUN_ERR_KEY_REJECTED')
       throw new TunnelError('TUN_ERR_KEY_REJECTED', 'security key was rejected: the secret does not match this tunnel')
     }
     if (socket.destroyed) return
     if (this.#closing) throw new TunnelError('TUN_ERR_SERVER_UNAVAILABLE', 'the tunnel server is shutting down')
+    // A key holder must not be able to pin unbounded server memory by opening sessions. Sessions
+    // still being set up count too: a node's sessions all dial at once.
+    const open = this.#deps.registry.sessionsOf(tunnel.id).length + (this.#settingUp.get(tunnel.id) ?? 0)
+    const maxSessions = this.#options.maxSessionsPerTunnel ?? 64
+    if (open >= maxSessions) {
+      throw new TunnelError(
+        'TUN_ERR_SESSION_LIMIT',
+        `tunnel ${tunnel.id} already has ${open} agent sessions, the most this server accepts: lower --sessions on the agent nodes or stop one`,
+      )
+    }
+    this.#settingUp.set(tunnel.id, (this.#settingUp.get(tunnel.id) ?? 0) + 1)
+    try {
+      await this.#open(socket, head, tunnel, { nodeId, instance, remoteAddress })
+    } finally {
+      const left = (this.#settingUp.get(tunnel.id) ?? 1) - 1
+      if (left === 0) this.#settingUp.delete(tunnel.id)
+      else this.#settingUp.set(tunnel.id, left)
+    }
+  }
+
+  async #open(socket: Socket, head: Buffer, tunnel: GatewayTunnel, who: { nodeId: string; instance: string; remoteAddress: string }): Promise<void> {
+    const { nodeId, instance, remoteAddress } = who
 
     const sessionId = randomUUID()
     const welcome = formatWelcomeHeaders({

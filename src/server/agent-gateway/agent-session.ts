@@ -182,8 +182,6 @@ export class AgentSession extends EventEmitter {
 
   destroy(err?: TunnelError): void {
     if (err !== undefined && this.#closeReason === undefined) this.#closeReason = err
-    if (!this.#h2.destroyed) this.#h2.destroy()
-    if (!this.#socket.destroyed) this.#socket.destroy()
     this.#finish()
   }
 
@@ -192,8 +190,15 @@ export class AgentSession extends EventEmitter {
     this.#state = 'closed'
     clearInterval(this.#pingTimer)
     clearTimeout(this.#drainTimer)
-    if (!this.#h2.destroyed) this.#h2.destroy()
-    if (!this.#socket.destroyed) this.#socket.destroy()
+    // Most calls come from stream and session events, which Node can deliver while nghttp2 is still
+    // parsing received frames. Destroying the session there resets its open relays from inside
+    // nghttp2's receive loop, and Node's http2 (20.x) then never returns from sending and fills
+    // memory (node#64113; seen when a tunnel was deleted under an idle caller connection). One
+    // turn later nghttp2 is done; the session is already 'closed' for everyone here.
+    setImmediate(() => {
+      if (!this.#h2.destroyed) this.#h2.destroy()
+      if (!this.#socket.destroyed) this.#socket.destroy()
+    })
     this.#log.info({ reason: this.#closeReason?.message }, 'agent session closed')
     this.emit('closed')
   }

@@ -60,6 +60,11 @@ export class SessionRegistry extends EventEmitter {
     for (const s of this.sessionsOf(tunnelId)) s.revoke(error)
   }
 
+  /** Every registered session, live or draining (metrics read them when scraped). */
+  *all(): IterableIterator<AgentSession> {
+    for (const set of this.#byTunnel.values()) yield* set
+  }
+
   get size(): number {
     let n = 0
     for (const set of this.#byTunnel.values()) n += set.size

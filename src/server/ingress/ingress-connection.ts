@@ -11,6 +11,7 @@ import {
   type ResponseHead,
 } from '../../protocol/http1/index.ts'
 import type { Logger } from '../../observability/index.ts'
+import { NO_INGRESS_METRICS, type IngressMetrics } from '../../observability/metrics/index.ts'
 import type { AgentSession } from '../agent-gateway/agent-session.ts'
 import type { SessionRegistry } from '../agent-gateway/session-registry.ts'
 import type { HostRouter } from './host-router.ts'
@@ -48,6 +49,8 @@ export interface IngressConnectionDeps {
   onRequest?: (tunnelId: string) => void
   /** who may call which tunnel (linked products); absent: every caller that reaches the ingress */
   access?: { check(tunnelId: string, sourceAddress: string, headers: ReadonlyArray<readonly [string, string]>): void }
+  /** responses by status, their durations and bytes each way; absent: nothing is counted */
+  metrics?: IngressMetrics | undefined
 }
 
 /** RFC 9110 §9.2.2: a client may repeat these automatically, so the ingress may too. */
@@ -61,6 +64,8 @@ interface PendingRequest {
   head: Buffer
   /** idempotent and without a body: can be sent again on another session */
   replayable: boolean
+  /** metrics clock when the head was complete (request duration) */
+  headAtMs: number
 }
 
 /**
@@ -88,6 +93,9 @@ export class IngressConnection {
   readonly #clientAddress: string
   readonly #requests: RequestFramer
   readonly #responses: ResponseFramer
+  readonly #metrics: IngressMetrics
+  /** metrics clock of the last complete head not yet in #pending: one the ingress may still refuse */
+  #headAtMs = NaN
   #tunnelId: string | undefined
   #session: AgentSession | undefined
   #stream: ClientHttp2Stream | undefined
@@ -116,6 +124,7 @@ export class IngressConnection {
   constructor(socket: Socket, deps: IngressConnectionDeps) {
     this.#socket = socket
     this.#deps = deps
+    this.#metrics = deps.metrics ?? NO_INGRESS_METRICS
     this.#clientAddress = (socket.remoteAddress ?? 'unknown').replace(/^::ffff:/, '')
     socket.setNoDelay(true)
     socket.setTimeout(deps.timeouts.idleTimeoutMs, () => this.#fail(new TunnelError('TUN_ERR_HTTP_REQUEST_TIMEOUT', 'connection idle for too long'), true))
@@ -146,6 +155,7 @@ export class IngressConnection {
   // ── client → upstream ────────────────────────────────────────────────────────────────────────
 
   #onClientData(chunk: Buffer): void {
+    this.#metrics.bytesReceived(chunk.length)
     if (this.#closed) return
     if (this.#raw) {
       this.#toUpstream(chunk)
@@ -174,6 +184,7 @@ export class IngressConnection {
   }
 
   #onRequestHead(head: RequestHead): void {
+    this.#headAtMs = this.#metrics.now()
     this.#clearHeadTimer()
     if (head.method === 'CONNECT') throw new TunnelError('TUN_ERR_HTTP_BAD_REQUEST', 'CONNECT is not supported by the ingress')
     if (!head.target.startsWith('/') && !(head.target === '*' && head.method === 'OPTIONS')) {
@@ -199,7 +210,8 @@ export class IngressConnection {
     const bytes = serializeRequestHead({ method: head.method, target: head.target, versionMinor: head.versionMinor, headers })
     const bodyless = head.body.kind === 'none' || (head.body.kind === 'length' && head.body.length === 0)
     this.#responses.expect(head.method)
-    this.#pending.push({ head: bytes, replayable: bodyless && !head.upgrade && IDEMPOTENT_METHODS.has(head.method) })
+    this.#pending.push({ head: bytes, replayable: bodyless && !head.upgrade && IDEMPOTENT_METHODS.has(head.method), headAtMs: this.#headAtMs })
+    this.#headAtMs = NaN
     if (!head.keepAlive) this.#keepAlive = false
     this.#toUpstream(bytes)
     if (!bodyless && !head.upgrade) {
@@ -386,6 +398,7 @@ export class IngressConnection {
       }
       if (this.#closed) return
     }
+    this.#metrics.bytesSent(chunk.length)
     if (!this.#socket.write(chunk)) {
       stream.pause()
       this.#socket.once('drain', () => stream.resume())
@@ -402,7 +415,8 @@ export class IngressConnection {
     this.#responseInProgress = true
     this.#interimForwarded = false
     this.#attempts = 0
-    this.#pending.shift()
+    const answered = this.#pending.shift()
+    this.#metrics.responseStarted(head.statusCode, answered?.headAtMs ?? NaN)
     if (!head.keepAlive) this.#keepAlive = false
   }
 
@@ -550,7 +564,11 @@ export class IngressConnection {
     const canAnswer = answer && !this.#responseInProgress && !this.#raw && !this.#socket.destroyed && this.#socket.writable
     this.#closed = true
     if (canAnswer) {
-      this.#socket.end(serializeErrorResponse(e.httpStatus, e.toJSON()))
+      const response = serializeErrorResponse(e.httpStatus, e.toJSON())
+      // The request answered is the oldest unanswered one, or a head refused before it was sent on.
+      this.#metrics.responseStarted(e.httpStatus, this.#pending[0]?.headAtMs ?? this.#headAtMs)
+      this.#metrics.bytesSent(response.length)
+      this.#socket.end(response)
       // A client that never reads must not hold the socket forever.
       setTimeout(() => this.#socket.destroy(), 5000).unref()
     } else {

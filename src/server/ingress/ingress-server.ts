@@ -33,6 +33,11 @@ export class IngressServer {
     })
   }
 
+  /** True while the listener accepts connections (readiness). */
+  get listening(): boolean {
+    return this.#server.listening
+  }
+
   get connectionCount(): number {
     return this.#connections.size
   }

@@ -4,6 +4,7 @@ import { initialMigration } from './0001-initial.ts'
 import { clusterMigration } from './0002-cluster.ts'
 import { instanceMigration } from './0003-instance.ts'
 import { linkedProductMigration } from './0004-linked-products.ts'
+import { consoleMigration } from './0005-console.ts'
 
 /**
  * Every migration, listed in code so a bundled or installed build needs no migration folder on disk.
@@ -17,6 +18,7 @@ export function migrationProvider(dialect: StoreDialect): MigrationProvider {
         '0002-cluster': clusterMigration(),
         '0003-instance': instanceMigration(),
         '0004-linked-products': linkedProductMigration(),
+        '0005-console': consoleMigration(),
       }
     },
   }
