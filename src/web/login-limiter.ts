@@ -1,4 +1,4 @@
-import { AuthFailureLimiter } from '../server/agent-gateway/auth-failure-limiter.ts'
+import { AuthFailureLimiter } from '../security/auth-failure-limiter.ts'
 
 export interface LoginLimiterOptions {
   /** [maxFailuresPerAddress=20] failed sign-ins from one address per window */

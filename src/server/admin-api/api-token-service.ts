@@ -2,7 +2,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto'
 import { TunnelError } from '../../errors/index.ts'
 import type { Logger } from '../../observability/index.ts'
 import type { ApiToken, ApiTokenRepository, AuditRepository } from '../../store/index.ts'
-import { AuthFailureLimiter } from '../agent-gateway/auth-failure-limiter.ts'
+import { AuthFailureLimiter } from '../../security/auth-failure-limiter.ts'
 import type { Actor } from '../tunnels/tunnel-service.ts'
 
 /** Prefix of every admin API token, so a leaked one is recognisable (secret scanners, logs). */

@@ -17,7 +17,7 @@ import { serializeErrorResponse } from '../../protocol/http1/index.ts'
 import type { Logger } from '../../observability/index.ts'
 import { NO_GATEWAY_METRICS, type GatewayMetrics } from '../../observability/metrics/index.ts'
 import { AgentSession, CONTROL_PATH } from './agent-session.ts'
-import { AuthFailureLimiter } from './auth-failure-limiter.ts'
+import { AuthFailureLimiter } from '../../security/auth-failure-limiter.ts'
 import type { SessionRegistry } from './session-registry.ts'
 
 export interface GatewayTunnel {

@@ -263,6 +263,57 @@ export function renderSignIn({ api, consoleName, onSignedIn, notice }) {
 }
 
 /**
+ * A console page's signed-in session: the sign-in page, Sign out, the start-up check, and back to
+ * sign-in when the server ends the session ('console:signed-out'). The two consoles differ only in
+ * their paths and words: `loginPath`, `afterSignIn(next)` (where to go, given the path the page was
+ * on), and `notice()` (what the sign-in page says first, if anything).
+ */
+export function createSessionShell({ api, router, consoleName, loginPath, afterSignIn, notice = () => undefined }) {
+  const shell = {
+    /** the signed-in session ({ user, … }), or null */
+    session: null,
+    async signOut() {
+      router.stop()
+      try {
+        await api.signOut()
+      } finally {
+        shell.session = null
+        shell.signIn('You have signed out.')
+      }
+    },
+    signIn(message) {
+      router.stop()
+      if (location.pathname !== loginPath) history.replaceState({ next: location.pathname }, '', loginPath)
+      renderSignIn({
+        api,
+        consoleName,
+        notice: message ?? notice(),
+        onSignedIn: (s) => {
+          shell.session = s
+          router.go(afterSignIn(history.state && history.state.next), { replace: true })
+        },
+      })
+    },
+    /** Asks the server for the session; `show()` draws the page when there is one. */
+    async start(show) {
+      try {
+        shell.session = await api.session()
+      } catch (err) {
+        render('Error · ' + consoleName, h('h1', {}, 'The console cannot start'), h('p', { class: 'alert' }, err.message))
+        return
+      }
+      if (shell.session === null) shell.signIn()
+      else show()
+    },
+  }
+  window.addEventListener('console:signed-out', () => {
+    shell.session = null
+    shell.signIn('Your session has ended. Sign in again.')
+  })
+  return shell
+}
+
+/**
  * The top bar: console name, navigation (links marked current), the signed-in user and Sign out.
  * `nav` is [{ href, label, current }]; `session` null shows the bar signed out.
  */

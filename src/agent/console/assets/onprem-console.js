@@ -3,11 +3,10 @@
 // A link from the cloud console may carry the key in the URL fragment (#key=…): it is read once,
 // wiped from the address bar and history, and only ever pre-fills the wizard — adding it still
 // takes the admin's click, so a crafted link cannot swap the instance's tunnel.
-import { ApiError, alertBox, announce, clearError, confirmDialog, copyButton, createApi, createRouter, h, poll, render, renderSignIn, setHeader, showError, statusBadge, when } from './console-kit.js'
+import { ApiError, alertBox, announce, clearError, confirmDialog, copyButton, createApi, createRouter, createSessionShell, h, poll, render, setHeader, showError, statusBadge, when } from './console-kit.js'
 
 const LIVE_MS = 1000
 const api = createApi('/api/v1/session')
-let session = null
 let pendingKey = takeKeyFromFragment()
 
 function takeKeyFromFragment() {
@@ -31,46 +30,25 @@ const router = createRouter(
   () => render('Not found', h('h1', {}, 'Page not found'), h('p', {}, h('a', { href: '/', 'data-nav': '' }, 'Go to application tunnels'))),
 )
 
+const shell = createSessionShell({
+  api,
+  router,
+  consoleName: 'instance console',
+  loginPath: '/login',
+  afterSignIn: (next) => (pendingKey !== null ? '/add-key' : next && next !== '/login' ? next : '/'),
+  notice: () => (pendingKey !== null ? 'Sign in to add the security key you were sent here with.' : undefined),
+})
+
 function header(current) {
   setHeader(
-    session,
+    shell.session,
     [
       { href: '/', label: 'Application tunnels', current: current === 'tunnels' },
       { href: '/nodes', label: 'Cluster nodes', current: current === 'nodes' },
     ],
-    signOut,
+    () => shell.signOut(),
   )
 }
-
-async function signOut() {
-  router.stop()
-  try {
-    await api.signOut()
-  } finally {
-    session = null
-    signIn('You have signed out.')
-  }
-}
-
-function signIn(notice) {
-  router.stop()
-  const next = pendingKey !== null ? '/add-key' : location.pathname === '/login' ? '/' : location.pathname
-  if (location.pathname !== '/login') history.replaceState({ next }, '', '/login')
-  renderSignIn({
-    api,
-    consoleName: 'instance console',
-    notice: notice ?? (pendingKey !== null ? 'Sign in to add the security key you were sent here with.' : undefined),
-    onSignedIn: (s) => {
-      session = s
-      router.go(pendingKey !== null ? '/add-key' : (history.state && history.state.next) || '/', { replace: true })
-    },
-  })
-}
-
-window.addEventListener('console:signed-out', () => {
-  session = null
-  signIn('Your session has ended. Sign in again.')
-})
 
 function crumbs() {
   return h('p', { class: 'breadcrumbs' }, 'Administration › Application tunnels')
@@ -334,16 +312,7 @@ function nodesPage() {
   }), LIVE_MS)
 }
 
-async function start() {
-  try {
-    session = await api.session()
-  } catch (err) {
-    render('Error · instance console', h('h1', {}, 'The console cannot start'), h('p', { class: 'alert' }, err.message))
-    return
-  }
-  if (session === null) signIn()
-  else if (pendingKey !== null) router.go('/add-key', { replace: true })
+void shell.start(() => {
+  if (pendingKey !== null) router.go('/add-key', { replace: true })
   else router.show()
-}
-
-void start()
+})

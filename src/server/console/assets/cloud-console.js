@@ -1,12 +1,11 @@
 // The cloud console (Settings › Application tunnels): the tunnel list, the Create tunnel wizard,
 // tunnel details with linked products, and delete. Everything goes through the admin JSON API
 // (/api/v1/…) that the CLI uses, authenticated by the session cookie and the CSRF token.
-import { ApiError, alertBox, announce, clearError, confirmDialog, copyButton, createApi, createRouter, h, poll, render, renderSignIn, setHeader, showError, statusBadge, valueDialog, when } from './console-kit.js'
+import { ApiError, alertBox, announce, clearError, confirmDialog, copyButton, createApi, createRouter, createSessionShell, h, poll, render, setHeader, showError, statusBadge, valueDialog, when } from './console-kit.js'
 
 const BASE = '/console'
 const LIVE_MS = 1000
 const api = createApi(BASE + '/api/session')
-let session = null
 
 const router = createRouter(
   [
@@ -19,46 +18,24 @@ const router = createRouter(
   () => render('Not found', h('h1', {}, 'Page not found'), h('p', {}, h('a', { href: BASE + '/tunnels', 'data-nav': '' }, 'Go to application tunnels'))),
 )
 
-function header(current) {
-  setHeader(session, [{ href: BASE + '/tunnels', label: 'Application tunnels', current: current === 'tunnels' }], signOut)
-}
-
-async function signOut() {
-  router.stop()
-  try {
-    await api.signOut()
-  } finally {
-    session = null
-    signIn('You have signed out.')
-  }
-}
-
-function signIn(notice) {
-  router.stop()
-  if (location.pathname !== BASE + '/login') history.replaceState({ next: location.pathname }, '', BASE + '/login')
-  renderSignIn({
-    api,
-    consoleName: 'cloud console',
-    notice,
-    onSignedIn: (s) => {
-      session = s
-      const next = history.state && history.state.next && history.state.next !== BASE + '/login' ? history.state.next : BASE + '/tunnels'
-      router.go(next, { replace: true })
-    },
-  })
-}
-
-window.addEventListener('console:signed-out', () => {
-  session = null
-  signIn('Your session has ended. Sign in again.')
+const shell = createSessionShell({
+  api,
+  router,
+  consoleName: 'cloud console',
+  loginPath: BASE + '/login',
+  afterSignIn: (next) => (next && next !== BASE + '/login' ? next : BASE + '/tunnels'),
 })
+
+function header(current) {
+  setHeader(shell.session, [{ href: BASE + '/tunnels', label: 'Application tunnels', current: current === 'tunnels' }], () => shell.signOut())
+}
 
 function crumbs() {
   return h('p', { class: 'breadcrumbs' }, 'Settings › Application tunnels')
 }
 
 function limitText(count) {
-  const max = session.limits.maxTunnels
+  const max = shell.session.limits.maxTunnels
   return count >= max
     ? `Your organization has ${count} tunnels, the most it can have (${max}). Each on-prem instance needs only one tunnel, and many cloud products can share it: delete a tunnel you no longer use to create another.`
     : `${count} of ${max} tunnels used. Each tunnel goes to one on-prem instance.`
@@ -88,7 +65,7 @@ function tunnelList() {
   const refresh = async () => {
     const { tunnels } = await api.get('/api/v1/tunnels')
     clearError(error)
-    const atLimit = tunnels.length >= session.limits.maxTunnels
+    const atLimit = tunnels.length >= shell.session.limits.maxTunnels
     limit.textContent = limitText(tunnels.length)
     create.hidden = atLimit
     createDisabled.hidden = !atLimit
@@ -190,7 +167,7 @@ function createWizard() {
       showKey(created)
     } catch (err) {
       const field = err.code === 'TUN_ERR_TUNNEL_URL_INVALID' ? url : name
-      if (err.code === 'TUN_ERR_TUNNEL_LIMIT_REACHED') err.message = limitText(session.limits.maxTunnels)
+      if (err.code === 'TUN_ERR_TUNNEL_LIMIT_REACHED') err.message = limitText(shell.session.limits.maxTunnels)
       showError(error, err, field)
     } finally {
       submit.disabled = false
@@ -367,15 +344,4 @@ function productsSection(tunnelId, container) {
   load().catch((err) => showError(error, err))
 }
 
-async function start() {
-  try {
-    session = await api.session()
-  } catch (err) {
-    render('Error · cloud console', h('h1', {}, 'The console cannot start'), h('p', { class: 'alert' }, err.message))
-    return
-  }
-  if (session === null) signIn()
-  else router.show()
-}
-
-void start()
+void shell.start(() => router.show())

@@ -1,7 +1,8 @@
 /**
- * Counts failed agent authentications per source address in a fixed window, so a key cannot be
- * guessed at line rate and a misconfigured agent cannot hammer the database. Bounded in memory:
- * when too many addresses are tracked the oldest windows are dropped first.
+ * Counts failed authentications per key (a source address, or a user name) in a fixed window, so a
+ * secret cannot be guessed at line rate and a misconfigured client cannot hammer the database.
+ * Shared by the agent endpoint, the admin API's tokens and the consoles' sign-in. Bounded in
+ * memory: when too many keys are tracked the oldest windows are dropped first.
  */
 export class AuthFailureLimiter {
   #windows = new Map<string, { startMs: number; failures: number }>()
