@@ -48,7 +48,8 @@ describe('tunnel server replicas sharing one database over the cluster bus', () 
     const agent = await startTestAgent(keyForB, upstream.address, { nodeId: 'onprem-1' })
     agents.push(agent)
     await agent.waitFor((s) => s.status === 'CONNECTED')
-    assert.equal(b.registry.sessionsOf(t.id).length, 1)
+    // CONNECTED comes with the node's first session; its second may or may not be set up yet.
+    assert.ok(b.registry.sessionsOf(t.id).length >= 1)
     assert.equal(a.registry.sessionsOf(t.id).length, 0)
 
     const deletedAt = Date.now()

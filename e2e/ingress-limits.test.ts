@@ -7,7 +7,7 @@ import { checkNoLeakedHandles } from '../src/testing/leak-check.ts'
 import type { TestUpstream } from '../src/testing/test-upstream.ts'
 import { errorCodeOf, ingressRequest, startConnectedTunnel, startTestAgent, type ConnectedTunnel, type TestServer } from '../src/testing/tunnel-harness.ts'
 import type { TunnelAgent } from '../src/agent/build-agent.ts'
-import { formatAgentAuthorization } from '../src/protocol/index.ts'
+import { AGENT_UPGRADE_TOKEN, formatAgentAuthorization } from '../src/protocol/index.ts'
 
 checkNoLeakedHandles()
 
@@ -100,7 +100,7 @@ describe('ingress limits and error answers', () => {
           agent: false,
           headers: {
             Connection: 'Upgrade',
-            Upgrade: 'apptunnel/1',
+            Upgrade: AGENT_UPGRADE_TOKEN,
             Authorization: formatAgentAuthorization(tunnel.id, Buffer.alloc(32, 5)),
             'x-apptunnel-node-id': 'guesser',
           },

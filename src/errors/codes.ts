@@ -41,6 +41,7 @@ export const errorCatalog = {
   TUN_ERR_SERVER_UNREACHABLE: { httpStatus: 503, retryable: true, message: 'the tunnel server cannot be reached' },
   TUN_ERR_TLS_CERT_MISMATCH: { httpStatus: 502, retryable: true, message: 'certificate mismatch: the server certificate does not match the pin in the key' },
   TUN_ERR_SESSION_LIMIT: { httpStatus: 429, retryable: true, message: 'the tunnel already has as many agent sessions as the server accepts' },
+  TUN_ERR_SESSION_PROTOCOL: { httpStatus: 502, retryable: true, message: 'the peer broke the agent session protocol' },
   TUN_ERR_SESSION_LOST: { httpStatus: 502, retryable: true, message: 'the tunnel session was lost before the response started' },
   // An agent's HTTP CONNECT proxy (src/transport/proxy-connect.ts). A 407 cannot pass on retry with the same
   // credentials, and retrying fast could lock the proxy account; the connector shows it as UNAVAILABLE.

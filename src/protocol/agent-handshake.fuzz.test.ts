@@ -287,8 +287,8 @@ test('agent gateway: any connect request headers get an HTTP error answer with a
   const request = fc.record({
     method: fc.oneof({ arbitrary: fc.constant('GET'), weight: 8 }, fc.constantFrom('POST', 'get', 'HEAD', 'CONNECT', '')),
     upgrade: fc.oneof(
-      { arbitrary: fc.constantFrom(AGENT_UPGRADE_TOKEN, 'APPTUNNEL/1', ' apptunnel/1 ', 'AppTunnel/1\t'), weight: 8 },
-      fc.constantFrom(undefined, '', 'websocket', 'h2c', 'apptunnel/2', 'apptunnel/', 'apptunnel/1, websocket', 'apptunnel'),
+      { arbitrary: fc.constantFrom(AGENT_UPGRADE_TOKEN, 'APPTUNNEL/2', ' apptunnel/2 ', 'AppTunnel/2\t'), weight: 8 },
+      fc.constantFrom(undefined, '', 'websocket', 'h2c', 'apptunnel/1', 'apptunnel/3', 'apptunnel/', 'apptunnel/2, websocket', 'apptunnel'),
       fc.string({ maxLength: 8 }).map((s) => `apptunnel/${s}`),
       headerValue,
     ),

@@ -6,7 +6,7 @@ import { SECRET_BYTES, isValidTunnelId } from './security-key.ts'
  * and passes HTTP-aware load balancers) and the server's 101 answer.
  */
 export const AGENT_CONNECT_PATH = '/agent/v1/connect'
-export const AGENT_UPGRADE_TOKEN = 'apptunnel/1'
+export const AGENT_UPGRADE_TOKEN = 'apptunnel/2'
 export const AGENT_AUTH_SCHEME = 'Tunnel'
 
 export const agentHeaders = {

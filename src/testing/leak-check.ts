@@ -1,7 +1,7 @@
 import { Socket } from 'node:net'
 import { after } from 'node:test'
 
-const WATCHED = new Set(['TCPSocketWrap', 'TCPServerWrap', 'TLSWrap', 'Timeout', 'Http2Session'])
+const WATCHED = new Set(['TCPSocketWrap', 'TCPServerWrap', 'TLSWrap', 'Timeout', 'Immediate'])
 
 function watched(): string[] {
   return process.getActiveResourcesInfo().filter((r) => WATCHED.has(r))

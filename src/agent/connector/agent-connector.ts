@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
-import { constants as h2c, performServerHandshake, type ServerHttp2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2'
 import { TunnelError, errorCatalog, isTunnelError, type ErrorCode } from '../../errors/index.ts'
-import { ControlMessageDecoder, type ControlMessage, type SecurityKey, type SessionWelcome } from '../../protocol/index.ts'
+import type { ControlMessage, SecurityKey, SessionWelcome } from '../../protocol/index.ts'
+import { SessionMux, type RelayStream } from '../../transport/session-mux/index.ts'
 import { dialAgentSession, type AgentDialOptions } from '../../transport/agent-dial.ts'
 import type { Logger } from '../../observability/index.ts'
 import { NO_AGENT_METRICS, type AgentMetricsSink } from '../../observability/metrics/index.ts'
@@ -33,8 +33,10 @@ export interface AgentConnectorOptions {
   metrics?: AgentMetricsSink | undefined
 }
 
-const STREAM_WINDOW_BYTES = 8 * 1024 * 1024
-const SESSION_WINDOW_BYTES = 64 * 1024 * 1024
+const PING_TIMEOUT_MESSAGE = 'the tunnel server stopped answering keepalive pings; reconnecting'
+
+/** Bytes the server may send on one relay before this agent grants more (decision 32). */
+const STREAM_WINDOW_BYTES = 1024 * 1024
 
 /**
  * Failures only a change of this node's configuration fixes that are not about the key: shown as
@@ -58,8 +60,7 @@ export class AgentConnector extends EventEmitter {
   #log: Logger
   #backoff: Backoff
   #status: AgentStatus
-  #session: ServerHttp2Session | undefined
-  #relays = new Map<number, UpstreamRelay>()
+  #session: SessionMux | undefined
   #stopped = false
   #abort = new AbortController()
   #retryTimer: NodeJS.Timeout | undefined
@@ -89,7 +90,7 @@ export class AgentConnector extends EventEmitter {
   }
 
   get activeRelays(): number {
-    return this.#relays.size
+    return this.#session?.streamCount ?? 0
   }
 
   start(): void {
@@ -160,110 +161,55 @@ export class AgentConnector extends EventEmitter {
   #serve(socket: import('node:tls').TLSSocket, welcome: SessionWelcome): Promise<TunnelError | undefined> {
     return new Promise((resolve) => {
       let endReason: TunnelError | undefined
-      let onControlReady = (): void => {}
-      const session = performServerHandshake(socket, {
-        settings: { initialWindowSize: STREAM_WINDOW_BYTES, maxConcurrentStreams: this.#options.maxStreams + 1, enablePush: false },
-        maxSessionMemory: 128,
+      const mux = new SessionMux(socket, {
+        role: 'agent',
+        streamWindowBytes: STREAM_WINDOW_BYTES,
+        maxStreams: this.#options.maxStreams,
+        pingIntervalMs: welcome.pingIntervalMs,
+        pingTimeoutMs: welcome.pingTimeoutMs,
+        pingTimeoutMessage: PING_TIMEOUT_MESSAGE,
       })
-      this.#session = session
+      this.#session = mux
       const log = this.#log.child({ sessionId: welcome.sessionId })
-      let pingTimer: NodeJS.Timeout | undefined
-      const finish = (): void => {
-        clearInterval(pingTimer)
-        if (!session.destroyed) session.destroy()
-        if (!socket.destroyed) socket.destroy()
-        for (const relay of this.#relays.values()) relay.abort()
-        this.#relays.clear()
-        if (this.#session === session) this.#session = undefined
-        resolve(endReason)
-      }
-      session.on('error', (err) => log.debug({ err }, 'session error'))
-      session.on('close', finish)
-      session.on('goaway', (code: number) => {
-        // The server drains (restart or shutdown): finish what runs, then redial.
-        if (code !== h2c.NGHTTP2_NO_ERROR) log.info({ code }, 'server sent goaway')
-      })
-      session.on('remoteSettings', () => {
-        try {
-          session.setLocalWindowSize(SESSION_WINDOW_BYTES)
-        } catch {
-          // window sizing is an optimisation
-        }
-      })
-      session.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
-        stream.on('error', () => {})
-        if (headers[':path'] === '/control') this.#serveControl(stream, session, (e) => (endReason = e), () => onControlReady())
-        else this.#serveRelay(stream)
-      })
-      pingTimer = setInterval(() => {
-        if (session.destroyed) return
-        const deadline = setTimeout(() => {
-          endReason = new TunnelError('TUN_ERR_SESSION_LOST', 'the tunnel server stopped answering keepalive pings; reconnecting')
-          session.destroy()
-        }, welcome.pingTimeoutMs)
-        try {
-          session.ping(() => clearTimeout(deadline))
-        } catch {
-          clearTimeout(deadline)
-        }
-      }, welcome.pingIntervalMs)
-      // CONNECTED only once the server opened the control stream: it registers the session first.
+      // CONNECTED only once the server said ready: it registers the session first.
       const setupTimer = setTimeout(() => {
         endReason = new TunnelError('TUN_ERR_SESSION_LOST', 'the tunnel server did not finish setting up the session; reconnecting')
-        session.destroy()
+        mux.destroy(endReason)
       }, this.#options.connectTimeoutMs)
-      session.once('close', () => clearTimeout(setupTimer))
-      onControlReady = () => {
+      mux.once('close', (reason: TunnelError | undefined) => {
         clearTimeout(setupTimer)
-        this.#welcome = welcome
-        this.#metrics.sessionConnected(this.#connectedBefore)
-        this.#connectedBefore = true
-        this.#setStatus('CONNECTED', `connected to ${this.#options.key.serverUrl} as tunnel "${welcome.tunnelName}"`)
-      }
-    })
-  }
-
-  #serveControl(stream: ServerHttp2Stream, session: ServerHttp2Session, onRevoke: (e: TunnelError) => void, onReady: () => void): void {
-    stream.respond({ ':status': 200 })
-    onReady()
-    const decoder = new ControlMessageDecoder()
-    // 'data' is emitted while nghttp2 is still parsing the frames that carried it. Resetting
-    // streams or destroying the session from there makes Node's http2 (20.x) send from inside its
-    // receive loop: with a relay open, that never returns and fills memory (node#64113). So the
-    // messages are acted on a turn later, outside nghttp2.
-    const act = (messages: ControlMessage[]): void => {
-      for (const m of messages) {
-        if (m.t === 'abort') this.#relays.get(m.id)?.abort()
-        else if (m.t === 'revoke') {
+        if (reason?.code === 'TUN_ERR_SESSION_PROTOCOL') log.warn({ err: reason }, 'session protocol error; reconnecting')
+        // A ping timeout or a broken frame says more than "lost"; a closed connection says nothing more.
+        if (reason !== undefined && (reason.code === 'TUN_ERR_SESSION_PROTOCOL' || reason.message === PING_TIMEOUT_MESSAGE)) endReason ??= reason
+        if (this.#session === mux) this.#session = undefined
+        resolve(endReason)
+      })
+      mux.on('goaway', () => {
+        // The server drains (restart or shutdown): finish what runs; the server closes when done.
+        log.debug('server sent goaway')
+      })
+      mux.on('control', (m: ControlMessage) => {
+        if (m.t === 'ready') {
+          clearTimeout(setupTimer)
+          mux.startPings()
+          this.#welcome = welcome
+          this.#metrics.sessionConnected(this.#connectedBefore)
+          this.#connectedBefore = true
+          this.#setStatus('CONNECTED', `connected to ${this.#options.key.serverUrl} as tunnel "${welcome.tunnelName}"`)
+        } else if (m.t === 'revoke') {
           const code = Object.hasOwn(errorCatalog, m.code) ? (m.code as ErrorCode) : 'TUN_ERR_KEY_REJECTED'
-          onRevoke(new TunnelError(code, m.reason))
-          session.destroy()
+          endReason = new TunnelError(code, m.reason)
+          mux.destroy(endReason)
         }
-      }
-    }
-    stream.on('data', (chunk: Buffer) => {
-      let messages
-      try {
-        messages = decoder.push(chunk)
-      } catch (err) {
-        this.#log.warn({ err }, 'bad control message; dropping session')
-        setImmediate(() => session.destroy())
-        return
-      }
-      if (messages.length > 0) setImmediate(act, messages)
-    })
-  }
-
-  #serveRelay(stream: ServerHttp2Stream): void {
-    const id = stream.id ?? -1
-    const relay = new UpstreamRelay(stream, this.#options.upstream, {
-      connectTimeoutMs: this.#options.upstreamConnectTimeoutMs,
-      log: this.#log,
-      metrics: this.#metrics,
-    })
-    this.#relays.set(id, relay)
-    stream.once('close', () => {
-      if (this.#relays.get(id) === relay) this.#relays.delete(id)
+      })
+      mux.on('stream', (stream: RelayStream) => {
+        // The relay lives as long as its stream and socket; nothing here needs to hold it.
+        new UpstreamRelay(stream, this.#options.upstream, {
+          connectTimeoutMs: this.#options.upstreamConnectTimeoutMs,
+          log: this.#log,
+          metrics: this.#metrics,
+        })
+      })
     })
   }
 
@@ -279,16 +225,17 @@ export class AgentConnector extends EventEmitter {
     this.#abort.abort()
     clearTimeout(this.#retryTimer)
     this.#wake?.()
-    const session = this.#session
-    if (session !== undefined && !session.destroyed) {
+    const mux = this.#session
+    if (mux !== undefined && !mux.closed) {
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => session.destroy(), this.#options.drainTimeoutMs)
-        session.once('close', () => {
+        const timer = setTimeout(() => mux.destroy(), this.#options.drainTimeoutMs)
+        mux.once('close', () => {
           clearTimeout(timer)
           resolve()
         })
-        if (this.#relays.size === 0) session.destroy()
-        else session.close()
+        mux.goaway()
+        if (mux.streamCount === 0) mux.end()
+        else mux.once('idle', () => mux.end())
       })
     }
     await this.#loop

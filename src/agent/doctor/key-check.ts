@@ -1,7 +1,7 @@
-import { constants as h2c, performServerHandshake, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2'
 import type { TLSSocket } from 'node:tls'
 import { isTunnelError, type TunnelError } from '../../errors/index.ts'
-import type { SecurityKey, SessionWelcome } from '../../protocol/index.ts'
+import type { ControlMessage, SecurityKey, SessionWelcome } from '../../protocol/index.ts'
+import { SessionMux, type RelayStream } from '../../transport/session-mux/index.ts'
 import { dialAgentSession } from '../../transport/agent-dial.ts'
 import type { ProxySettings } from '../../transport/proxy-settings.ts'
 import { VERSION } from '../../version.ts'
@@ -35,7 +35,7 @@ export async function checkKey(key: SecurityKey, options: KeyCheckOptions): Prom
     if (!isTunnelError(err)) throw err
     return { finding: refused(err), welcome: undefined }
   }
-  await closeGracefully(dialed.socket, options.timeoutMs)
+  await closeGracefully(dialed.socket, dialed.welcome, options.timeoutMs)
   const w = dialed.welcome
   const link = w.applicationLinkUrl === undefined ? '' : `, application link URL ${w.applicationLinkUrl}`
   return {
@@ -49,27 +49,29 @@ export async function checkKey(key: SecurityKey, options: KeyCheckOptions): Prom
  * with GOAWAY. Closing the socket right after the 101 instead would fail the server's session
  * setup, which it logs as an error.
  */
-function closeGracefully(socket: TLSSocket, timeoutMs: number): Promise<void> {
+function closeGracefully(socket: TLSSocket, welcome: SessionWelcome, timeoutMs: number): Promise<void> {
   return new Promise((resolve) => {
-    const session = performServerHandshake(socket, { settings: { enablePush: false } })
-    const timer = setTimeout(() => session.destroy(), timeoutMs)
-    session.on('error', () => {})
-    session.once('close', () => {
+    const mux = new SessionMux(socket, {
+      role: 'agent',
+      streamWindowBytes: 64 * 1024,
+      maxStreams: 1,
+      pingIntervalMs: welcome.pingIntervalMs,
+      pingTimeoutMs: welcome.pingTimeoutMs,
+      pingTimeoutMessage: 'the tunnel server stopped answering keepalive pings',
+    })
+    const timer = setTimeout(() => mux.destroy(), timeoutMs)
+    mux.once('close', () => {
       clearTimeout(timer)
-      socket.destroy()
       resolve()
     })
-    session.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
-      stream.on('error', () => {})
-      if (headers[':path'] !== '/control') {
-        // A caller routed here in the moment the session is live: refused before it is confirmed,
-        // the server replays it on another session of the tunnel (docs/onprem.md).
-        stream.close(h2c.NGHTTP2_REFUSED_STREAM)
-        return
-      }
-      // The control stream means the server has registered the session: leave now.
-      stream.respond({ ':status': 200 })
-      session.close()
+    // A caller routed here in the moment the session is live is aborted before it is confirmed:
+    // the server replays it on another session of the tunnel (docs/onprem.md).
+    mux.on('stream', (stream: RelayStream) => stream.abort())
+    mux.on('control', (m: ControlMessage) => {
+      // "ready" means the server has registered the session: leave now.
+      if (m.t !== 'ready') return
+      mux.goaway()
+      mux.end()
     })
   })
 }

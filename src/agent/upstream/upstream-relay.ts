@@ -1,10 +1,7 @@
 import { connect, type Socket } from 'node:net'
-import { constants as h2c, type ServerHttp2Stream } from 'node:http2'
 import type { Logger } from '../../observability/index.ts'
 import { NO_AGENT_METRICS, type AgentMetricsSink } from '../../observability/metrics/index.ts'
-
-export const AGENT_ERROR_HEADER = 'x-apptunnel-error'
-export const AGENT_ERROR_MESSAGE_HEADER = 'x-apptunnel-error-message'
+import type { RelayStream } from '../../transport/session-mux/index.ts'
 
 export interface UpstreamTarget {
   host: string
@@ -14,81 +11,84 @@ export interface UpstreamTarget {
 /**
  * Pipes one relay stream (one public client connection) to a fresh TCP connection to the upstream
  * port. The server parses and sanitises the HTTP; here bytes only move, with back-pressure both
- * ways through pipe(). Connection failures before anything was relayed are answered with an HTTP/2
- * status and an error code the ingress turns into a 502/504 for the caller.
+ * ways (the stream's credit one way, the socket's buffer the other). Connection failures before
+ * anything was relayed are answered with a refusal and an error code the ingress turns into a
+ * 502/504 for the caller.
  */
 export class UpstreamRelay {
-  readonly #stream: ServerHttp2Stream
-  #socket: Socket | undefined
-  #done = false
+  readonly #stream: RelayStream
+  readonly #socket: Socket
   readonly #metrics: AgentMetricsSink
+  #done = false
 
-  constructor(stream: ServerHttp2Stream, target: UpstreamTarget, options: { connectTimeoutMs: number; log: Logger; metrics?: AgentMetricsSink }) {
+  constructor(stream: RelayStream, target: UpstreamTarget, options: { connectTimeoutMs: number; log: Logger; metrics?: AgentMetricsSink }) {
     this.#stream = stream
     this.#metrics = options.metrics ?? NO_AGENT_METRICS
-    stream.on('error', () => this.#teardown())
-    stream.on('close', () => this.#teardown())
     const socket = connect({ host: target.host, port: target.port, noDelay: true })
     this.#socket = socket
+    const connectTimer = setTimeout(() => {
+      this.#refuse('TUN_ERR_UPSTREAM_TIMEOUT', `upstream ${target.host}:${target.port} did not accept the connection in time`)
+    }, options.connectTimeoutMs)
+    stream.attach({
+      // Bytes may come before the upstream connection is open: the socket keeps them until then,
+      // and the stream's window bounds how many.
+      data: (chunk) => {
+        // After the upstream closed, what the caller still sends has nowhere to go.
+        if (!socket.destroyed && !socket.writableEnded && !socket.write(chunk)) stream.hold()
+      },
+      end: () => {
+        if (!socket.destroyed) socket.end()
+      },
+      lost: () => this.#teardown(),
+      writable: () => socket.resume(),
+    })
+    socket.on('drain', () => stream.release())
     socket.on('error', (err: NodeJS.ErrnoException) => {
-      if (!stream.headersSent) {
+      if (!stream.accepted) {
         const refused = err.code === 'ECONNREFUSED' || err.code === 'EHOSTUNREACH' || err.code === 'ENOTFOUND'
-        this.#answerError(
-          refused ? 'TUN_ERR_UPSTREAM_REFUSED' : 'TUN_ERR_UPSTREAM_FAILED',
-          `upstream ${target.host}:${target.port}: ${err.code ?? err.message}`,
-        )
+        this.#refuse(refused ? 'TUN_ERR_UPSTREAM_REFUSED' : 'TUN_ERR_UPSTREAM_FAILED', `upstream ${target.host}:${target.port}: ${err.code ?? err.message}`)
       } else {
         this.abort()
       }
     })
-    const connectTimer = setTimeout(() => {
-      if (!stream.headersSent) this.#answerError('TUN_ERR_UPSTREAM_TIMEOUT', `upstream ${target.host}:${target.port} did not accept the connection in time`)
-    }, options.connectTimeoutMs)
     socket.once('connect', () => {
       clearTimeout(connectTimer)
       this.#metrics.upstreamConnected(socket)
       if (this.#done) return
-      stream.respond({ ':status': 200 })
-      stream.pipe(socket)
-      socket.pipe(stream)
+      stream.accept()
     })
+    socket.on('data', (chunk: Buffer) => {
+      if (!stream.write(chunk)) socket.pause()
+    })
+    socket.on('end', () => stream.end())
     socket.once('close', () => {
       clearTimeout(connectTimer)
       this.#metrics.upstreamClosed(socket)
+      // Both halves ended cleanly, or the upstream went away: either way the relay is over.
+      if (!this.#done && !stream.closed) {
+        if (stream.writableEnded) this.#done = true
+        else this.abort()
+      }
     })
-    stream.once('close', () => clearTimeout(connectTimer))
   }
 
-  #answerError(code: string, message: string): void {
-    if (this.#done || this.#stream.destroyed || this.#stream.closed) return
+  #refuse(code: string, message: string): void {
+    if (this.#done || this.#stream.closed) return
     this.#metrics.upstreamConnectFailed(code)
-    this.#stream.respond(
-      { ':status': 502, [AGENT_ERROR_HEADER]: code, [AGENT_ERROR_MESSAGE_HEADER]: encodeURIComponent(message) },
-      { endStream: true },
-    )
+    this.#stream.refuse({ code, message })
     this.#teardown()
   }
 
-  /** Called on the server's request (control stream) or on an upstream failure mid-relay. */
+  /** Ends the relay now: on an upstream failure mid-relay, or on the server's request. */
   abort(): void {
-    const socket = this.#socket
-    // destroy(), not resetAndDestroy(): on Node 20.20 the latter left the TCP handle open for good.
-    if (socket !== undefined && !socket.destroyed) socket.destroy()
-    // Resets sent by the HTTP/2 server role are not rate-limited by nghttp2, so this side may cancel.
-    if (!this.#stream.closed && !this.#stream.destroyed) this.#stream.close(h2c.NGHTTP2_CANCEL)
+    this.#stream.abort()
     this.#teardown()
   }
 
   #teardown(): void {
     if (this.#done) return
     this.#done = true
-    const socket = this.#socket
-    if (socket !== undefined && !socket.destroyed) {
-      // A clean close means both halves ended (pipe() already ended the socket): let it flush.
-      // A reset stream means the caller is gone: close the upstream connection at once.
-      const clean = this.#stream.rstCode === undefined || this.#stream.rstCode === h2c.NGHTTP2_NO_ERROR
-      if (socket.connecting || !clean || !this.#stream.headersSent) socket.destroy()
-      else if (!socket.writableEnded) socket.end()
-    }
+    // destroy(), not resetAndDestroy(): on Node 20.20 the latter left the TCP handle open for good.
+    if (!this.#socket.destroyed) this.#socket.destroy()
   }
 }

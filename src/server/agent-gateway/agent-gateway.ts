@@ -1,6 +1,5 @@
 import { randomUUID, timingSafeEqual } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
-import { connect as h2connect, type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2'
 import type { Duplex } from 'node:stream'
 import type { Socket } from 'node:net'
 import { TunnelError, isTunnelError } from '../../errors/index.ts'
@@ -16,7 +15,8 @@ import {
 import { serializeErrorResponse } from '../../protocol/http1/index.ts'
 import type { Logger } from '../../observability/index.ts'
 import { NO_GATEWAY_METRICS, type GatewayMetrics } from '../../observability/metrics/index.ts'
-import { AgentSession, CONTROL_PATH } from './agent-session.ts'
+import { AgentSession, type AgentSessionInfo } from './agent-session.ts'
+import { SessionMux } from '../../transport/session-mux/index.ts'
 import { AuthFailureLimiter } from '../../security/auth-failure-limiter.ts'
 import type { SessionRegistry } from './session-registry.ts'
 
@@ -32,11 +32,11 @@ export interface AgentGatewayOptions {
   pingIntervalMs: number
   pingTimeoutMs: number
   drainTimeoutMs: number
-  /** HTTP/2 streams one session may carry at once (relays of client connections) */
+  /** relay streams one session may carry at once (client connections) */
   maxStreamsPerSession: number
   /** sessions one tunnel may have open at once, over all its agent nodes */
   maxSessionsPerTunnel?: number
-  /** how long the HTTP/2 settings exchange after the 101 may take */
+  /** how long the settings exchange after the 101 may take */
   sessionSetupTimeoutMs: number
   authFailures?: { maxFailures?: number; windowMs?: number }
 }
@@ -49,13 +49,12 @@ export interface AgentGatewayDeps {
   metrics?: GatewayMetrics | undefined
 }
 
-/** Flow-control windows: measured best for bulk relays on this design (notes: 8 MiB / 64 MiB). */
-export const STREAM_WINDOW_BYTES = 8 * 1024 * 1024
-export const SESSION_WINDOW_BYTES = 64 * 1024 * 1024
+/** Bytes an agent may send on one relay before the server grants more (decision 32). */
+export const STREAM_WINDOW_BYTES = 1024 * 1024
 
 /**
  * Turns an agent's HTTP/1.1 upgrade on the HTTPS listener into an AgentSession: authenticates the
- * key, answers 101, and starts HTTP/2 as the client on the same socket.
+ * key, answers 101, and starts the session framing (the opening side) on the same socket.
  */
 export class AgentGateway {
   #options: AgentGatewayOptions
@@ -166,7 +165,6 @@ export class AgentGateway {
     for (const [k, v] of Object.entries(welcome)) lines.push(`${k}: ${v}`)
     socket.setNoDelay(true)
     await new Promise<void>((resolve, reject) => {
-      // HTTP/2 must start only after the 101 has been written, or Node asserts on the socket.
       socket.write(lines.join('\r\n') + '\r\n\r\n', (err) => (err ? reject(err) : resolve()))
     })
     if (head.length > 0) socket.unshift(head)
@@ -192,41 +190,28 @@ export class AgentGateway {
     }
   }
 
-  #startSession(socket: Socket, info: ConstructorParameters<typeof AgentSession>[3]): Promise<AgentSession> {
+  #startSession(socket: Socket, info: AgentSessionInfo): Promise<AgentSession> {
     return new Promise((resolve, reject) => {
-      const h2: ClientHttp2Session = h2connect('http://agent.invalid', {
-        createConnection: () => socket,
-        settings: { initialWindowSize: STREAM_WINDOW_BYTES, enablePush: false },
-        maxSessionMemory: 128,
-        peerMaxConcurrentStreams: this.#options.maxStreamsPerSession,
+      const mux = new SessionMux(socket, {
+        role: 'server',
+        streamWindowBytes: STREAM_WINDOW_BYTES,
+        maxStreams: this.#options.maxStreamsPerSession,
+        pingIntervalMs: this.#options.pingIntervalMs,
+        pingTimeoutMs: this.#options.pingTimeoutMs,
+        pingTimeoutMessage: 'agent did not answer a keepalive ping in time',
       })
       const fail = (err: unknown): void => {
         clearTimeout(timer)
-        h2.destroy()
-        socket.destroy()
+        mux.destroy()
         reject(new TunnelError('TUN_ERR_SESSION_LOST', 'agent session setup failed', { cause: err }))
       }
+      const onClose = (reason: TunnelError | undefined): void => fail(reason ?? new Error('closed during setup'))
       const timer = setTimeout(() => fail(new Error('settings exchange timed out')), this.#options.sessionSetupTimeoutMs)
-      h2.once('error', fail)
-      h2.once('close', () => fail(new Error('closed during setup')))
-      h2.once('remoteSettings', () => {
+      mux.once('close', onClose)
+      mux.once('settings', () => {
         clearTimeout(timer)
-        h2.removeListener('error', fail)
-        h2.removeAllListeners('close')
-        try {
-          h2.setLocalWindowSize(SESSION_WINDOW_BYTES)
-        } catch {
-          // window sizing is an optimisation
-        }
-        const control: ClientHttp2Stream = h2.request({ ':method': 'POST', ':path': CONTROL_PATH }, { endStream: false })
-        control.setTimeout(0)
-        const session = new AgentSession(h2, socket, control, info, {
-          pingIntervalMs: this.#options.pingIntervalMs,
-          pingTimeoutMs: this.#options.pingTimeoutMs,
-          drainTimeoutMs: this.#options.drainTimeoutMs,
-          log: this.#log,
-        })
-        resolve(session)
+        mux.off('close', onClose)
+        resolve(new AgentSession(mux, info, { drainTimeoutMs: this.#options.drainTimeoutMs, log: this.#log }))
       })
     })
   }

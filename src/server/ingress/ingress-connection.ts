@@ -1,4 +1,3 @@
-import type { ClientHttp2Stream, IncomingHttpHeaders } from 'node:http2'
 import type { Socket } from 'node:net'
 import { TunnelError, isTunnelError, type ErrorCode } from '../../errors/index.ts'
 import {
@@ -13,12 +12,11 @@ import {
 import type { Logger } from '../../observability/index.ts'
 import { NO_INGRESS_METRICS, type IngressMetrics } from '../../observability/metrics/index.ts'
 import type { AgentSession } from '../agent-gateway/agent-session.ts'
+import type { Refusal } from '../../protocol/index.ts'
+import type { RelayStream } from '../../transport/session-mux/index.ts'
 import type { SessionRegistry } from '../agent-gateway/session-registry.ts'
 import type { HostRouter } from './host-router.ts'
 import { rewriteRequestHeaders } from './request-head-policy.ts'
-
-export const AGENT_ERROR_HEADER = 'x-apptunnel-error'
-export const AGENT_ERROR_MESSAGE_HEADER = 'x-apptunnel-error-message'
 
 export interface IngressTimeouts {
   /** a request head must arrive completely within this time of its first byte (slowloris) */
@@ -98,7 +96,7 @@ export class IngressConnection {
   #headAtMs = NaN
   #tunnelId: string | undefined
   #session: AgentSession | undefined
-  #stream: ClientHttp2Stream | undefined
+  #stream: RelayStream | undefined
   /** everything written to #stream before the agent confirmed it; undefined once confirmed or too big */
   #unconfirmed: Buffer[] | undefined
   #unconfirmedBytes = 0
@@ -292,42 +290,46 @@ export class IngressConnection {
   }
 
   #bind(session: AgentSession): void {
-    const stream = session.openRelay(this.#clientAddress, () => this.#onSessionDraining(session))
+    // Every handler checks the stream is still ours: a released stream is aborted and forgotten.
+    const stream: RelayStream = session.openRelay(
+      this.#clientAddress,
+      {
+        accepted: () => {
+          // The agent reached the upstream: from here on bytes may have been delivered.
+          if (stream === this.#stream) this.#unconfirmed = undefined
+        },
+        refused: (refusal) => {
+          if (stream === this.#stream) this.#onRefused(refusal)
+        },
+        data: (chunk) => {
+          if (stream === this.#stream) this.#onUpstreamData(chunk, stream)
+        },
+        end: () => {
+          if (stream === this.#stream) this.#onUpstreamEnd()
+        },
+        lost: () => {
+          if (stream === this.#stream) this.#onStreamClose(session)
+        },
+        writable: () => {
+          if (stream === this.#stream && !this.#closed) this.#socket.resume()
+        },
+        draining: () => this.#onSessionDraining(session),
+      },
+    )
     this.#session = session
     this.#stream = stream
     this.#unconfirmed = []
     this.#unconfirmedBytes = 0
-    // Every handler checks the stream is still ours: a released stream drains on its own.
-    stream.on('response', (headers) => {
-      if (stream === this.#stream) this.#onStreamResponse(headers)
-    })
-    stream.on('data', (chunk: Buffer) => {
-      if (stream === this.#stream) this.#onUpstreamData(chunk, stream)
-    })
-    stream.on('end', () => {
-      // Node also ends the readable side of a stream its dead session took down ('aborted', a
-      // non-zero rstCode): that is a loss for 'close' to handle, not the upstream closing.
-      const abnormal = stream.aborted || (stream.rstCode !== undefined && stream.rstCode !== 0)
-      if (stream === this.#stream && !abnormal) this.#onUpstreamEnd()
-    })
-    stream.on('error', () => {})
-    stream.on('close', () => {
-      if (stream === this.#stream) this.#onStreamClose(session)
-    })
-    stream.on('drain', () => {
-      if (stream === this.#stream && !this.#closed) this.#socket.resume()
-    })
   }
 
   /** Lets go of the current relay stream (the agent is asked to close its upstream connection). */
   #release(): void {
     const stream = this.#stream
-    const session = this.#session
     this.#stream = undefined
     this.#session = undefined
     this.#unconfirmed = undefined
     this.#unconfirmedBytes = 0
-    if (stream !== undefined && session !== undefined && !stream.closed && !stream.destroyed) session.abortRelay(stream)
+    if (stream !== undefined && !stream.closed) stream.abort()
   }
 
   #onSessionDraining(session: AgentSession): void {
@@ -374,20 +376,13 @@ export class IngressConnection {
 
   // ── upstream → client ────────────────────────────────────────────────────────────────────────
 
-  #onStreamResponse(headers: IncomingHttpHeaders): void {
-    const status = Number(headers[':status'])
-    if (status === 200) {
-      // The agent reached the upstream: from here on bytes may have been delivered.
-      this.#unconfirmed = undefined
-      return
-    }
-    const code = String(headers[AGENT_ERROR_HEADER] ?? 'TUN_ERR_UPSTREAM_FAILED')
-    const message = headers[AGENT_ERROR_MESSAGE_HEADER]
-    const known = code.startsWith('TUN_ERR_UPSTREAM_') ? (code as ErrorCode) : 'TUN_ERR_UPSTREAM_FAILED'
-    this.#fail(new TunnelError(known, typeof message === 'string' ? decodeURIComponent(message) : undefined), true)
+  #onRefused(refusal: Refusal): void {
+    const known = refusal.code.startsWith('TUN_ERR_UPSTREAM_') ? (refusal.code as ErrorCode) : 'TUN_ERR_UPSTREAM_FAILED'
+    this.#stream = undefined
+    this.#fail(new TunnelError(known, refusal.message), true)
   }
 
-  #onUpstreamData(chunk: Buffer, stream: ClientHttp2Stream): void {
+  #onUpstreamData(chunk: Buffer, stream: RelayStream): void {
     if (this.#closed) return
     if (!this.#raw) {
       try {
@@ -400,8 +395,8 @@ export class IngressConnection {
     }
     this.#metrics.bytesSent(chunk.length)
     if (!this.#socket.write(chunk)) {
-      stream.pause()
-      this.#socket.once('drain', () => stream.resume())
+      stream.hold()
+      this.#socket.once('drain', () => stream.release())
     }
   }
 
@@ -532,7 +527,7 @@ export class IngressConnection {
     this.#deps.log.debug({ tunnelId: this.#tunnelId, lostSession: lostSession.info.sessionId, sessionId: next.info.sessionId, requests: this.#pending.length }, 'relay replayed on another session')
     for (const chunk of bytes) this.#toUpstream(chunk)
     // The lost stream may have paused the client for back-pressure; its 'drain' will never come.
-    const stream = this.#stream as ClientHttp2Stream | undefined
+    const stream = this.#stream as RelayStream | undefined
     if (this.#socket.isPaused() && stream !== undefined && !stream.writableNeedDrain) this.#socket.resume()
     return true
   }
@@ -584,8 +579,8 @@ export class IngressConnection {
     clearTimeout(this.#bodyTimer)
     this.#bodyTimer = undefined
     const stream = this.#stream
-    if (stream !== undefined && !stream.closed && !stream.destroyed) {
-      if (abortStream) this.#session?.abortRelay(stream)
+    if (stream !== undefined && !stream.closed) {
+      if (abortStream) stream.abort()
       else if (!stream.writableEnded) stream.end()
     }
     if (!this.#socket.destroyed && this.#socket.writableEnded === false && !abortStream) this.#socket.end()

@@ -1,0 +1,275 @@
+import { TunnelError } from '../../errors/index.ts'
+import type { Refusal } from '../../protocol/index.ts'
+
+/**
+ * What a stream's owner hears. One object per stream, set once: the hot path calls these directly
+ * (no EventEmitter), so each is called with the stream as `this`-free arguments only.
+ */
+export interface RelayStreamHandlers {
+  /** server side: the agent opened the upstream connection (nothing was relayed before) */
+  accepted?(): void
+  /** server side: the agent could not reach the upstream; the stream is over */
+  refused?(refusal: Refusal): void
+  /** bytes from the peer, in order; call hold() when they cannot be passed on as fast */
+  data(chunk: Buffer): void
+  /** the peer sent its last bytes (a clean half-close) */
+  end(): void
+  /**
+   * The stream ended abnormally and is gone: the peer aborted it, or the session ended before both
+   * directions finished. Not called after the owner's own abort().
+   */
+  lost(reason: TunnelError): void
+  /** write() returned false earlier and the stream takes bytes again */
+  writable(): void
+  /** server side: the session started draining while this stream is open (move between requests) */
+  draining?(): void
+}
+
+/** What a stream needs of its session (SessionMux implements it). */
+export interface StreamTransport {
+  readonly congested: boolean
+  readonly maxDataPayloadBytes: number
+  sendData(id: number, chunk: Buffer, end: boolean): void
+  sendCredit(id: number, bytes: number): void
+  sendAccept(id: number): void
+  sendRefusal(id: number, refusal: Refusal): void
+  sendAbort(id: number): void
+  /** call stream.wake() once the session is no longer congested */
+  waitUncongested(stream: RelayStream): void
+  forget(stream: RelayStream): void
+}
+
+/**
+ * One relayed client connection inside an agent session, with credit-based flow control in each
+ * direction: a sender has at most the receiver's window of bytes unconsumed; the receiver grants
+ * more (CREDIT) as its owner passes bytes on and is not holding. Memory a session can be made to
+ * hold is so bounded by streams × window on each side.
+ *
+ *   open ──end() and peer end──▶ closed
+ *     ├──abort() / peer ABORT / REFUSE──▶ closed
+ *     └──session ends──▶ closed (lost)
+ */
+export class RelayStream {
+  readonly id: number
+  readonly #transport: StreamTransport
+  #handlers: RelayStreamHandlers | undefined
+  /** bytes we may still send before the peer grants more */
+  #sendCredit: number
+  /** bytes the peer may still send before we grant more (a peer going past it breaks the protocol) */
+  #recvAllowance: number
+  /** bytes received and passed on, not yet granted back */
+  #recvUngranted = 0
+  readonly #grantThreshold: number
+  #held = false
+  /** bytes written beyond our credit, sent as credit comes */
+  #pending: Buffer[] = []
+  #endPending = false
+  #localEnded = false
+  #remoteEnded = false
+  #closed = false
+  /** write() said false: the owner waits for writable() */
+  #owesWritable = false
+  #accepted = false
+
+  constructor(id: number, transport: StreamTransport, windows: { sendWindowBytes: number; recvWindowBytes: number }) {
+    this.id = id
+    this.#transport = transport
+    this.#sendCredit = windows.sendWindowBytes
+    this.#recvAllowance = windows.recvWindowBytes
+    // Grant in quarters of the window: one CREDIT frame per many small reads, and the sender
+    // never runs dry while the grant travels.
+    this.#grantThreshold = Math.max(1, Math.floor(windows.recvWindowBytes / 4))
+  }
+
+  /** Set by the owner before any bytes can arrive (at open, or when the agent is told of the stream). */
+  attach(handlers: RelayStreamHandlers): void {
+    this.#handlers = handlers
+  }
+
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  /** our side sent (or queued) its last bytes */
+  get writableEnded(): boolean {
+    return this.#localEnded || this.#endPending
+  }
+
+  /** bytes are waiting for credit or the session is congested: the owner should pause its source */
+  get writableNeedDrain(): boolean {
+    return this.#pending.length > 0 || this.#sendCredit === 0 || this.#transport.congested
+  }
+
+  get accepted(): boolean {
+    return this.#accepted
+  }
+
+  /** Sends bytes; false means pause the source until writable(). Bytes past the credit are kept and sent later. */
+  write(chunk: Buffer): boolean {
+    if (this.#closed || this.#localEnded || this.#endPending) return false
+    if (chunk.length === 0) return !this.writableNeedDrain
+    if (this.#pending.length > 0) this.#pending.push(chunk)
+    else {
+      const rest = this.#sendWithinCredit(chunk)
+      if (rest !== undefined) this.#pending.push(rest)
+    }
+    if (this.writableNeedDrain) {
+      this.#owesWritable = true
+      if (this.#pending.length === 0 && this.#sendCredit > 0) this.#transport.waitUncongested(this)
+      return false
+    }
+    return true
+  }
+
+  /** Sends what fits in the credit; returns the part that does not. */
+  #sendWithinCredit(chunk: Buffer): Buffer | undefined {
+    const max = this.#transport.maxDataPayloadBytes
+    let at = 0
+    while (at < chunk.length && this.#sendCredit > 0) {
+      const take = Math.min(this.#sendCredit, max, chunk.length - at)
+      this.#transport.sendData(this.id, at === 0 && take === chunk.length ? chunk : chunk.subarray(at, at + take), false)
+      this.#sendCredit -= take
+      at += take
+    }
+    return at < chunk.length ? chunk.subarray(at) : undefined
+  }
+
+  /** Our last bytes: the peer sees a clean half-close once everything before it was sent. */
+  end(): void {
+    if (this.#closed || this.#localEnded || this.#endPending) return
+    if (this.#pending.length > 0) {
+      this.#endPending = true
+      return
+    }
+    this.#sendEnd()
+  }
+
+  #sendEnd(): void {
+    this.#endPending = false
+    this.#localEnded = true
+    this.#transport.sendData(this.id, EMPTY, true)
+    if (this.#remoteEnded) this.#close()
+  }
+
+  /** Ends the stream now, both directions; the owner hears nothing more. */
+  abort(): void {
+    if (this.#closed) return
+    this.#transport.sendAbort(this.id)
+    this.#handlers = undefined
+    this.#close()
+  }
+
+  /** agent side: the upstream connection is open */
+  accept(): void {
+    if (this.#closed || this.#accepted) return
+    this.#accepted = true
+    this.#transport.sendAccept(this.id)
+  }
+
+  /** agent side: the upstream could not be reached; the stream is over */
+  refuse(refusal: Refusal): void {
+    if (this.#closed) return
+    this.#transport.sendRefusal(this.id, refusal)
+    this.#handlers = undefined
+    this.#close()
+  }
+
+  /** The owner cannot pass bytes on for now (its socket is full): stop granting credit. */
+  hold(): void {
+    this.#held = true
+  }
+
+  /** The owner passes bytes on again: grant what was withheld. */
+  release(): void {
+    if (!this.#held) return
+    this.#held = false
+    if (this.#recvUngranted >= this.#grantThreshold) this.#grant()
+  }
+
+  #grant(): void {
+    if (this.#closed || this.#remoteEnded) return
+    const n = this.#recvUngranted
+    this.#recvUngranted = 0
+    this.#recvAllowance += n
+    this.#transport.sendCredit(this.id, n)
+  }
+
+  // ── called by the session ─────────────────────────────────────────────────────────────────────
+
+  /** DATA from the peer. Throws TUN_ERR_SESSION_PROTOCOL when the peer broke flow control or sent after its end. */
+  receiveData(chunk: Buffer, end: boolean): void {
+    if (this.#remoteEnded) throw new TunnelError('TUN_ERR_SESSION_PROTOCOL', `DATA on stream ${this.id} after its end`)
+    const n = chunk.length
+    if (n > this.#recvAllowance) throw new TunnelError('TUN_ERR_SESSION_PROTOCOL', `DATA on stream ${this.id} beyond the granted window`)
+    this.#recvAllowance -= n
+    if (n > 0) {
+      this.#handlers?.data(chunk)
+      if (this.#closed) return
+      this.#recvUngranted += n
+      if (!this.#held && !end && this.#recvUngranted >= this.#grantThreshold) this.#grant()
+    }
+    if (end) {
+      this.#remoteEnded = true
+      this.#handlers?.end()
+      if (this.#localEnded && !this.#closed) this.#close()
+    }
+  }
+
+  receiveCredit(bytes: number): void {
+    if (this.#closed) return
+    this.#sendCredit += bytes
+    if (this.#sendCredit > 0x7fff_ffff) throw new TunnelError('TUN_ERR_SESSION_PROTOCOL', `CREDIT on stream ${this.id} overflows the window`)
+    while (this.#pending.length > 0 && this.#sendCredit > 0) {
+      const rest = this.#sendWithinCredit(this.#pending[0]!)
+      if (rest === undefined) this.#pending.shift()
+      else this.#pending[0] = rest
+    }
+    if (this.#pending.length > 0) return
+    if (this.#endPending) this.#sendEnd()
+    this.wake()
+  }
+
+  /** Tells the owner it may write again, if it was waiting and nothing holds the stream back. */
+  wake(): void {
+    if (!this.#owesWritable || this.#closed || this.#pending.length > 0 || this.#sendCredit === 0) return
+    if (this.#transport.congested) {
+      this.#transport.waitUncongested(this)
+      return
+    }
+    this.#owesWritable = false
+    this.#handlers?.writable()
+  }
+
+  notifyDraining(): void {
+    if (!this.#closed) this.#handlers?.draining?.()
+  }
+
+  receiveAccept(): void {
+    if (this.#closed) return
+    this.#accepted = true
+    this.#handlers?.accepted?.()
+  }
+
+  receiveRefusal(refusal: Refusal): void {
+    if (this.#closed) return
+    const h = this.#handlers
+    this.#close()
+    h?.refused?.(refusal)
+  }
+
+  /** The peer aborted the stream, or the session is gone. */
+  receiveLoss(reason: TunnelError): void {
+    if (this.#closed) return
+    const h = this.#handlers
+    this.#close()
+    h?.lost(reason)
+  }
+
+  #close(): void {
+    this.#closed = true
+    this.#pending = []
+    this.#transport.forget(this)
+  }
+}
+
+const EMPTY = Buffer.alloc(0)

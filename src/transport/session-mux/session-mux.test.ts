@@ -1,0 +1,400 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import { createServer, connect, type Socket } from 'node:net'
+import { TunnelError } from '../../errors/index.ts'
+import { FLAG_END, SessionFrameDecoder, SessionFrameType, encodeCredit, encodeFrame, encodeSettings } from '../../protocol/index.ts'
+import { checkNoLeakedHandles } from '../../testing/leak-check.ts'
+import { eventually } from '../../testing/eventually.ts'
+import { SessionMux, type SessionMuxOptions } from './session-mux.ts'
+import type { RelayStream, RelayStreamHandlers } from './relay-stream.ts'
+
+checkNoLeakedHandles()
+
+/** Two ends of one loopback TCP connection (TLS is the e2e tests' business; the framing is the same). */
+async function socketPair(): Promise<[Socket, Socket]> {
+  const server = createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const accepted = once(server, 'connection') as Promise<[Socket]>
+  const client = connect((server.address() as { port: number }).port, '127.0.0.1')
+  const [serverSide] = await accepted
+  await once(client, 'connect')
+  server.close()
+  return [serverSide, client]
+}
+
+const BASE: Omit<SessionMuxOptions, 'role'> = {
+  streamWindowBytes: 64 * 1024,
+  maxStreams: 10,
+  pingIntervalMs: 60_000,
+  pingTimeoutMs: 60_000,
+  pingTimeoutMessage: 'peer did not answer a ping',
+}
+
+interface Pair {
+  server: SessionMux
+  agent: SessionMux
+  /** streams the agent was given, with what arrived on each */
+  accepted: Array<{ stream: RelayStream; address: string; got: Buffer[]; ended: boolean; lost?: TunnelError }>
+  close(): Promise<void>
+}
+
+async function muxPair(serverOptions: Partial<SessionMuxOptions> = {}, agentOptions: Partial<SessionMuxOptions> = {}, agentHandlers?: (s: RelayStream) => Partial<RelayStreamHandlers>): Promise<Pair> {
+  const [a, b] = await socketPair()
+  const server = new SessionMux(a, { ...BASE, role: 'server', ...serverOptions })
+  const agent = new SessionMux(b, { ...BASE, role: 'agent', ...agentOptions })
+  const accepted: Pair['accepted'] = []
+  agent.on('stream', (stream: RelayStream, address: string) => {
+    const entry: Pair['accepted'][number] = { stream, address, got: [], ended: false }
+    accepted.push(entry)
+    stream.attach({
+      data: (c) => entry.got.push(Buffer.from(c)),
+      end: () => (entry.ended = true),
+      lost: (r) => (entry.lost = r),
+      writable: () => {},
+      ...agentHandlers?.(stream),
+    })
+  })
+  await Promise.all([once(server, 'settings'), once(agent, 'settings')])
+  return {
+    server,
+    agent,
+    accepted,
+    async close() {
+      const closed = [server, agent].filter((m) => !m.closed).map((m) => once(m, 'close'))
+      server.destroy()
+      agent.destroy()
+      await Promise.all(closed)
+    },
+  }
+}
+
+function collector(): { handlers: RelayStreamHandlers; got: Buffer[]; events: string[]; lost: TunnelError[] } {
+  const got: Buffer[] = []
+  const events: string[] = []
+  const lost: TunnelError[] = []
+  return {
+    got,
+    events,
+    lost,
+    handlers: {
+      accepted: () => events.push('accepted'),
+      refused: (r) => events.push(`refused ${r.code}`),
+      data: (c) => got.push(Buffer.from(c)),
+      end: () => events.push('end'),
+      lost: (r) => {
+        events.push('lost')
+        lost.push(r)
+      },
+      writable: () => events.push('writable'),
+    },
+  }
+}
+
+test('a stream carries bytes both ways and half-closes cleanly; both ends forget it', async () => {
+  const p = await muxPair()
+  try {
+    const c = collector()
+    const s = p.server.open('203.0.113.7')
+    s.attach(c.handlers)
+    assert.equal(s.write(Buffer.from('hello ')), true)
+    s.write(Buffer.from('agent'))
+    await eventually(() => p.accepted.length === 1 && Buffer.concat(p.accepted[0]!.got).toString() === 'hello agent', 'agent got the bytes')
+    const a = p.accepted[0]!
+    assert.equal(a.address, '203.0.113.7')
+    a.stream.accept()
+    a.stream.write(Buffer.from('hi server'))
+    a.stream.end()
+    await eventually(() => c.events.includes('end'), 'server saw the end')
+    assert.deepEqual(c.events, ['accepted', 'end'])
+    assert.equal(Buffer.concat(c.got).toString(), 'hi server')
+    assert.equal(p.server.streamCount, 1, 'half-closed: the server may still send')
+    s.end()
+    await eventually(() => a.ended && p.agent.streamCount === 0 && p.server.streamCount === 0, 'both ends forgot the stream')
+    assert.equal(a.lost, undefined)
+  } finally {
+    await p.close()
+  }
+})
+
+test('flow control: a receiver that holds gets no more than its window; release lets the rest through in order', async () => {
+  const window = 64 * 1024
+  let agentStream: RelayStream | undefined
+  const p = await muxPair({}, { streamWindowBytes: window }, (s) => {
+    agentStream = s
+    // The agent passes nothing on: it holds from the first byte.
+    s.hold()
+    return {}
+  })
+  try {
+    const total = 1024 * 1024
+    const payload = Buffer.alloc(total)
+    for (let i = 0; i < total; i++) payload[i] = (i * 7) & 0xff
+    const s = p.server.open('x')
+    const c = collector()
+    s.attach(c.handlers)
+    let writes = 0
+    let sent = 0
+    const pump = (): void => {
+      while (sent < total) {
+        const n = Math.min(16 * 1024, total - sent)
+        const more = s.write(payload.subarray(sent, sent + n))
+        sent += n
+        writes++
+        if (!more) return
+      }
+    }
+    c.handlers.writable = () => pump()
+    pump()
+    assert.ok(sent <= window + 16 * 1024, `the sender stopped at its window (sent ${sent})`)
+    await eventually(() => p.accepted.length === 1 && p.accepted[0]!.got.reduce((n, b) => n + b.length, 0) === window, 'one window arrived')
+    await new Promise((r) => setTimeout(r, 50))
+    assert.equal(p.accepted[0]!.got.reduce((n, b) => n + b.length, 0), window, 'and no more while held')
+    agentStream!.release()
+    // Holding stops now: grants follow every quarter window.
+    await eventually(() => {
+      if (p.accepted[0]!.got.reduce((n, b) => n + b.length, 0) === total) return true
+      agentStream!.release()
+      return false
+    }, 'everything arrived after release')
+    assert.ok(Buffer.concat(p.accepted[0]!.got).equals(payload), 'bytes in order, none lost or doubled')
+    assert.ok(writes > 1)
+  } finally {
+    await p.close()
+  }
+})
+
+test('abort from the server: the agent hears lost, late frames of the dead stream are ignored, the session lives on', async () => {
+  const p = await muxPair()
+  try {
+    const s = p.server.open('x')
+    s.attach(collector().handlers)
+    s.write(Buffer.from('a'))
+    await eventually(() => p.accepted.length === 1, 'agent has the stream')
+    const a = p.accepted[0]!
+    a.stream.accept()
+    s.abort()
+    // The agent writes on while the abort is on its way: the server must ignore those frames.
+    a.stream.write(Buffer.from('late'))
+    await eventually(() => a.lost !== undefined, 'agent heard the abort')
+    assert.equal(a.lost!.code, 'TUN_ERR_SESSION_LOST')
+    assert.match(a.lost!.message, /server aborted/)
+    const s2 = p.server.open('y')
+    const c2 = collector()
+    s2.attach(c2.handlers)
+    await eventually(() => p.accepted.length === 2, 'a second stream opens on the same session')
+    p.accepted[1]!.stream.accept()
+    await eventually(() => c2.events.includes('accepted'), 'and is accepted')
+    assert.equal(p.server.closed, false)
+    assert.equal(p.agent.closed, false)
+  } finally {
+    await p.close()
+  }
+})
+
+test('abort and refusal from the agent reach the server stream; the server may write to a dead stream without harm', async () => {
+  const p = await muxPair()
+  try {
+    const c1 = collector()
+    const s1 = p.server.open('x')
+    s1.attach(c1.handlers)
+    const c2 = collector()
+    const s2 = p.server.open('y')
+    s2.attach(c2.handlers)
+    await eventually(() => p.accepted.length === 2, 'two streams')
+    p.accepted[0]!.stream.refuse({ code: 'TUN_ERR_UPSTREAM_REFUSED', message: 'upstream 127.0.0.1:1: ECONNREFUSED' })
+    p.accepted[1]!.stream.abort()
+    await eventually(() => c1.events.length > 0 && c2.events.length > 0, 'both heard')
+    assert.deepEqual(c1.events, ['refused TUN_ERR_UPSTREAM_REFUSED'])
+    assert.deepEqual(c2.events, ['lost'])
+    assert.match(c2.lost[0]!.message, /agent aborted/)
+    assert.equal(s1.write(Buffer.from('x')), false)
+    assert.equal(p.server.streamCount, 0)
+  } finally {
+    await p.close()
+  }
+})
+
+test('GOAWAY from the agent: the server opens no more, and an OPEN already on its way is aborted unconfirmed', async () => {
+  const p = await muxPair()
+  try {
+    const goaway = once(p.server, 'goaway')
+    p.agent.goaway()
+    const c = collector()
+    // Sent before the server has seen the GOAWAY: crosses it on the wire.
+    const s = p.server.open('x')
+    s.attach(c.handlers)
+    await goaway
+    assert.equal(p.server.canOpen, false)
+    assert.throws(() => p.server.open('y'), (err: unknown) => err instanceof TunnelError && err.code === 'TUN_ERR_SESSION_LOST')
+    await eventually(() => c.events.includes('lost'), 'the crossing stream is aborted')
+    assert.deepEqual(c.events, ['lost'], 'never accepted: safe to send elsewhere')
+    assert.equal(p.accepted.length, 0)
+  } finally {
+    await p.close()
+  }
+})
+
+test('an agent at its stream limit aborts an OPEN past it (the server counted a stream the agent had not yet closed)', async () => {
+  const [a, b] = await socketPair()
+  const agent = new SessionMux(a, { ...BASE, role: 'agent', maxStreams: 2 })
+  const given: number[] = []
+  agent.on('stream', (s: RelayStream) => {
+    given.push(s.id)
+    s.attach(collector().handlers)
+  })
+  const frames: Array<[number, number]> = []
+  const decoder = new SessionFrameDecoder({ onData: () => {}, onFrame: (type, _flags, stream) => frames.push([type, stream]) })
+  b.on('data', (c: Buffer) => decoder.push(c))
+  try {
+    b.write(Buffer.concat([encodeSettings({ streamWindowBytes: 65536, maxStreams: 1, maxDataPayloadBytes: 65536 }), ...[1, 2, 3].map((id) => encodeFrame(SessionFrameType.OPEN, 0, id))]))
+    await eventually(() => frames.some(([t]) => t === SessionFrameType.ABORT), 'an ABORT came back')
+    assert.deepEqual(given, [1, 2])
+    assert.deepEqual(frames.filter(([t]) => t === SessionFrameType.ABORT), [[SessionFrameType.ABORT, 3]])
+    assert.equal(agent.closed, false)
+  } finally {
+    agent.destroy()
+    b.destroy()
+  }
+})
+
+test('the server sees the agent SETTINGS limit: canOpen turns false at the peer maxStreams', async () => {
+  const p = await muxPair({}, { maxStreams: 1 })
+  try {
+    p.server.open('a').attach(collector().handlers)
+    assert.equal(p.server.canOpen, false)
+  } finally {
+    await p.close()
+  }
+})
+
+test('a congested session tells writers to pause and wakes them when the socket drained', async () => {
+  const p = await muxPair({ sendBufferBytes: 32 * 1024 }, { streamWindowBytes: 4 * 1024 * 1024 })
+  try {
+    const s = p.server.open('x')
+    const c = collector()
+    s.attach(c.handlers)
+    const more = s.write(Buffer.alloc(48 * 1024, 1))
+    assert.equal(more, false, 'over the send buffer')
+    assert.equal(s.writableNeedDrain, true)
+    await eventually(() => c.events.includes('writable'), 'woken after the drain')
+    await eventually(() => p.accepted[0]?.got.reduce((n, b) => n + b.length, 0) === 48 * 1024, 'all bytes arrived')
+  } finally {
+    await p.close()
+  }
+})
+
+test('destroying the session loses every open stream with the reason, on both ends', async () => {
+  const p = await muxPair()
+  try {
+    const c = collector()
+    p.server.open('x').attach(c.handlers)
+    await eventually(() => p.accepted.length === 1, 'agent has it')
+    const reason = new TunnelError('TUN_ERR_SESSION_LOST', 'test ends the session')
+    const agentClosed = once(p.agent, 'close')
+    p.server.destroy(reason)
+    assert.deepEqual(c.events, ['lost'])
+    assert.equal(c.lost[0], reason)
+    await agentClosed
+    assert.ok(p.accepted[0]!.lost !== undefined, 'the agent stream is lost too')
+  } finally {
+    await p.close()
+  }
+})
+
+test('a peer that stops answering pings is dropped with the owner reason', async () => {
+  const [a, b] = await socketPair()
+  const server = new SessionMux(a, { ...BASE, role: 'server', pingIntervalMs: 20, pingTimeoutMs: 60 })
+  // The other end says SETTINGS and then nothing, as a frozen agent would.
+  b.write(encodeSettings({ streamWindowBytes: 65536, maxStreams: 1, maxDataPayloadBytes: 65536 }))
+  b.resume()
+  try {
+    await once(server, 'settings')
+    server.startPings()
+    const [reason] = (await once(server, 'close')) as [TunnelError]
+    assert.equal(reason.code, 'TUN_ERR_SESSION_LOST')
+    assert.equal(reason.message, 'peer did not answer a ping')
+  } finally {
+    server.destroy()
+    b.destroy()
+  }
+})
+
+test('pings that are answered keep the session', async () => {
+  const p = await muxPair({ pingIntervalMs: 10, pingTimeoutMs: 200 }, { pingIntervalMs: 10, pingTimeoutMs: 200 })
+  try {
+    p.server.startPings()
+    p.agent.startPings()
+    await new Promise((r) => setTimeout(r, 300))
+    assert.equal(p.server.closed, false)
+    assert.equal(p.agent.closed, false)
+  } finally {
+    await p.close()
+  }
+})
+
+/** Raw frames from a hand-written peer to a server or agent mux: each must end the session with a protocol error naming what is wrong. */
+test('protocol violations end the session with TUN_ERR_SESSION_PROTOCOL naming the problem', async () => {
+  const settings = encodeSettings({ streamWindowBytes: 1024, maxStreams: 4, maxDataPayloadBytes: 65536 })
+  const cases: Array<{ role: 'server' | 'agent'; bytes: Buffer[]; message: RegExp; before?: (m: SessionMux) => void }> = [
+    { role: 'agent', bytes: [encodeFrame(SessionFrameType.OPEN, 0, 1)], message: /OPEN before SETTINGS/ },
+    { role: 'agent', bytes: [settings, settings], message: /SETTINGS sent twice/ },
+    { role: 'server', bytes: [settings, encodeFrame(SessionFrameType.OPEN, 0, 1)], message: /agent may not open streams/ },
+    { role: 'agent', bytes: [settings, encodeFrame(SessionFrameType.OPEN, 0, 2), encodeFrame(SessionFrameType.OPEN, 0, 2)], message: /OPEN of stream 2 after stream 2: ids must grow/ },
+    { role: 'agent', bytes: [settings, encodeFrame(SessionFrameType.DATA, 0, 7, Buffer.from('x'))], message: /DATA for stream 7, which was never opened/ },
+    { role: 'agent', bytes: [settings, encodeFrame(SessionFrameType.OPEN, 0, 1), encodeFrame(SessionFrameType.DATA, 0, 1, Buffer.alloc(64 * 1024 + 1))], message: /over the 65536-byte limit/ },
+    { role: 'agent', bytes: [settings, encodeFrame(SessionFrameType.OPEN, 0, 1), encodeFrame(SessionFrameType.DATA, FLAG_END, 1), encodeFrame(SessionFrameType.DATA, 0, 1, Buffer.from('x'))], message: /DATA on stream 1 after its end/ },
+    { role: 'agent', bytes: [settings, encodeFrame(SessionFrameType.ACCEPT, 0, 1)], message: /server may not send ACCEPT/ },
+    { role: 'server', bytes: [settings, encodeFrame(SessionFrameType.CONTROL, 0, 0, Buffer.from('{"t":"ready"}'))], message: /agent may not send control messages/ },
+    { role: 'agent', bytes: [settings, encodeFrame(SessionFrameType.CONTROL, 0, 0, Buffer.from('{"t":"nope"}'))], message: /unknown control message/ },
+    { role: 'agent', bytes: [settings, encodeFrame(SessionFrameType.OPEN, 0, 1), encodeCredit(1, 0x7fffffff), encodeCredit(1, 0x7fffffff)], message: /CREDIT on stream 1 overflows/ },
+    {
+      role: 'server',
+      bytes: [settings, encodeFrame(SessionFrameType.ACCEPT, 0, 1), encodeFrame(SessionFrameType.ACCEPT, 0, 1)],
+      message: /ACCEPT on stream 1, which was accepted already/,
+      before: (m) => m.open('x').attach(collector().handlers),
+    },
+  ]
+  for (const c of cases) {
+    const [a, b] = await socketPair()
+    const mux = new SessionMux(a, { ...BASE, role: c.role, streamWindowBytes: 4096 })
+    mux.on('stream', (s: RelayStream) => s.attach(collector().handlers))
+    b.resume()
+    try {
+      const closed = once(mux, 'close') as Promise<[TunnelError | undefined]>
+      if (c.before !== undefined) {
+        b.write(settings)
+        await once(mux, 'settings')
+        c.before(mux)
+        b.write(Buffer.concat(c.bytes.slice(1)))
+      } else {
+        b.write(Buffer.concat(c.bytes))
+      }
+      const [reason] = await closed
+      assert.ok(reason instanceof TunnelError, `${c.message}: closed with a reason`)
+      assert.equal(reason.code, 'TUN_ERR_SESSION_PROTOCOL', `${c.message}: ${reason.message}`)
+      assert.match(reason.message, c.message)
+    } finally {
+      mux.destroy()
+      b.destroy()
+    }
+  }
+})
+
+test('DATA past the granted window is a protocol error', async () => {
+  const [a, b] = await socketPair()
+  const mux = new SessionMux(a, { ...BASE, role: 'agent', streamWindowBytes: 1024 })
+  mux.on('stream', (s: RelayStream) => s.attach(collector().handlers))
+  b.resume()
+  try {
+    const closed = once(mux, 'close') as Promise<[TunnelError | undefined]>
+    b.write(Buffer.concat([encodeSettings({ streamWindowBytes: 1024, maxStreams: 4, maxDataPayloadBytes: 65536 }), encodeFrame(SessionFrameType.OPEN, 0, 1), encodeFrame(SessionFrameType.DATA, 0, 1, Buffer.alloc(1025))]))
+    const [reason] = await closed
+    assert.equal(reason?.code, 'TUN_ERR_SESSION_PROTOCOL')
+    assert.match(reason!.message, /DATA on stream 1 beyond the granted window/)
+  } finally {
+    mux.destroy()
+    b.destroy()
+  }
+})

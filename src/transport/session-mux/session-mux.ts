@@ -1,0 +1,426 @@
+import { EventEmitter } from 'node:events'
+import type { Socket } from 'node:net'
+import { TunnelError, isTunnelError } from '../../errors/index.ts'
+import {
+  FLAG_ACK,
+  FLAG_END,
+  FRAME_HEADER_BYTES,
+  MAX_DATA_PAYLOAD_BYTES,
+  MAX_STREAM_ID,
+  SessionFrameDecoder,
+  SessionFrameType,
+  decodeControlMessage,
+  decodeCredit,
+  decodeRefusal,
+  decodeSettings,
+  encodeControlMessage,
+  encodeCredit,
+  encodeFrame,
+  encodeRefusal,
+  encodeSettings,
+  frameTypeName,
+  writeFrameHeader,
+  type ControlMessage,
+  type Refusal,
+  type SessionFrameTypeCode,
+  type SessionSettings,
+} from '../../protocol/index.ts'
+import { RelayStream, type StreamTransport } from './relay-stream.ts'
+
+export interface SessionMuxOptions {
+  /** the server opens streams, the agent accepts them */
+  role: 'server' | 'agent'
+  /** bytes the peer may send on a stream before we grant more */
+  streamWindowBytes: number
+  /** streams we take at once (agent: OPENs past it are aborted; server: never opens more than the peer's) */
+  maxStreams: number
+  pingIntervalMs: number
+  pingTimeoutMs: number
+  /** why the session ends when a ping goes unanswered, as the owner wants it told */
+  pingTimeoutMessage: string
+  /**
+   * Bytes queued for the socket above which streams are told to pause their sources (the session
+   * is congested); they are woken when the socket drained. Default 1 MiB.
+   */
+  sendBufferBytes?: number
+}
+
+/** A ping carries a counter, compared when it comes back. */
+const PING_BYTES = 8
+const DEFAULT_SEND_BUFFER_BYTES = 1024 * 1024
+
+/**
+ * The framing layer of one agent session (session-frame.ts) on the agent's upgraded TLS socket,
+ * shared by both ends: settings, streams and their flow control, ping, goaway, control messages.
+ *
+ * Writes are batched: frames queued in one turn of the event loop leave in one socket write at the
+ * next setImmediate, so a busy session sends many streams' bytes per TLS record and system call.
+ *
+ *   setup ──peer SETTINGS──▶ open ──goaway() or peer GOAWAY──▶ draining ──end()/destroy()──▶ closed
+ *     └──────────────────────────destroy(err) / socket loss / ping timeout────────────────────▲
+ *
+ * Events: 'settings' (peer SessionSettings) once, 'stream' (RelayStream, clientAddress; agent role),
+ * 'control' (ControlMessage), 'goaway' (the peer is leaving), 'close' (TunnelError | undefined) once.
+ */
+export class SessionMux extends EventEmitter implements StreamTransport {
+  readonly #socket: Socket
+  readonly #options: SessionMuxOptions
+  readonly #decoder: SessionFrameDecoder
+  readonly #streams = new Map<number, RelayStream>()
+  readonly #sendBufferBytes: number
+  #peer: SessionSettings | undefined
+  /** server: the next id to open; agent: the last id the server opened */
+  #lastStreamId = 0
+  #out: Buffer[] = []
+  #outBytes = 0
+  #flushScheduled = false
+  #blocked = new Set<RelayStream>()
+  #goawaySent = false
+  #goawayReceived = false
+  #closed = false
+  #closeReason: TunnelError | undefined
+  #pingTimer: NodeJS.Timeout | undefined
+  #pingDeadline: NodeJS.Timeout | undefined
+  #pingCounter = 0n
+  #pingOutstanding: bigint | undefined
+  #ending = false
+
+  constructor(socket: Socket, options: SessionMuxOptions) {
+    super()
+    this.#socket = socket
+    this.#options = options
+    this.#sendBufferBytes = options.sendBufferBytes ?? DEFAULT_SEND_BUFFER_BYTES
+    this.#decoder = new SessionFrameDecoder({
+      onData: (id, chunk, end) => this.#onData(id, chunk, end),
+      onFrame: (type, flags, id, payload) => this.#onFrame(type, flags, id, payload),
+    })
+    this.#queue(encodeSettings({ streamWindowBytes: options.streamWindowBytes, maxStreams: options.maxStreams, maxDataPayloadBytes: MAX_DATA_PAYLOAD_BYTES }))
+    socket.on('data', (chunk: Buffer) => this.#onSocketData(chunk))
+    socket.on('drain', () => this.#onDrain())
+    socket.on('end', () => this.destroy(this.#goawayReceived || this.#goawaySent ? undefined : new TunnelError('TUN_ERR_SESSION_LOST', 'the peer closed the session')))
+    socket.on('error', (err: Error) => this.destroy(new TunnelError('TUN_ERR_SESSION_LOST', `session connection failed: ${(err as NodeJS.ErrnoException).code ?? err.message}`)))
+    socket.on('close', () => this.destroy(new TunnelError('TUN_ERR_SESSION_LOST', 'the session connection closed')))
+  }
+
+  get peerSettings(): SessionSettings | undefined {
+    return this.#peer
+  }
+
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  get closeReason(): TunnelError | undefined {
+    return this.#closeReason
+  }
+
+  /** open streams (relays) */
+  get streamCount(): number {
+    return this.#streams.size
+  }
+
+  /** end() was called: the connection is closing gracefully */
+  get ending(): boolean {
+    return this.#ending
+  }
+
+  get goawaySent(): boolean {
+    return this.#goawaySent
+  }
+
+  get goawayReceived(): boolean {
+    return this.#goawayReceived
+  }
+
+  /** the open streams */
+  streams(): IterableIterator<RelayStream> {
+    return this.#streams.values()
+  }
+
+  /** server role: can open a stream now (settings known, nobody is leaving, below the peer's limit) */
+  get canOpen(): boolean {
+    return (
+      !this.#closed &&
+      this.#peer !== undefined &&
+      !this.#goawaySent &&
+      !this.#goawayReceived &&
+      this.#lastStreamId < MAX_STREAM_ID &&
+      this.#streams.size < this.#peer.maxStreams
+    )
+  }
+
+  get congested(): boolean {
+    return this.#outBytes + this.#socket.writableLength >= this.#sendBufferBytes
+  }
+
+  get maxDataPayloadBytes(): number {
+    return this.#peer?.maxDataPayloadBytes ?? MAX_DATA_PAYLOAD_BYTES
+  }
+
+  /** Starts the keepalive pings; called by the owner once the session is set up. */
+  startPings(): void {
+    if (this.#closed || this.#pingTimer !== undefined) return
+    this.#pingTimer = setInterval(() => this.#ping(), this.#options.pingIntervalMs)
+  }
+
+  /** server role: a stream for one client connection. Throws when the session cannot take one. */
+  open(clientAddress: string): RelayStream {
+    if (this.#options.role !== 'server') throw new Error('only the server opens streams')
+    if (!this.canOpen) throw new TunnelError('TUN_ERR_SESSION_LOST', 'agent session is closing')
+    const id = ++this.#lastStreamId
+    const stream = new RelayStream(id, this, { sendWindowBytes: this.#peer!.streamWindowBytes, recvWindowBytes: this.#options.streamWindowBytes })
+    this.#streams.set(id, stream)
+    const address = Buffer.from(clientAddress.slice(0, 200), 'utf8')
+    this.#queue(encodeFrame(SessionFrameType.OPEN, 0, id, address))
+    return stream
+  }
+
+  sendControl(message: ControlMessage): void {
+    if (this.#closed) return
+    this.#queue(encodeFrame(SessionFrameType.CONTROL, 0, 0, encodeControlMessage(message)))
+  }
+
+  /** Tells the peer this side is leaving: no new streams either way; open ones finish. */
+  goaway(): void {
+    if (this.#closed || this.#goawaySent) return
+    this.#goawaySent = true
+    this.#queue(encodeFrame(SessionFrameType.GOAWAY, 0, 0))
+  }
+
+  /** Ends gracefully: what is queued is sent, then the connection is closed (streams still open are lost). */
+  end(): void {
+    if (this.#closed || this.#ending) return
+    this.#ending = true
+    this.#flush()
+    this.#socket.end()
+    // A peer that never closes its side must not hold the socket: the 'close' finishes us.
+    const t = setTimeout(() => this.destroy(), 2000)
+    this.#socket.once('close', () => clearTimeout(t))
+  }
+
+  /** Ends now: the socket is destroyed and every open stream is lost with `reason`. */
+  destroy(reason?: TunnelError): void {
+    if (this.#closed) return
+    this.#closed = true
+    this.#closeReason = reason
+    this.#decoder.stop()
+    clearInterval(this.#pingTimer)
+    clearTimeout(this.#pingDeadline)
+    this.#out = []
+    this.#outBytes = 0
+    this.#blocked.clear()
+    if (!this.#socket.destroyed) this.#socket.destroy()
+    const lost = reason ?? new TunnelError('TUN_ERR_SESSION_LOST', 'the agent session ended')
+    for (const stream of [...this.#streams.values()]) stream.receiveLoss(lost)
+    this.#streams.clear()
+    this.emit('close', reason)
+  }
+
+  // ── writing ───────────────────────────────────────────────────────────────────────────────────
+
+  #queue(frame: Buffer): void {
+    this.#out.push(frame)
+    this.#outBytes += frame.length
+    this.#scheduleFlush()
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return
+    this.#flushScheduled = true
+    setImmediate(() => {
+      this.#flushScheduled = false
+      this.#flush()
+    })
+  }
+
+  #flush(): void {
+    if (this.#closed || this.#out.length === 0) return
+    const parts = this.#out
+    const bytes = this.#outBytes
+    this.#out = []
+    this.#outBytes = 0
+    this.#socket.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts, bytes))
+    if (this.#blocked.size > 0 && !this.congested) this.#wakeBlocked()
+  }
+
+  #onDrain(): void {
+    if (this.#blocked.size > 0 && !this.congested) this.#wakeBlocked()
+  }
+
+  #wakeBlocked(): void {
+    const streams = [...this.#blocked]
+    this.#blocked.clear()
+    for (const s of streams) {
+      if (this.#closed || this.congested) {
+        if (!s.closed) this.#blocked.add(s)
+        continue
+      }
+      s.wake()
+    }
+  }
+
+  sendData(id: number, chunk: Buffer, end: boolean): void {
+    if (this.#closed) return
+    const n = chunk.length
+    if (n <= 1024) {
+      // Small payloads (request and response heads) go out with their header in one buffer.
+      const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + n)
+      writeFrameHeader(frame, 0, SessionFrameType.DATA, end ? FLAG_END : 0, id, n)
+      chunk.copy(frame, FRAME_HEADER_BYTES)
+      this.#queue(frame)
+      return
+    }
+    const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES)
+    writeFrameHeader(header, 0, SessionFrameType.DATA, end ? FLAG_END : 0, id, n)
+    this.#out.push(header, chunk)
+    this.#outBytes += FRAME_HEADER_BYTES + n
+    this.#scheduleFlush()
+  }
+
+  sendCredit(id: number, bytes: number): void {
+    if (!this.#closed) this.#queue(encodeCredit(id, bytes))
+  }
+
+  sendAccept(id: number): void {
+    if (!this.#closed) this.#queue(encodeFrame(SessionFrameType.ACCEPT, 0, id))
+  }
+
+  sendRefusal(id: number, refusal: Refusal): void {
+    if (!this.#closed) this.#queue(encodeRefusal(id, refusal))
+  }
+
+  sendAbort(id: number): void {
+    if (!this.#closed) this.#queue(encodeFrame(SessionFrameType.ABORT, 0, id))
+  }
+
+  waitUncongested(stream: RelayStream): void {
+    this.#blocked.add(stream)
+  }
+
+  forget(stream: RelayStream): void {
+    this.#streams.delete(stream.id)
+    this.#blocked.delete(stream)
+    if (this.#streams.size === 0) this.emit('idle')
+  }
+
+  // ── reading ───────────────────────────────────────────────────────────────────────────────────
+
+  #onSocketData(chunk: Buffer): void {
+    try {
+      this.#decoder.push(chunk)
+    } catch (err) {
+      this.destroy(isTunnelError(err) ? err : new TunnelError('TUN_ERR_INTERNAL', 'session frame handling failed', { cause: err }))
+    }
+  }
+
+  #onData(id: number, chunk: Buffer, end: boolean): void {
+    if (this.#peer === undefined) throw new TunnelError('TUN_ERR_SESSION_PROTOCOL', 'DATA before SETTINGS')
+    const stream = this.#streams.get(id)
+    if (stream === undefined) {
+      this.#checkStale(id, SessionFrameType.DATA)
+      return
+    }
+    stream.receiveData(chunk, end)
+  }
+
+  /** A frame for a stream we do not hold: fine if the stream existed (it ended while the frame was on its way). */
+  #checkStale(id: number, type: SessionFrameTypeCode): void {
+    if (id > this.#lastStreamId) throw new TunnelError('TUN_ERR_SESSION_PROTOCOL', `${frameTypeName(type)} for stream ${id}, which was never opened`)
+  }
+
+  #onFrame(type: SessionFrameTypeCode, flags: number, id: number, payload: Buffer): void {
+    if (this.#peer === undefined && type !== SessionFrameType.SETTINGS) {
+      throw new TunnelError('TUN_ERR_SESSION_PROTOCOL', `${frameTypeName(type)} before SETTINGS`)
+    }
+    const server = this.#options.role === 'server'
+    switch (type) {
+      case SessionFrameType.SETTINGS:
+        if (this.#peer !== undefined) throw new TunnelError('TUN_ERR_SESSION_PROTOCOL', 'SETTINGS sent twice')
+        this.#peer = decodeSettings(payload)
+        this.emit('settings', this.#peer)
+        return
+      case SessionFrameType.OPEN:
+        if (server) throw new TunnelError('TUN_ERR_SESSION_PROTOCOL', 'the agent may not open streams')
+        this.#onOpen(id, payload)
+        return
+      case SessionFrameType.ACCEPT:
+      case SessionFrameType.REFUSE: {
+        if (!server) throw new TunnelError('TUN_ERR_SESSION_PROTOCOL', `the server may not send ${frameTypeName(type)}`)
+        const stream = this.#streams.get(id)
+        if (stream === undefined) return this.#checkStale(id, type)
+        if (stream.accepted) throw new TunnelError('TUN_ERR_SESSION_PROTOCOL', `${frameTypeName(type)} on stream ${id}, which was accepted already`)
+        if (type === SessionFrameType.ACCEPT) stream.receiveAccept()
+        else stream.receiveRefusal(decodeRefusal(payload))
+        return
+      }
+      case SessionFrameType.ABORT: {
+        const stream = this.#streams.get(id)
+        if (stream === undefined) return this.#checkStale(id, type)
+        stream.receiveLoss(new TunnelError('TUN_ERR_SESSION_LOST', server ? 'the agent aborted the relay' : 'the server aborted the relay'))
+        return
+      }
+      case SessionFrameType.CREDIT: {
+        const bytes = decodeCredit(payload)
+        const stream = this.#streams.get(id)
+        if (stream === undefined) return this.#checkStale(id, type)
+        stream.receiveCredit(bytes)
+        return
+      }
+      case SessionFrameType.PING:
+        this.#onPing(flags, payload)
+        return
+      case SessionFrameType.GOAWAY:
+        if (this.#goawayReceived) return
+        this.#goawayReceived = true
+        this.emit('goaway')
+        return
+      case SessionFrameType.CONTROL:
+        if (!server) {
+          this.emit('control', decodeControlMessage(payload))
+          return
+        }
+        throw new TunnelError('TUN_ERR_SESSION_PROTOCOL', 'the agent may not send control messages')
+      case SessionFrameType.DATA:
+        return // delivered through onData
+    }
+  }
+
+  #onOpen(id: number, payload: Buffer): void {
+    if (id <= this.#lastStreamId) throw new TunnelError('TUN_ERR_SESSION_PROTOCOL', `OPEN of stream ${id} after stream ${this.#lastStreamId}: ids must grow`)
+    this.#lastStreamId = id
+    if (this.#goawaySent || this.#streams.size >= this.#options.maxStreams || this.#ending) {
+      // Never reached the upstream: the server may send it to another session.
+      this.sendAbort(id)
+      return
+    }
+    const stream = new RelayStream(id, this, { sendWindowBytes: this.#peer!.streamWindowBytes, recvWindowBytes: this.#options.streamWindowBytes })
+    this.#streams.set(id, stream)
+    this.emit('stream', stream, payload.toString('utf8'))
+    if (this.listenerCount('stream') === 0) stream.abort()
+  }
+
+  #ping(): void {
+    if (this.#closed || this.#pingOutstanding !== undefined) return
+    const value = ++this.#pingCounter
+    this.#pingOutstanding = value
+    const p = Buffer.allocUnsafe(PING_BYTES)
+    p.writeBigUInt64BE(value)
+    this.#queue(encodeFrame(SessionFrameType.PING, 0, 0, p))
+    this.#pingDeadline = setTimeout(() => this.destroy(new TunnelError('TUN_ERR_SESSION_LOST', this.#options.pingTimeoutMessage)), this.#options.pingTimeoutMs)
+  }
+
+  #onPing(flags: number, payload: Buffer): void {
+    if ((flags & FLAG_ACK) === 0) {
+      // Answer ahead of queued stream bytes: the peer measures liveness, not our backlog.
+      const ack = encodeFrame(SessionFrameType.PING, FLAG_ACK, 0, payload)
+      this.#out.unshift(ack)
+      this.#outBytes += ack.length
+      this.#scheduleFlush()
+      return
+    }
+    if (this.#pingOutstanding !== undefined && payload.readBigUInt64BE() === this.#pingOutstanding) {
+      this.#pingOutstanding = undefined
+      clearTimeout(this.#pingDeadline)
+    }
+  }
+}
