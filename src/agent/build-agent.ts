@@ -195,7 +195,7 @@ export async function startAgent(config: Readonly<AgentConfig>, deps: AgentDeps 
           ...(db === undefined ? [] : [{ name: 'database', check: () => db.ping() }]),
         ],
         log: log.child({ component: 'metrics' }),
-      })
+      }, { headTimeoutMs: config.metricsHeadTimeoutMs, requestTimeoutMs: config.metricsRequestTimeoutMs })
     } catch (err) {
       await close()
       throw err

@@ -241,7 +241,7 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
         contentType: metrics.contentType,
         checks: [{ name: 'database', check: () => database.ping() }, listening('https', () => https.listening), listening('ingress', () => ingress.listening)],
         log: log.child({ component: 'metrics' }),
-      })
+      }, { headTimeoutMs: config.metricsHeadTimeoutMs, requestTimeoutMs: config.metricsRequestTimeoutMs })
       metricsListener = listener
       cleanups.push(() => listener.close())
     }
