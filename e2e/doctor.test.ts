@@ -14,6 +14,7 @@ import { InstanceAdmin } from '../src/agent/instance/instance-admin.ts'
 import { loadAgentConfig } from '../src/config/agent-config.ts'
 import { decodeSecurityKey, encodeSecurityKey, type SecurityKey } from '../src/protocol/index.ts'
 import { InstanceNodeRepository, openDatabase, type Database } from '../src/store/index.ts'
+import { databaseTargets } from '../src/testing/test-databases.ts'
 import { spkiPin } from '../src/transport/certificate-pin.ts'
 import { generateSelfSigned } from '../src/transport/self-signed-certificate.ts'
 import { cli } from '../src/testing/cli-runner.ts'
@@ -27,6 +28,11 @@ import { ingressRequest, startTestAgent, startTestServer, type TestServer } from
 // to detect, asserting the exact failing check and that the checks depending on it are skipped.
 
 checkNoLeakedHandles()
+
+// The checks that read the instance database run on SQLite and on PostgreSQL, each with a fresh
+// database for the instance and another that stays without a key.
+const instanceTargets = await databaseTargets()
+const emptyTargets = await databaseTargets()
 
 const ACTOR = { name: 'test', sourceAddress: '127.0.0.1' }
 
@@ -293,108 +299,115 @@ describe('apptunnel doctor', () => {
     for (const n of [4, 5]) assert.equal(check(refused, n).detail, 'because check 3 failed')
   })
 
-  describe('with the instance database (SQLite): nodes and the base URL', () => {
-    let database: Database
-    let dbPath: string
-    let baseUrlApp: Awaited<ReturnType<typeof tinyServer>>
-    const nodes: TunnelAgent[] = []
+  instanceTargets.forEach((target, i) => {
+    const emptyTarget = emptyTargets[i]!
+    describe(`with the instance database (${target.name}): nodes and the base URL`, { skip: target.skip }, () => {
+      let database: Database
+      /** what --database names: the SQLite file, or the PostgreSQL URL with its schema */
+      let databaseTarget: string
+      let baseUrlApp: Awaited<ReturnType<typeof tinyServer>>
+      const nodes: TunnelAgent[] = []
 
-    before(async () => {
-      // An app with a configured base URL: it sends callers there, whatever Host they used.
-      baseUrlApp = await tinyServer(createHttpServer(), (_req, res) => {
-        res.writeHead(302, { location: 'https://jira.example.test/secure/Dashboard.jspa' }).end()
+      before(async () => {
+        // An app with a configured base URL: it sends callers there, whatever Host they used.
+        baseUrlApp = await tinyServer(createHttpServer(), (_req, res) => {
+          res.writeHead(302, { location: 'https://jira.example.test/secure/Dashboard.jspa' }).end()
+        })
+        databaseTarget = await target.url()
+        database = await target.open()
+        await new InstanceAdmin(database).addKey(localhostKey(), 'doctor test')
+        for (const name of ['n1', 'n2']) {
+          nodes.push(
+            await startAgent(
+              loadAgentConfig({
+                upstream: baseUrlApp.address,
+                database: databaseTarget,
+                dataDir: join(root, `${target.name}-${name}`),
+                keyPollMs: 100,
+                nodeHeartbeatMs: 150,
+                reconnectInitialMs: 50,
+                reconnectMaxMs: 300,
+                logLevel: 'silent',
+              }),
+            ),
+          )
+        }
+        await eventually(async () => (await new InstanceAdmin(database).status()).status === 'CONNECTED', 'both nodes CONNECTED')
       })
-      dbPath = join(root, 'instance.sqlite')
-      database = await openDatabase(dbPath)
-      await new InstanceAdmin(database).addKey(localhostKey(), 'doctor test')
-      for (const name of ['n1', 'n2']) {
-        nodes.push(
-          await startAgent(
-            loadAgentConfig({
-              upstream: baseUrlApp.address,
-              database: dbPath,
-              dataDir: join(root, name),
-              keyPollMs: 100,
-              nodeHeartbeatMs: 150,
-              reconnectInitialMs: 50,
-              reconnectMaxMs: 300,
-              logLevel: 'silent',
-            }),
-          ),
-        )
-      }
-      await eventually(async () => (await new InstanceAdmin(database).status()).status === 'CONNECTED', 'both nodes CONNECTED')
-    })
 
-    after(async () => {
-      for (const n of nodes) await n.close()
-      await database?.close()
-      await baseUrlApp?.close()
-    })
-
-    test('healthy: all seven checks ok, the key read from the database, the base URL asked with the tunnel\'s Host', async () => {
-      baseUrlApp.hosts.length = 0
-      const report = await doctor({ database: dbPath, upstream: baseUrlApp.address, instanceUrl: 'https://jira.example.test' })
-      assert.deepEqual(verdicts(report), ['ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'ok'], JSON.stringify(report.checks, null, 1))
-      assert.equal(report.ok, true)
-      assert.match(check(report, 1).detail, /redirect to the app's base URL, compared in check 7/)
-      assert.match(check(report, 6).detail, /^2 of 2 nodes running, instance CONNECTED \(4 sessions\)/)
-      assert.match(check(report, 7).detail, /its base URL is the instance URL https:\/\/jira\.example\.test/)
-      assert.deepEqual(baseUrlApp.hosts, [baseUrlApp.address, tunnel.hostHeader])
-    })
-
-    test('instance URL mismatch: check 7 fails naming both; without --instance-url it is skipped saying what the app reports', async () => {
-      const report = await doctor({ database: dbPath, upstream: baseUrlApp.address, instanceUrl: 'https://jira.corp.example.test/' })
-      assert.deepEqual(verdicts(report), ['ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'fail'])
-      assert.match(check(report, 7).detail, /reports the base URL https:\/\/jira\.example\.test .*but the instance URL is https:\/\/jira\.corp\.example\.test$/)
-      assert.match(check(report, 7).fix, /set the app's base URL to https:\/\/jira\.corp\.example\.test/)
-
-      const unasked = await doctor({ database: dbPath, upstream: baseUrlApp.address })
-      assert.equal(check(unasked, 7).verdict, 'skipped')
-      assert.match(check(unasked, 7).detail, /reports the base URL https:\/\/jira\.example\.test .*give --instance-url/)
-    })
-
-    test('a node that died (old heartbeat) fails check 6 naming it; a node stopped on purpose is a warning', async () => {
-      const old = new Date(Date.now() - 60_000).toISOString()
-      const rows = new InstanceNodeRepository(database)
-      await rows.report({
-        nodeId: 'node-dead',
-        address: 'jira-3',
-        version: 'test',
-        startedAt: old,
-        heartbeatAt: old,
-        heartbeatMs: 150,
-        tunnelId: decodeSecurityKey(tunnel.key).tunnelId,
-        status: 'CONNECTED',
-        reason: 'connected',
-        code: null,
-        statusSince: old,
-        sessions: 2,
-        sessionsWanted: 2,
+      after(async () => {
+        for (const n of nodes) await n.close()
+        await database?.close()
+        await baseUrlApp?.close()
+        await target.dispose()
+        await emptyTarget.dispose()
       })
-      const down = await doctor({ database: dbPath, upstream: baseUrlApp.address })
-      assert.deepEqual(verdicts(down).slice(0, 6), ['ok', 'ok', 'ok', 'ok', 'ok', 'fail'])
-      assert.match(check(down, 6).detail, /^2 of 3 nodes running; down: node-dead \(node is not responding: no heartbeat for \d+ s/)
-      assert.match(check(down, 6).fix, /start the agent again on node-dead/)
-      await rows.remove('node-dead')
 
-      const stopping = nodes.pop()!
-      const id = stopping.nodeId
-      await stopping.close()
-      const stopped = await doctor({ database: dbPath, upstream: baseUrlApp.address })
-      assert.equal(check(stopped, 6).verdict, 'warn')
-      assert.match(check(stopped, 6).detail, new RegExp(`^1 of 2 nodes running; stopped: ${id} \\(node stopped at `))
-      assert.equal(stopped.ok, true, 'a warning is not a failure')
-    })
+      test('healthy: all seven checks ok, the key read from the database, the base URL asked with the tunnel\'s Host', async () => {
+        assert.equal(database.dialect, target.name)
+        baseUrlApp.hosts.length = 0
+        const report = await doctor({ database: databaseTarget, upstream: baseUrlApp.address, instanceUrl: 'https://jira.example.test' })
+        assert.deepEqual(verdicts(report), ['ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'ok'], JSON.stringify(report.checks, null, 1))
+        assert.equal(report.ok, true)
+        assert.match(check(report, 1).detail, /redirect to the app's base URL, compared in check 7/)
+        assert.match(check(report, 6).detail, /^2 of 2 nodes running, instance CONNECTED \(4 sessions\)/)
+        assert.match(check(report, 7).detail, /its base URL is the instance URL https:\/\/jira\.example\.test/)
+        assert.deepEqual(baseUrlApp.hosts, [baseUrlApp.address, tunnel.hostHeader])
+      })
 
-    test('a database without a key: check 5 fails saying so, 2-4 skipped for want of a server name', async () => {
-      const empty = join(root, 'empty.sqlite')
-      await (await openDatabase(empty)).close()
-      const report = await doctor({ database: empty })
-      assert.deepEqual(verdicts(report), ['ok', 'skipped', 'skipped', 'skipped', 'fail', 'fail', 'skipped'])
-      assert.equal(check(report, 5).code, 'TUN_ERR_INSTANCE_NO_KEY')
-      assert.match(check(report, 5).fix, /apptunnel key add KEY --database DB/)
-      assert.match(check(report, 6).detail, /no agent node has registered/)
+      test('instance URL mismatch: check 7 fails naming both; without --instance-url it is skipped saying what the app reports', async () => {
+        const report = await doctor({ database: databaseTarget, upstream: baseUrlApp.address, instanceUrl: 'https://jira.corp.example.test/' })
+        assert.deepEqual(verdicts(report), ['ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'fail'])
+        assert.match(check(report, 7).detail, /reports the base URL https:\/\/jira\.example\.test .*but the instance URL is https:\/\/jira\.corp\.example\.test$/)
+        assert.match(check(report, 7).fix, /set the app's base URL to https:\/\/jira\.corp\.example\.test/)
+
+        const unasked = await doctor({ database: databaseTarget, upstream: baseUrlApp.address })
+        assert.equal(check(unasked, 7).verdict, 'skipped')
+        assert.match(check(unasked, 7).detail, /reports the base URL https:\/\/jira\.example\.test .*give --instance-url/)
+      })
+
+      test('a node that died (old heartbeat) fails check 6 naming it; a node stopped on purpose is a warning', async () => {
+        const old = new Date(Date.now() - 60_000).toISOString()
+        const rows = new InstanceNodeRepository(database)
+        await rows.report({
+          nodeId: 'node-dead',
+          address: 'jira-3',
+          version: 'test',
+          startedAt: old,
+          heartbeatAt: old,
+          heartbeatMs: 150,
+          tunnelId: decodeSecurityKey(tunnel.key).tunnelId,
+          status: 'CONNECTED',
+          reason: 'connected',
+          code: null,
+          statusSince: old,
+          sessions: 2,
+          sessionsWanted: 2,
+        })
+        const down = await doctor({ database: databaseTarget, upstream: baseUrlApp.address })
+        assert.deepEqual(verdicts(down).slice(0, 6), ['ok', 'ok', 'ok', 'ok', 'ok', 'fail'])
+        assert.match(check(down, 6).detail, /^2 of 3 nodes running; down: node-dead \(node is not responding: no heartbeat for \d+ s/)
+        assert.match(check(down, 6).fix, /start the agent again on node-dead/)
+        await rows.remove('node-dead')
+
+        const stopping = nodes.pop()!
+        const id = stopping.nodeId
+        await stopping.close()
+        const stopped = await doctor({ database: databaseTarget, upstream: baseUrlApp.address })
+        assert.equal(check(stopped, 6).verdict, 'warn')
+        assert.match(check(stopped, 6).detail, new RegExp(`^1 of 2 nodes running; stopped: ${id} \\(node stopped at `))
+        assert.equal(stopped.ok, true, 'a warning is not a failure')
+      })
+
+      test('a database without a key: check 5 fails saying so, 2-4 skipped for want of a server name', async () => {
+        const empty = await emptyTarget.url()
+        await (await openDatabase(empty)).close()
+        const report = await doctor({ database: empty })
+        assert.deepEqual(verdicts(report), ['ok', 'skipped', 'skipped', 'skipped', 'fail', 'fail', 'skipped'])
+        assert.equal(check(report, 5).code, 'TUN_ERR_INSTANCE_NO_KEY')
+        assert.match(check(report, 5).fix, /apptunnel key add KEY --database DB/)
+        assert.match(check(report, 6).detail, /no agent node has registered/)
+      })
     })
   })
 })

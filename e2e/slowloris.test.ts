@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { connect, type Socket } from 'node:net'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connect as tlsConnect } from 'node:tls'
 import { after, before, describe, test } from 'node:test'
+import { startAgent, type TunnelAgent } from '../src/agent/build-agent.ts'
+import { loadAgentConfig } from '../src/config/agent-config.ts'
 import { AGENT_CONNECT_PATH, AGENT_UPGRADE_TOKEN } from '../src/protocol/index.ts'
 import { eventually } from '../src/testing/eventually.ts'
 import { checkNoLeakedHandles } from '../src/testing/leak-check.ts'
@@ -56,6 +59,10 @@ function drip(socket: Socket, first: string, parts: string[], everyMs: number): 
 
 const lines = (n: number, make: (i: number) => string): string[] => Array.from({ length: n }, (_, i) => make(i))
 
+/** A console sign-in as a browser sends it (same origin), but for its body of `length` bytes. */
+const signInHead = (path: string, length: number): string =>
+  `POST ${path} HTTP/1.1\r\nHost: localhost\r\nOrigin: https://localhost\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`
+
 describe('slow clients are cut off on every listener', () => {
   let fixture: ConnectedTunnel
   let apiPort: number
@@ -71,6 +78,9 @@ describe('slow clients are cut off on every listener', () => {
         headTimeoutMs: 400,
         bodyTimeoutMs: 300,
         bodyMinBytesPerSecond: 1000,
+        metricsListen: '127.0.0.1:0',
+        metricsHeadTimeoutMs: 400,
+        metricsRequestTimeoutMs: 700,
       },
       'slowloris',
     )
@@ -132,6 +142,29 @@ describe('slow clients are cut off on every listener', () => {
     assert.ok(!names.includes('never-created'))
   })
 
+  test('cloud console (served on the HTTPS listener): a sign-in body dripped byte by byte is answered 408 and closed', async () => {
+    const body = JSON.stringify({ username: 'admin', password: 'never-complete' })
+    const r = await drip(tls(), signInHead('/console/api/session', body.length), [...body], 100)
+    assert.equal(r.closedByServer, true)
+    assert.match(r.received, /^HTTP\/1\.1 408 /)
+    assert.ok(r.written < body.length, 'the body never completed')
+  })
+
+  test('metrics listener: a request head dripped line by line is closed', async () => {
+    const r = await drip(connect(fixture.server.metricsAddress!.port, '127.0.0.1'), 'GET /metrics HTTP/1.1\r\nHost: localhost\r\n', lines(60, (i) => `X-Drip-${i}: 1\r\n`), 100)
+    assert.equal(r.closedByServer, true)
+    // The listener drops a client error without an answer: a scraper has nothing to learn from one.
+    assert.equal(r.received, '')
+    assert.ok(r.written < 60, `closed before the drip ran out (${r.written} lines dripped)`)
+  })
+
+  test('metrics listener: a request body dripped byte by byte is cut off, although it was answered (405) at once', async () => {
+    const r = await drip(connect(fixture.server.metricsAddress!.port, '127.0.0.1'), 'POST /metrics HTTP/1.1\r\nHost: localhost\r\nContent-Length: 60\r\n\r\n', lines(60, () => 'x'), 100)
+    assert.equal(r.closedByServer, true)
+    assert.match(r.received, /^HTTP\/1\.1 405 /)
+    assert.ok(r.written < 60, `closed before the drip ran out (${r.written} bytes dripped)`)
+  })
+
   test('ingress: a request body slower than the minimum rate is answered 408 and the upstream request is aborted', async () => {
     const seenBefore = fixture.upstream.seen.length
     const abortedBefore = fixture.upstream.aborted
@@ -170,5 +203,82 @@ describe('slow clients are cut off on every listener', () => {
     const res = await ingressRequest({ port: ingressPort }, fixture.tunnel.hostHeader)
     assert.equal(res.status, 200, errorCodeOf(res))
     assert.equal(res.body.toString(), 'hello')
+  })
+})
+
+describe('slow clients are cut off on an agent node\'s listeners', () => {
+  let root: string
+  let node: TunnelAgent
+
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'apptunnel-slowloris-node-'))
+    // A node of an instance that has no key yet: its console and metrics listeners are up all the same.
+    node = await startAgent(
+      loadAgentConfig({
+        upstream: '127.0.0.1:9',
+        database: join(root, 'instance.db'),
+        dataDir: join(root, 'node'),
+        consoleListen: '127.0.0.1:0',
+        consoleTlsHandshakeTimeoutMs: 400,
+        consoleHeadTimeoutMs: 500,
+        consoleRequestTimeoutMs: 800,
+        metricsListen: '127.0.0.1:0',
+        metricsHeadTimeoutMs: 400,
+        metricsRequestTimeoutMs: 700,
+        logLevel: 'silent',
+      }),
+    )
+  })
+  after(async () => {
+    await node?.close()
+    await rm(root, { recursive: true, force: true })
+  })
+
+  const consolePort = (): number => node.instanceConsole!.address.port
+  function tls(): Socket {
+    return tlsConnect({ host: '127.0.0.1', port: consolePort(), ca: node.instanceConsole!.certificatePem, servername: 'localhost', checkServerIdentity: () => undefined })
+  }
+
+  test('on-prem console: a connection that never starts its TLS handshake is closed', async () => {
+    const r = await drip(connect(consolePort(), '127.0.0.1'), '', [], 1000)
+    assert.equal(r.closedByServer, true, 'closed by the TLS handshake timeout')
+    assert.equal(r.received, '')
+  })
+
+  test('on-prem console: a TLS handshake dripped one byte at a time is closed', async () => {
+    const hello = Buffer.from('160301020001', 'hex').toString('latin1')
+    const r = await drip(connect(consolePort(), '127.0.0.1'), hello, lines(60, () => '\u0003'), 100)
+    assert.equal(r.closedByServer, true)
+    assert.ok(r.written < 60, `closed before the drip ran out (${r.written} bytes dripped)`)
+  })
+
+  test('on-prem console: a request head dripped line by line is answered 408 and closed', async () => {
+    const r = await drip(tls(), 'GET /api/v1/instance HTTP/1.1\r\nHost: localhost\r\n', lines(60, (i) => `X-Drip-${i}: 1\r\n`), 100)
+    assert.equal(r.closedByServer, true)
+    assert.match(r.received, /^HTTP\/1\.1 408 /)
+    assert.ok(r.written < 60)
+  })
+
+  test('on-prem console: a sign-in body dripped byte by byte is answered 408 and closed', async () => {
+    const body = JSON.stringify({ username: 'admin', password: 'never-complete' })
+    const r = await drip(tls(), signInHead('/api/v1/session', body.length), [...body], 100)
+    assert.equal(r.closedByServer, true)
+    assert.match(r.received, /^HTTP\/1\.1 408 /)
+    assert.ok(r.written < body.length, 'the body never completed')
+  })
+
+  test('agent metrics listener: a request head dripped line by line is closed', async () => {
+    const r = await drip(connect(node.metricsAddress!.port, '127.0.0.1'), 'GET /metrics HTTP/1.1\r\nHost: localhost\r\n', lines(60, (i) => `X-Drip-${i}: 1\r\n`), 100)
+    assert.equal(r.closedByServer, true)
+    // The listener drops a client error without an answer: a scraper has nothing to learn from one.
+    assert.equal(r.received, '')
+    assert.ok(r.written < 60, `closed before the drip ran out (${r.written} lines dripped)`)
+  })
+
+  test('agent metrics listener: a request body dripped byte by byte is cut off, although it was answered (405) at once', async () => {
+    const r = await drip(connect(node.metricsAddress!.port, '127.0.0.1'), 'POST /metrics HTTP/1.1\r\nHost: localhost\r\nContent-Length: 60\r\n\r\n', lines(60, () => 'x'), 100)
+    assert.equal(r.closedByServer, true)
+    assert.match(r.received, /^HTTP\/1\.1 405 /)
+    assert.ok(r.written < 60, `closed before the drip ran out (${r.written} bytes dripped)`)
   })
 })

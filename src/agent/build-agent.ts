@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import type { ClusterNode } from '../cluster/index.ts'
 import type { AgentConfig } from '../config/agent-config.ts'
-import { silentLogger, type Logger } from '../observability/index.ts'
+import { TerminalProgress, describeDrain, describeMigration, silentLogger, type Logger, type ProgressOutput } from '../observability/index.ts'
 import { MetricsListener, createAgentMetrics } from '../observability/metrics/index.ts'
 import type { Database } from '../store/index.ts'
 import type { AgentConnectorOptions } from './connector/agent-connector.ts'
@@ -36,7 +36,15 @@ export interface TunnelAgent {
   onStatus(listener: (s: AgentNodeStatus) => void): () => void
   /** resolves on the first status that satisfies the predicate */
   waitFor(predicate: (s: AgentNodeStatus) => boolean, timeoutMs?: number): Promise<AgentNodeStatus>
+  /** GOAWAY on every session, lets relays in flight finish (up to drainTimeoutMs), records the node stopped, closes everything */
   close(): Promise<void>
+}
+
+export interface AgentDeps {
+  log?: Logger
+  random?: () => number
+  /** where migrations and the drain show their progress (the CLI passes stderr); only a TTY shows it */
+  terminal?: ProgressOutput | undefined
 }
 
 /**
@@ -45,7 +53,7 @@ export interface TunnelAgent {
  * instance database (a --key given too is added there first), and the node reports its status
  * there. With clusterListen it also joins its instance's cluster bus.
  */
-export async function startAgent(config: Readonly<AgentConfig>, deps: { log?: Logger; random?: () => number } = {}): Promise<TunnelAgent> {
+export async function startAgent(config: Readonly<AgentConfig>, deps: AgentDeps = {}): Promise<TunnelAgent> {
   const log = deps.log ?? silentLogger()
   const nodeId = await resolveNodeId({ nodeId: config.nodeId, dataDir: config.dataDir })
   const ca = config.caFile === undefined ? undefined : await readFile(config.caFile, 'utf8')
@@ -104,7 +112,9 @@ export async function startAgent(config: Readonly<AgentConfig>, deps: { log?: Lo
         import('./instance/key-sealer.ts'),
       ])
       const sealer = config.keyEncryptionFile === undefined ? undefined : await KeySealer.fromFile(config.keyEncryptionFile)
-      database = await openDatabase(config.database)
+      const migrating = new TerminalProgress({ out: deps.terminal })
+      database = await openDatabase(config.database, { onMigration: (step) => migrating.update(describeMigration(step)) }).finally(() => migrating.done())
+      if (database.migrated.length > 0) log.info({ migrations: database.migrated, database: database.dialect }, 'database migrated')
       if (config.keyText !== undefined) await new InstanceAdmin(database, { sealer }).addKey(config.keyText, `agent ${nodeId} (--key)`)
       const node = new InstanceNode(
         {
@@ -146,9 +156,24 @@ export async function startAgent(config: Readonly<AgentConfig>, deps: { log?: Lo
 
   let metricsListener: MetricsListener | undefined
   const close = async (): Promise<void> => {
-    await instanceConsole?.close()
-    if (instance !== undefined) await instance.close()
-    else await currentSessions()?.close()
+    // A caller's connection is one relay; a session still draining is one that has relays left
+    // (close() ends a session without any at once).
+    const left = () => {
+      const connectors = currentSessions()?.connectors ?? []
+      return { connections: connectors.reduce((n, c) => n + c.activeRelays, 0), sessions: connectors.filter((c) => c.activeRelays > 0).length }
+    }
+    const startedAt = Date.now()
+    log.info({ ...left(), drainTimeoutMs: config.drainTimeoutMs }, 'draining')
+    const draining = new TerminalProgress({ out: deps.terminal })
+    draining.follow((elapsedMs) => describeDrain(left(), elapsedMs))
+    try {
+      await instanceConsole?.close()
+      if (instance !== undefined) await instance.close()
+      else await currentSessions()?.close()
+    } finally {
+      draining.done()
+    }
+    log.info({ elapsedMs: Date.now() - startedAt }, 'drained')
     await metricsListener?.close()
     await cluster?.close()
     await database?.close()
@@ -170,7 +195,7 @@ export async function startAgent(config: Readonly<AgentConfig>, deps: { log?: Lo
           ...(db === undefined ? [] : [{ name: 'database', check: () => db.ping() }]),
         ],
         log: log.child({ component: 'metrics' }),
-      })
+      }, { headTimeoutMs: config.metricsHeadTimeoutMs, requestTimeoutMs: config.metricsRequestTimeoutMs })
     } catch (err) {
       await close()
       throw err

@@ -78,7 +78,7 @@ export function registerAgentCommand(program: Command): void {
         // Loaded here, not at the top: each command pulls in only what it runs (memory, start time).
         const { startAgent } = await import('../agent/build-agent.ts')
         const log = createLogger({ level: config.logLevel, name: 'apptunnel-agent', ...logOptionsFromEnv() })
-        const agent = await startAgent(config, { log })
+        const agent = await startAgent(config, { log, terminal: process.stderr })
         await closeOnSignal(() => agent.close())
       }),
     )

@@ -19,14 +19,17 @@ async function withInstance<T>(o: InstanceDatabaseOptions, body: (admin: Instanc
   if (target === undefined) {
     throw new TunnelError('TUN_ERR_CLI_USAGE', 'which instance? pass --database DB (the SQLite file or postgres:// URL the agent nodes share)')
   }
-  const [{ openDatabase }, { InstanceAdmin }, { KeySealer }] = await Promise.all([
+  const [{ openDatabase }, { InstanceAdmin }, { KeySealer }, { TerminalProgress, describeMigration }] = await Promise.all([
     import('../store/index.ts'),
     import('../agent/instance/instance-admin.ts'),
     import('../agent/instance/key-sealer.ts'),
+    import('../observability/index.ts'),
   ])
   const keyFile = o.keyEncryptionFile ?? process.env.APPTUNNEL_KEY_ENCRYPTION_FILE
   const sealer = keyFile === undefined ? undefined : await KeySealer.fromFile(keyFile)
-  const database = await openDatabase(target)
+  // `key add` is often the first command to reach a new instance database: it creates the schema.
+  const migrating = new TerminalProgress({ out: process.stderr })
+  const database = await openDatabase(target, { onMigration: (step) => migrating.update(describeMigration(step)) }).finally(() => migrating.done())
   try {
     return await body(new InstanceAdmin(database, { sealer }))
   } finally {

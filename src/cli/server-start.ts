@@ -70,7 +70,7 @@ export function registerServerCommand(program: Command): void {
         // Loaded here, not at the top: each command pulls in only what it runs (memory, start time).
         const { startServer } = await import('../server/build-server.ts')
         const log = createLogger({ level: config.logLevel, name: 'apptunnel-server', ...logOptionsFromEnv() })
-        const server = await startServer(config, { log })
+        const server = await startServer(config, { log, terminal: process.stderr })
         process.stderr.write(
           `apptunnel server ready\n  admin API and agent endpoint: ${server.publicUrl}\n  ingress: http://${server.ingressAddress.host}:${server.ingressAddress.port} (tunnels at http://<tunnel-id>.${config.ingressDomain}:${server.ingressAddress.port}/)\n  data directory: ${config.dataDir}\n${server.cluster === undefined ? '' : `  cluster node ${server.cluster.nodeId}: bus at ${server.cluster.address}\n`}${server.metricsAddress === undefined ? '' : `  metrics and health: http://${server.metricsAddress.host}:${server.metricsAddress.port}/metrics, /healthz, /readyz\n`}  create a tunnel: apptunnel tunnel create --name NAME --data-dir ${config.dataDir}\n`,
         )

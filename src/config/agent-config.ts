@@ -27,6 +27,12 @@ export const agentConfigSchema = z
     consoleSessionIdleMs: duration(30 * 60_000),
     /** a console session ends this long after sign-in, used or not (12 h) */
     consoleSessionMaxMs: duration(12 * 3600_000),
+    /** console listener: a TLS handshake must finish within this time */
+    consoleTlsHandshakeTimeoutMs: duration(10_000),
+    /** console listener: a request head must arrive within this time of the connection or the last request */
+    consoleHeadTimeoutMs: duration(20_000),
+    /** console listener: a whole request, body included, must arrive within this time */
+    consoleRequestTimeoutMs: duration(60_000),
     /** stable id of this node; default: kept in the data directory, else the host name */
     nodeId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, '1-64 characters of A-Z a-z 0-9 . _ -').optional(),
     instance: z.string().max(200).default(''),
@@ -56,6 +62,10 @@ export const agentConfigSchema = z
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     /** plain HTTP listener for /metrics, /healthz and /readyz, HOST:PORT; off when absent */
     metricsListen: listenAddressString(z).optional(),
+    /** metrics listener: a request head must arrive within this time of the connection or the last request */
+    metricsHeadTimeoutMs: duration(10_000),
+    /** metrics listener: a whole request, body included, must arrive within this time */
+    metricsRequestTimeoutMs: duration(15_000),
     // --- cluster bus (nodes of one on-prem instance sharing its database; src/cluster/) ---
     ...clusterConfigShape,
   })
@@ -70,6 +80,8 @@ export interface AgentConsoleSettings {
   tlsCertFile: string | undefined
   tlsKeyFile: string | undefined
   session: { idleTimeoutMs: number; maxAgeMs: number }
+  /** slow clients (slowloris): how long a TLS handshake, a request head and a whole request may take */
+  timeouts: { tlsHandshakeTimeoutMs: number; headTimeoutMs: number; requestTimeoutMs: number }
 }
 
 export interface AgentConfig extends Omit<z.output<typeof agentConfigSchema>, 'key' | 'upstream' | 'proxy' | 'noProxy' | 'metricsListen' | 'consoleListen'> {
@@ -132,5 +144,6 @@ function consoleSettingsFrom(c: z.output<typeof agentConfigSchema>): AgentConsol
     tlsCertFile: c.consoleTlsCertFile,
     tlsKeyFile: c.consoleTlsKeyFile,
     session: { idleTimeoutMs: c.consoleSessionIdleMs, maxAgeMs: c.consoleSessionMaxMs },
+    timeouts: { tlsHandshakeTimeoutMs: c.consoleTlsHandshakeTimeoutMs, headTimeoutMs: c.consoleHeadTimeoutMs, requestTimeoutMs: c.consoleRequestTimeoutMs },
   }
 }

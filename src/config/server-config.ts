@@ -56,6 +56,10 @@ export const serverConfigSchema = z
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     /** plain HTTP listener for /metrics, /healthz and /readyz, HOST:PORT; off when absent */
     metricsListen: listenAddressString(z).optional(),
+    /** metrics listener: a request head must arrive within this time of the connection or the last request */
+    metricsHeadTimeoutMs: duration(10_000),
+    /** metrics listener: a whole request, body included, must arrive within this time */
+    metricsRequestTimeoutMs: duration(15_000),
     // --- cluster bus (replicas sharing one database; src/cluster/) ---
     ...clusterConfigShape,
     /** this replica's cluster node id; default: kept in the data directory */

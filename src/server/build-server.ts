@@ -6,7 +6,7 @@ import { startClusterNode, type ClusterNode } from '../cluster/index.ts'
 import { resolveNodeId } from '../config/node-identity.ts'
 import type { ServerConfig } from '../config/server-config.ts'
 import { TunnelError } from '../errors/index.ts'
-import { silentLogger, type Logger } from '../observability/index.ts'
+import { TerminalProgress, describeDrain, describeMigration, silentLogger, type Logger, type ProgressOutput } from '../observability/index.ts'
 import { MetricsListener, createServerMetrics, type ServerMetrics } from '../observability/metrics/index.ts'
 import { ApiTokenRepository, AuditRepository, LinkedProductRepository, OrgRepository, TunnelRepository, openDatabase, type Database } from '../store/index.ts'
 import { spkiPin } from '../transport/certificate-pin.ts'
@@ -41,7 +41,14 @@ export interface TunnelServer {
   /** the plain-HTTP /metrics, /healthz and /readyz listener, when started with metricsListen */
   readonly metricsAddress: { host: string; port: number } | undefined
   applicationLinkUrl(tunnelId: string): string
+  /** Drains (ingress first, then agent sessions, each up to drainTimeoutMs) and closes everything; idempotent. */
   close(): Promise<void>
+}
+
+export interface ServerDeps {
+  log?: Logger
+  /** where migrations and the drain show their progress (the CLI passes stderr); only a TTY shows it */
+  terminal?: ProgressOutput | undefined
 }
 
 function displayHost(host: string): string {
@@ -53,10 +60,12 @@ function displayHost(host: string): string {
  * Composition root of `apptunnel server`: store, certificate, session registry, agent gateway,
  * admin API and ingress. Shuts down in the order the style guide gives: ingress, sessions, store.
  */
-export async function startServer(config: Readonly<ServerConfig>, deps: { log?: Logger } = {}): Promise<TunnelServer> {
+export async function startServer(config: Readonly<ServerConfig>, deps: ServerDeps = {}): Promise<TunnelServer> {
   const log = deps.log ?? silentLogger()
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 })
-  const database: Database = await openDatabase(config.database)
+  const migrating = new TerminalProgress({ out: deps.terminal })
+  const database: Database = await openDatabase(config.database, { onMigration: (step) => migrating.update(describeMigration(step)) }).finally(() => migrating.done())
+  if (database.migrated.length > 0) log.info({ migrations: database.migrated, database: database.dialect }, 'database migrated')
   const cleanups: Array<() => Promise<void> | void> = [() => database.close()]
   try {
     const orgs = new OrgRepository(database)
@@ -232,7 +241,7 @@ export async function startServer(config: Readonly<ServerConfig>, deps: { log?: 
         contentType: metrics.contentType,
         checks: [{ name: 'database', check: () => database.ping() }, listening('https', () => https.listening), listening('ingress', () => ingress.listening)],
         log: log.child({ component: 'metrics' }),
-      })
+      }, { headTimeoutMs: config.metricsHeadTimeoutMs, requestTimeoutMs: config.metricsRequestTimeoutMs })
       metricsListener = listener
       cleanups.push(() => listener.close())
     }
@@ -267,9 +276,19 @@ export async function startServer(config: Readonly<ServerConfig>, deps: { log?: 
     let closing: Promise<void> | undefined
     const close = (): Promise<void> =>
       (closing ??= (async () => {
-        await ingress.close(config.drainTimeoutMs)
-        gateway.close()
-        await Promise.race([registry.closeAll(), new Promise((r) => setTimeout(r, config.drainTimeoutMs).unref())])
+        const left = () => ({ connections: ingress.connectionCount, sessions: registry.size })
+        const startedAt = Date.now()
+        log.info({ ...left(), drainTimeoutMs: config.drainTimeoutMs }, 'draining')
+        const draining = new TerminalProgress({ out: deps.terminal })
+        draining.follow((elapsedMs) => describeDrain(left(), elapsedMs))
+        try {
+          await ingress.close(config.drainTimeoutMs)
+          gateway.close()
+          await Promise.race([registry.closeAll(), new Promise((r) => setTimeout(r, config.drainTimeoutMs).unref())])
+        } finally {
+          draining.done()
+        }
+        log.info({ elapsedMs: Date.now() - startedAt }, 'drained')
         registry.destroyAll()
         for (const c of cleanups.reverse()) await c()
       })())

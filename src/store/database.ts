@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import type BetterSqlite3 from 'better-sqlite3'
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely'
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Migration, type MigrationProvider } from 'kysely'
 import { TunnelError } from '../errors/index.ts'
 import { migrationProvider } from './migrations/index.ts'
 import type { StoreSchema } from './schema.ts'
@@ -13,13 +13,24 @@ export interface Database {
   readonly dialect: StoreDialect
   /** Runs a trivial query: resolves when the database answers, rejects with the driver's error (readiness checks). */
   ping(): Promise<void>
+  /** the migrations this open applied, in order (empty when the schema was already current) */
+  readonly migrated: readonly string[]
   /** Releases the pool or file handle; safe to call more than once. */
   close(): Promise<void>
 }
 
+/** A migration about to run: the `index`-th (from 1) of the `total` this open applies. */
+export interface MigrationStep {
+  name: string
+  index: number
+  total: number
+}
+
 export interface OpenDatabaseOptions {
   /** PostgreSQL only: keep every table in this schema (created if missing). Tests use it for isolation. */
-  schema?: string
+  schema?: string | undefined
+  /** told before each migration runs (progress on a terminal) */
+  onMigration?: ((step: MigrationStep) => void) | undefined
 }
 
 const POOL_SIZE = 10
@@ -41,12 +52,10 @@ export async function openDatabase(target: string, options: OpenDatabaseOptions 
   if (/^postgres(ql)?:\/\//i.test(target)) {
     const { url, schema } = splitSchemaParameter(target, options.schema)
     const database = await openPostgres(url, schema)
-    await migrate(database, schema)
-    return database
+    return { ...database, migrated: await migrate(database, schema, options.onMigration) }
   }
   const database = await openSqlite(target, options.schema)
-  await migrate(database, options.schema)
-  return database
+  return { ...database, migrated: await migrate(database, options.schema, options.onMigration) }
 }
 
 /**
@@ -67,7 +76,9 @@ function splitSchemaParameter(target: string, explicit: string | undefined): { u
   return { url: parsed.toString(), schema: explicit ?? fromUrl }
 }
 
-async function openSqlite(path: string, schema: string | undefined): Promise<Database> {
+type OpenedDatabase = Omit<Database, 'migrated'>
+
+async function openSqlite(path: string, schema: string | undefined): Promise<OpenedDatabase> {
   if (schema !== undefined) {
     throw new TunnelError('TUN_ERR_CONFIG_INVALID', 'a database schema can only be chosen for PostgreSQL')
   }
@@ -88,7 +99,7 @@ async function openSqlite(path: string, schema: string | undefined): Promise<Dat
   return wrap(new Kysely<StoreSchema>({ dialect: new SqliteDialect({ database: file }) }), 'sqlite')
 }
 
-async function openPostgres(url: string, schema: string | undefined): Promise<Database> {
+async function openPostgres(url: string, schema: string | undefined): Promise<OpenedDatabase> {
   if (schema !== undefined && !SCHEMA_NAME.test(schema)) {
     throw new TunnelError('TUN_ERR_CONFIG_INVALID', `database schema "${schema}" is not a plain lower-case identifier`)
   }
@@ -129,7 +140,7 @@ async function openPostgres(url: string, schema: string | undefined): Promise<Da
   return wrap(new Kysely<StoreSchema>({ dialect: new PostgresDialect({ pool }) }), 'postgres')
 }
 
-function wrap(db: Kysely<StoreSchema>, dialect: StoreDialect): Database {
+function wrap(db: Kysely<StoreSchema>, dialect: StoreDialect): OpenedDatabase {
   let closing: Promise<void> | undefined
   return {
     db,
@@ -144,17 +155,16 @@ function wrap(db: Kysely<StoreSchema>, dialect: StoreDialect): Database {
   }
 }
 
-async function migrate(database: Database, schema: string | undefined): Promise<void> {
+/** Brings the schema up to date; resolves with the names of the migrations it applied. */
+async function migrate(database: OpenedDatabase, schema: string | undefined, onMigration: MigrationStepListener | undefined): Promise<string[]> {
   try {
     // Kysely decides whether its bookkeeping table exists by looking through every schema unless
     // told which one to use; a kysely_migration table in any other schema of the same database
     // would make it skip creating ours. So on PostgreSQL the schema is always spelled out.
     const migrationTableSchema = database.dialect === 'postgres' ? (schema ?? (await currentSchema(database))) : undefined
-    const migrator = new Migrator({
-      db: database.db,
-      provider: migrationProvider(database.dialect),
-      ...(migrationTableSchema === undefined ? {} : { migrationTableSchema }),
-    })
+    const options = { db: database.db, ...(migrationTableSchema === undefined ? {} : { migrationTableSchema }) }
+    const provider = migrationProvider(database.dialect)
+    const migrator = new Migrator({ ...options, provider: onMigration === undefined ? provider : await announcing(provider, new Migrator({ ...options, provider }), onMigration) })
     const { error, results } = await migrator.migrateToLatest()
     if (error !== undefined) {
       const failed = results?.find((r) => r.status === 'Error')?.migrationName
@@ -163,6 +173,7 @@ async function migrate(database: Database, schema: string | undefined): Promise<
         cause: error,
       })
     }
+    return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName)
   } catch (err) {
     await database.close().catch(() => {})
     if (err instanceof TunnelError) throw err
@@ -170,7 +181,30 @@ async function migrate(database: Database, schema: string | undefined): Promise<
   }
 }
 
-async function currentSchema(database: Database): Promise<string> {
+type MigrationStepListener = (step: MigrationStep) => void
+
+/**
+ * The same migrations, each telling `onMigration` just before it runs. The pending ones are
+ * counted first; one that another node applies meanwhile is simply never announced.
+ */
+async function announcing(provider: MigrationProvider, reader: Migrator, onMigration: MigrationStepListener): Promise<MigrationProvider> {
+  const pending = (await reader.getMigrations()).filter((m) => m.executedAt === undefined).map((m) => m.name)
+  const all = await provider.getMigrations()
+  const wrapped: Record<string, Migration> = {}
+  for (const [name, migration] of Object.entries(all)) {
+    wrapped[name] = {
+      ...migration,
+      up: async (db) => {
+        const index = pending.indexOf(name)
+        if (index >= 0) onMigration({ name, index: index + 1, total: pending.length })
+        await migration.up(db)
+      },
+    }
+  }
+  return { getMigrations: async () => wrapped }
+}
+
+async function currentSchema(database: OpenedDatabase): Promise<string> {
   const { rows } = await sql<{ schema: string | null }>`select current_schema() as schema`.execute(database.db)
   const schema = rows[0]?.schema
   if (schema == null) {

@@ -14,8 +14,10 @@ import {
   TunnelRepository,
   openDatabase,
   type Database,
+  type MigrationStep,
   type NewTunnel,
 } from './index.ts'
+import { migrationProvider } from './migrations/index.ts'
 
 const targets = await databaseTargets()
 
@@ -231,6 +233,32 @@ for (const target of targets) {
       assert.equal(listed[0]?.details, null)
       const all = await audit.list(orgId)
       assert.deepEqual(all.at(-1), first)
+    })
+  })
+}
+
+for (const fresh of await databaseTargets()) {
+  describe(`migrations of a fresh ${fresh.name} database`, { skip: fresh.skip }, () => {
+    after(() => fresh.dispose())
+
+    test('each migration is announced as it starts, numbered among those pending; a current schema announces none', async () => {
+      const names = Object.keys(await migrationProvider(fresh.name).getMigrations()).sort()
+      const steps: MigrationStep[] = []
+      const first = await openDatabase(await fresh.url(), { onMigration: (s) => steps.push(s) })
+      try {
+        assert.deepEqual(first.migrated, names)
+        assert.deepEqual(steps, names.map((name, i) => ({ name, index: i + 1, total: names.length })))
+      } finally {
+        await first.close()
+      }
+      steps.length = 0
+      const again = await openDatabase(await fresh.url(), { onMigration: (s) => steps.push(s) })
+      try {
+        assert.deepEqual(again.migrated, [])
+        assert.deepEqual(steps, [])
+      } finally {
+        await again.close()
+      }
     })
   })
 }

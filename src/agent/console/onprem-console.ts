@@ -25,6 +25,8 @@ export interface OnpremConsoleOptions {
   tlsCertFile?: string | undefined
   tlsKeyFile?: string | undefined
   session?: Partial<ConsoleSessionOptions>
+  /** slow clients (slowloris): [tlsHandshakeTimeoutMs=10000], [headTimeoutMs=20000], [requestTimeoutMs=60000] */
+  timeouts?: { tlsHandshakeTimeoutMs: number; headTimeoutMs: number; requestTimeoutMs: number }
   limiter?: LoginLimiterOptions
   /** scrypt cost of the bootstrap admin's hash (tests lower it) */
   passwordParams?: ScryptParams
@@ -78,19 +80,21 @@ export async function startOnpremConsole(options: OnpremConsoleOptions, deps: { 
     'src/agent/console/assets/onprem.html',
   )
 
+  const timeouts = options.timeouts ?? { tlsHandshakeTimeoutMs: 10_000, headTimeoutMs: 20_000, requestTimeoutMs: 60_000 }
   const server = createHttpsServer(
     {
       cert: cert.cert,
       key: cert.key,
       ...tlsPolicy,
       ALPNProtocols: ['http/1.1'],
-      // Slow clients (slowloris) on a LAN-reachable port: the same limits as the server's HTTPS
-      // listener, and checked every second rather than Node's default 30 s.
-      handshakeTimeout: 10_000,
-      headersTimeout: 20_000,
-      requestTimeout: 60_000,
+      // Slow clients (slowloris) on a LAN-reachable port: the same defaults as the server's HTTPS
+      // listener. Node refuses a head timeout above the request timeout, and checks both only every
+      // connectionsCheckingInterval (30 s by default, which would let a dripped head live on).
+      handshakeTimeout: timeouts.tlsHandshakeTimeoutMs,
+      headersTimeout: timeouts.headTimeoutMs,
+      requestTimeout: Math.max(timeouts.requestTimeoutMs, timeouts.headTimeoutMs),
       keepAliveTimeout: 5_000,
-      connectionsCheckingInterval: 1_000,
+      connectionsCheckingInterval: Math.min(1_000, timeouts.headTimeoutMs),
     },
     (req, res) => {
       const path = pathOf(req)

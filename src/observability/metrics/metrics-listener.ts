@@ -21,6 +21,10 @@ export interface MetricsListenerDeps {
 export interface MetricsListenerOptions {
   /** a readiness check that has not answered within this time fails; [checkTimeoutMs=2000] */
   checkTimeoutMs?: number
+  /** a request head must arrive within this time of the connection or the last request; [headTimeoutMs=10000] */
+  headTimeoutMs?: number
+  /** a whole request, body included, must arrive within this time; [requestTimeoutMs=15000] */
+  requestTimeoutMs?: number
 }
 
 export interface CheckResult {
@@ -50,8 +54,17 @@ export class MetricsListener {
   private constructor(deps: MetricsListenerDeps, options: MetricsListenerOptions) {
     this.#deps = deps
     this.#checkTimeoutMs = options.checkTimeoutMs ?? 2_000
-    // Scrapes are small and quick: a client that dawdles over its head or holds a connection idle is cut off.
-    this.#server = createServer({ headersTimeout: 10_000, requestTimeout: 15_000, keepAliveTimeout: 5_000, connectionsCheckingInterval: 1_000 }, (req, res) => {
+    const headTimeoutMs = options.headTimeoutMs ?? 10_000
+    // Scrapes are small and quick: a client that dawdles over its request or holds a connection
+    // idle is cut off. Node refuses a head timeout above the request timeout, and checks both only
+    // every connectionsCheckingInterval (30 s by default, which would let a dripped head live on).
+    const timeouts = {
+      headersTimeout: headTimeoutMs,
+      requestTimeout: Math.max(options.requestTimeoutMs ?? 15_000, headTimeoutMs),
+      keepAliveTimeout: 5_000,
+      connectionsCheckingInterval: Math.min(1_000, headTimeoutMs),
+    }
+    this.#server = createServer(timeouts, (req, res) => {
       this.#handle(req, res).catch((err: unknown) => {
         deps.log.error({ err }, 'metrics endpoint failed')
         if (!res.headersSent) this.#sendError(res, new TunnelError('TUN_ERR_INTERNAL'))
