@@ -133,8 +133,7 @@ describe('long operations show progress on a terminal, and only there', () => {
 
   /** `apptunnel agent` with a new instance database, connected to an in-process server, stopped with a request in flight. */
   async function agentDrain(onTerminal: boolean): Promise<{ output: string; response: SimpleResponse }> {
-    // The server lets the session's relays finish for its own drainTimeoutMs once the agent leaves.
-    const server: TestServer = await startTestServer({ drainTimeoutMs: 10_000 })
+    const server: TestServer = await startTestServer()
     try {
       const tunnel = await server.createTunnel('progress')
       const side = onTerminal ? 'tty' : 'pipe'

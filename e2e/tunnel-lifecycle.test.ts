@@ -152,6 +152,26 @@ describe('tunnel lifecycle and statuses', () => {
     }
   })
 
+  test('an agent leaving gracefully: its in-flight request finishes within the agent drain limit, past the server one', async () => {
+    // The server's own limit is for its own drains; when the agent leaves, the agent's limit rules.
+    const server = await startTestServer({ drainTimeoutMs: 200 })
+    try {
+      const t = await server.createTunnel()
+      const agent = await startTestAgent(t.key, upstream.address, { drainTimeoutMs: 5000, sessions: 1 })
+      await agent.waitFor((s) => s.status === 'CONNECTED')
+      const inFlight = ingressRequest(server.ingressAddress, t.hostHeader, { path: '/slow?ms=800' })
+      await eventually(() => server.registry.sessionsOf(t.id).some((s) => s.activeStreams > 0), 'the request is on its way')
+      const closed = agent.close()
+      const res = await inFlight
+      assert.equal(res.status, 200, res.body.toString())
+      assert.equal(res.body.toString(), 'slow')
+      await closed
+      await eventually(() => server.registry.sessionsOf(t.id).length === 0, 'the session is gone after the drain')
+    } finally {
+      await server.dispose()
+    }
+  })
+
   test('abort storm: 5,000 aborted calls at ~500/s while normal calls all succeed and the sessions survive', async () => {
     const server = await startTestServer()
     const t = await server.createTunnel()

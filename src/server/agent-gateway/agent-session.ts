@@ -45,8 +45,9 @@ export class AgentSession extends EventEmitter {
       this.#finish()
     })
     mux.on('goaway', () => {
-      // The agent is leaving gracefully: take no new relays, let the in-flight ones end.
-      if (this.#state === 'open') this.#beginDrain()
+      // The agent is leaving gracefully: take no new relays, let the in-flight ones end. Its own
+      // drain limit decides how long they may take: it closes the connection when they are done.
+      if (this.#state === 'open') this.#beginDrain(false)
     })
     mux.on('idle', () => {
       if (this.#state === 'draining') this.destroy()
@@ -94,11 +95,11 @@ export class AgentSession extends EventEmitter {
   close(): Promise<void> {
     if (this.#state === 'closed') return Promise.resolve()
     const done = new Promise<void>((resolve) => this.once('closed', () => resolve()))
-    if (this.#state === 'open') this.#beginDrain()
+    if (this.#state === 'open') this.#beginDrain(true)
     return done
   }
 
-  #beginDrain(): void {
+  #beginDrain(timed: boolean): void {
     this.#state = 'draining'
     this.emit('draining')
     this.#mux.goaway()
@@ -107,7 +108,7 @@ export class AgentSession extends EventEmitter {
       this.#mux.end()
       return
     }
-    this.#drainTimer = setTimeout(() => this.destroy(), this.#options.drainTimeoutMs)
+    if (timed) this.#drainTimer = setTimeout(() => this.destroy(), this.#options.drainTimeoutMs)
   }
 
   destroy(err?: TunnelError): void {
