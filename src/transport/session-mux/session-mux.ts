@@ -48,6 +48,8 @@ export interface SessionMuxOptions {
 /** A ping carries a counter, compared when it comes back. */
 const PING_BYTES = 8
 const DEFAULT_SEND_BUFFER_BYTES = 1024 * 1024
+/** A batch up to this size is copied into one buffer (cheaper than many writes for small frames). */
+const COALESCE_MAX_BYTES = 16 * 1024
 
 /**
  * The framing layer of one agent session (session-frame.ts) on the agent's upgraded TLS socket,
@@ -239,7 +241,14 @@ export class SessionMux extends EventEmitter implements StreamTransport {
     const bytes = this.#outBytes
     this.#out = []
     this.#outBytes = 0
-    this.#socket.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts, bytes))
+    if (parts.length === 1) this.#socket.write(parts[0]!)
+    else if (bytes <= COALESCE_MAX_BYTES) this.#socket.write(Buffer.concat(parts, bytes))
+    else {
+      // Bulk: one writev; TLS joins the parts natively, without a JavaScript copy to collect as garbage.
+      this.#socket.cork()
+      for (const part of parts) this.#socket.write(part)
+      this.#socket.uncork()
+    }
     if (this.#blocked.size > 0 && !this.congested) this.#wakeBlocked()
   }
 
