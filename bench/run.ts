@@ -15,6 +15,7 @@ import { spread, type Spread } from './lib/stats.ts'
 import { startBenchAgent, startBenchServer, waitForStatus, type BenchServer, type ProductProcess } from './lib/tunnel-processes.ts'
 import { renderTable, writePerformanceDoc, type Row } from './lib/report.ts'
 import { profileRun } from './lib/profile.ts'
+import { sshPeerInstalled, startSshPeer } from './lib/ssh-peer.ts'
 
 const argv = new Set(process.argv.slice(2))
 for (const a of argv) {
@@ -33,8 +34,8 @@ const profile = profileOnly || argv.has('--profile')
 const write = argv.has('--write') || (!quick && !profileOnly && !argv.has('--no-write'))
 
 const plan = quick
-  ? { rounds: 2, concurrency: [1, 50], durationMs: 2500, warmupMs: 500, getBytes: 256 * 2 ** 20, postBytes: 64 * 2 ** 20, ws: false, sessions: 0, restartTunnels: 0 }
-  : { rounds: 3, concurrency: [1, 50, 200], durationMs: 5000, warmupMs: 1000, getBytes: 2 ** 30, postBytes: 256 * 2 ** 20, ws: true, sessions: 1000, restartTunnels: 100 }
+  ? { rounds: 2, concurrency: [1, 50], durationMs: 2500, warmupMs: 500, getBytes: 256 * 2 ** 20, postBytes: 64 * 2 ** 20, ws: false, sessions: 0, restartTunnels: 0, sshPeer: false }
+  : { rounds: 3, concurrency: [1, 50, 200], durationMs: 5000, warmupMs: 1000, getBytes: 2 ** 30, postBytes: 256 * 2 ** 20, ws: true, sessions: 1000, restartTunnels: 100, sshPeer: true }
 
 interface Figures {
   rows: Row[]
@@ -44,7 +45,7 @@ interface Figures {
 async function main(): Promise<void> {
   const steps = profileOnly ? 4 :
     3 +
-    plan.rounds * (plan.concurrency.length + 2 + (plan.ws ? 1 : 0)) * 2 +
+    plan.rounds * (plan.concurrency.length + 2 + (plan.ws ? 1 : 0) + (plan.sshPeer && sshPeerInstalled() ? 3 : 0)) * 2 +
     (plan.restartTunnels > 0 ? 2 : 0) +
     1 +
     (profile ? 2 : 0)
@@ -80,6 +81,11 @@ async function main(): Promise<void> {
     const direct: Target = { port: upstreamPort, host: `127.0.0.1:${upstreamPort}` }
     const viaTunnel: Target = { port: server.ingressPort, host: tunnel.host }
     const figures = await measureDataPath(load, direct, viaTunnel, server.proc.pid, agent.pid, progress)
+    if (plan.sshPeer) {
+      const peer = await measureSshPeer(load, direct, upstreamPort, progress)
+      figures.rows.push(...peer.rows)
+      Object.assign(figures.json, peer.json)
+    }
 
     if (plan.restartTunnels > 0) {
       const fleet = await measureFleet(upstreamPort, progress)
@@ -121,24 +127,42 @@ function r2(n: number): number {
   return Math.round(n * 100) / 100
 }
 
+/**
+ * Runs a job against two targets round by round, alternating which goes first so warm caches and
+ * turbo do not favour one side. `onOther` sees each result of the second target with the CPU the
+ * tunnel processes spent on it (for the tunnel itself).
+ */
+async function alternate<T>(
+  load: Child,
+  progress: Progress,
+  label: string,
+  targets: { direct: Target; other: Target; otherName: string },
+  job: (t: Target) => Job,
+  timeoutMs: number,
+  onOther?: (r: T, cpu: { server: number; agent: number }) => void,
+  pids?: { server: number; agent: number },
+): Promise<{ direct: T[]; other: T[] }> {
+  const out = { direct: [] as T[], other: [] as T[] }
+  for (let round = 0; round < plan.rounds; round++) {
+    const order: Array<'direct' | 'other'> = round % 2 === 0 ? ['direct', 'other'] : ['other', 'direct']
+    for (const which of order) {
+      progress.step(`${label} · ${which === 'direct' ? 'direct' : targets.otherName} · round ${round + 1}/${plan.rounds}`)
+      const s0 = pids === undefined ? 0 : cpuMs(pids.server)
+      const a0 = pids === undefined ? 0 : cpuMs(pids.agent)
+      const result = await load.call<T>(job(which === 'direct' ? targets.direct : targets.other), timeoutMs)
+      if (which === 'other') onOther?.(result, pids === undefined ? { server: 0, agent: 0 } : { server: cpuMs(pids.server) - s0, agent: cpuMs(pids.agent) - a0 })
+      out[which].push(result)
+    }
+  }
+  return out
+}
+
 async function measureDataPath(load: Child, direct: Target, tunnel: Target, serverPid: number, agentPid: number, progress: Progress): Promise<Figures> {
   const rows: Row[] = []
   const json: Record<string, number> = {}
   const both = async <T>(label: string, job: (t: Target) => Job, timeoutMs: number, onTunnel?: (r: T, cpu: { server: number; agent: number }) => void): Promise<{ direct: T[]; tunnel: T[] }> => {
-    const out = { direct: [] as T[], tunnel: [] as T[] }
-    for (let round = 0; round < plan.rounds; round++) {
-      // Alternate which path goes first so warm caches and turbo do not favour one side.
-      const order: Array<'direct' | 'tunnel'> = round % 2 === 0 ? ['direct', 'tunnel'] : ['tunnel', 'direct']
-      for (const which of order) {
-        progress.step(`${label} · ${which} · round ${round + 1}/${plan.rounds}`)
-        const s0 = cpuMs(serverPid)
-        const a0 = cpuMs(agentPid)
-        const result = await load.call<T>(job(which === 'direct' ? direct : tunnel), timeoutMs)
-        if (which === 'tunnel') onTunnel?.(result, { server: cpuMs(serverPid) - s0, agent: cpuMs(agentPid) - a0 })
-        out[which].push(result)
-      }
-    }
-    return out
+    const r = await alternate<T>(load, progress, label, { direct, other: tunnel, otherName: 'tunnel' }, job, timeoutMs, onTunnel, { server: serverPid, agent: agentPid })
+    return { direct: r.direct, tunnel: r.other }
   }
 
   for (const c of plan.concurrency) {
@@ -208,6 +232,37 @@ async function measureDataPath(load: Child, direct: Target, tunnel: Target, serv
     rows.push({ figure: 'WebSocket echo, 64 B, 16 in flight', unit: 'msg/s', direct: d, tunnel: t, higherIsBetter: true })
     json.wsMsgPerSec = Math.round(t.median)
     json.directWsMsgPerSec = Math.round(d.median)
+  }
+  return { rows, json }
+}
+
+/**
+ * The same requests and bulk transfers through `ssh -R` (when OpenSSH is installed), against direct
+ * in the same rounds: the issue's yardstick. In these rows the "tunnel" column holds ssh's figure.
+ */
+async function measureSshPeer(load: Child, direct: Target, upstreamPort: number, progress: Progress): Promise<Figures> {
+  const rows: Row[] = []
+  const json: Record<string, number> = {}
+  const peer = await startSshPeer(upstreamPort)
+  if ('unavailable' in peer) {
+    progress.note(`ssh -R not measured: ${peer.unavailable}`)
+    return { rows, json }
+  }
+  try {
+    const targets = { direct, other: { port: peer.port, host: `127.0.0.1:${upstreamPort}` }, otherName: peer.label }
+    const c50 = await alternate<RequestsResult>(load, progress, `${peer.label}: 100-byte GET, 50 connections`, targets, (t) => ({ kind: 'requests', target: t, path: '/small', connections: 50, durationMs: plan.durationMs, warmupMs: plan.warmupMs }), plan.durationMs + plan.warmupMs + 30_000)
+    rows.push({ figure: `${peer.label}: requests/s, 100-byte GET, c=50`, unit: 'rps', direct: spread(c50.direct.map((x) => x.rps)), tunnel: spread(c50.other.map((x) => x.rps)), higherIsBetter: true })
+    rows.push({ figure: `${peer.label}: p99 latency, c=50`, unit: 'ms', direct: spread(c50.direct.map((x) => x.p99Ms)), tunnel: spread(c50.other.map((x) => x.p99Ms)), higherIsBetter: false })
+    json.sshRps = Math.round(spread(c50.other.map((x) => x.rps)).median)
+    for (const kind of ['get', 'post'] as const) {
+      const bytes = kind === 'get' ? plan.getBytes : plan.postBytes
+      const label = kind === 'get' ? `GET ${bytes / 2 ** 20} MiB` : `POST echo ${bytes / 2 ** 20} MiB`
+      const r = await alternate<BulkResult>(load, progress, `${peer.label}: ${label}`, targets, (t) => ({ kind, target: t, bytes, timeoutMs: 300_000 }), 310_000)
+      rows.push({ figure: `${peer.label}: ${label}, bytes verified`, unit: 'MB/s', direct: spread(r.direct.map((x) => x.MBps)), tunnel: spread(r.other.map((x) => x.MBps)), higherIsBetter: true })
+      json[kind === 'get' ? 'sshGetMBps' : 'sshPostMBps'] = Math.round(spread(r.other.map((x) => x.MBps)).median)
+    }
+  } finally {
+    await peer.stop()
   }
   return { rows, json }
 }
