@@ -301,12 +301,17 @@ async function measureFleet(upstreamPort: number, progress: Progress): Promise<F
     // and after 20 idle seconds, once V8's memory reducer has collected: the steady state.
     await new Promise((r) => setTimeout(r, 3000))
     const early = rssKiB(server.proc.pid)
+    const idleCpu0 = cpuMs(server.proc.pid)
     await new Promise((r) => setTimeout(r, 17_000))
     const after = rssKiB(server.proc.pid)
+    // What idle sessions cost the server while nothing flows: keepalive pings both ways, timers.
+    const idleCpuUsPerSessionSecond = ((cpuMs(server.proc.pid) - idleCpu0) * 1000) / plan.sessions / 17
     const perSession = (after - before) / extra
     rows.push({ figure: `server RSS per idle session, ${plan.sessions} sessions, after 20 s idle`, unit: 'KiB', tunnel: { median: perSession, min: Number.NaN, max: Number.NaN } })
     rows.push({ figure: `… 3 s after the last one connected`, unit: 'KiB', tunnel: { median: (early - before) / extra, min: Number.NaN, max: Number.NaN } })
     rows.push({ figure: `server RSS with ${plan.sessions} sessions`, unit: 'MiB', tunnel: { median: after / 1024, min: Number.NaN, max: Number.NaN } })
+    rows.push({ figure: `server CPU per idle session (pings every 5 s each way)`, unit: 'µs/s', tunnel: { median: idleCpuUsPerSessionSecond, min: Number.NaN, max: Number.NaN } })
+    json.idleSessionCpuUsPerS = r2(idleCpuUsPerSessionSecond)
     json.idleSessionKiB = Math.round(perSession)
   } finally {
     swarm.proc.send({ close: true })
