@@ -109,6 +109,12 @@ describe('tunnel server replicas sharing one database over the cluster bus', () 
     assert.equal(table.code, 0)
     assert.match(table.stdout, /replica-a\s+server\s+127\.0\.0\.1:\d+\s+live/)
     assert.match(table.stdout, /→replica-b/)
+    // Each replica says where agents reach it directly (docs/scaling.md).
+    assert.match(table.stdout, new RegExp(`replica-b .* ${b.publicUrl.replace(/[.]/g, '\\.')}\\n`))
+    assert.deepEqual(
+      view.nodes.map((n) => (n as unknown as { agentEndpoint: { url: string } | null }).agentEndpoint?.url),
+      [new URL(a.publicUrl).origin, new URL(b.publicUrl).origin],
+    )
   })
 
   test('agent nodes of one instance form their own bus over the instance database and share their status', async () => {

@@ -98,7 +98,7 @@ export async function startAgent(config: Readonly<AgentConfig>, deps: AgentDeps 
 
   try {
     if (config.database === undefined) {
-      const sessions = new NodeSessions({ ...connector, key: config.key! }, { sessions: config.sessions, connectGraceMs: config.connectGraceMs })
+      const sessions = new NodeSessions({ ...connector, key: config.key! }, { sessions: config.sessions, connectGraceMs: config.connectGraceMs, maxReplicas: config.replicas })
       current = () => sessions.status
       currentSessions = () => sessions
       sessions.on('status', emit)
@@ -122,6 +122,7 @@ export async function startAgent(config: Readonly<AgentConfig>, deps: AgentDeps 
           address: hostname(),
           version: AGENT_VERSION,
           sessions: config.sessions,
+          maxReplicas: config.replicas,
           connectGraceMs: config.connectGraceMs,
           keyPollMs: config.keyPollMs,
           heartbeatMs: config.nodeHeartbeatMs,

@@ -33,6 +33,7 @@ export function registerAgentCommand(program: Command): void {
     .option('--console-tls-cert <file>', 'PEM certificate of the console (default: self-signed, kept in the data directory)')
     .option('--console-tls-key <file>', 'PEM private key for --console-tls-cert')
     .option('--sessions <n>', 'sessions this node keeps to the server (default 2)', int)
+    .option('--replicas <n>', 'when the server runs replicas: keep --sessions sessions to at most this many of them (default all)', int)
     .option('--connect-grace-ms <ms>', 'a node not yet connected shows CONNECTING this long before UNAVAILABLE (default 30000)', int)
     .option('--key-poll-ms <ms>', 'how often the instance key is re-read from --database (default 1000)', int)
     .option('--key-encryption-file <file>', 'key file the instance key is encrypted with in --database (same file on every node; env APPTUNNEL_KEY_ENCRYPTION_FILE)')
@@ -63,6 +64,7 @@ export function registerAgentCommand(program: Command): void {
           proxy: o.proxy,
           noProxy: o.noProxy,
           sessions: o.sessions,
+          replicas: o.replicas,
           connectGraceMs: o.connectGraceMs,
           keyPollMs: o.keyPollMs,
           nodeHeartbeatMs: o.nodeHeartbeatMs,

@@ -135,10 +135,10 @@ export function registerClusterCommands(program: Command): void {
             process.stdout.write('No cluster nodes registered. Start a server or agent with --cluster-listen HOST:PORT.\n')
             return
           }
-          const rows = [['NODE', 'KIND', 'ADDRESS', 'STATE', 'LAST HEARTBEAT', 'KEY ID', 'BUS LINKS']]
+          const rows = [['NODE', 'KIND', 'ADDRESS', 'STATE', 'LAST HEARTBEAT', 'KEY ID', 'BUS LINKS', 'AGENT URL']]
           for (const n of view) {
             const links = (n.status.links ?? []).map((l) => `${l.direction === 'outbound' ? '→' : '←'}${l.peerId}${l.kid === null ? ' (unauthenticated)' : ''}`).join(' ')
-            rows.push([n.id, n.kind, n.address, n.live ? 'live' : 'silent', `${n.heartbeatAt} (${Math.round(n.heartbeatAgeMs / 1000)} s ago)`, n.status.key?.kid ?? n.status.key?.mode ?? '-', links || '-'])
+            rows.push([n.id, n.kind, n.address, n.live ? 'live' : 'silent', `${n.heartbeatAt} (${Math.round(n.heartbeatAgeMs / 1000)} s ago)`, n.status.key?.kid ?? n.status.key?.mode ?? '-', links || '-', n.agentEndpoint?.url ?? '-'])
           }
           process.stdout.write(table(rows))
         } finally {

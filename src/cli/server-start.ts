@@ -20,6 +20,7 @@ export function registerServerCommand(program: Command): void {
     .option('--ingress-listen <host:port>', 'ingress listener of application link URLs (private by default)', '127.0.0.1:8080')
     .option('--database <url>', 'SQLite file path or postgres:// URL (default: apptunnel.db in the data directory)')
     .option('--public-url <url>', 'agent endpoint as agents reach it (goes into security keys)')
+    .option('--advertise-url <url>', 'with --cluster-listen: the https URL agents dial to reach this replica directly (default --public-url)')
     .option('--ingress-domain <domain>', 'tunnels answer at <tunnel-id>.<domain>', 'localhost')
     .option('--ingress-public-url <template>', 'application link URL template, e.g. https://{id}.tunnels.example.com/')
     .option('--tls-cert <file>', 'PEM certificate (default: self-signed, generated into the data directory)')
@@ -46,6 +47,7 @@ export function registerServerCommand(program: Command): void {
           ingressListen: o.ingressListen,
           database: o.database,
           publicUrl: o.publicUrl,
+          advertiseUrl: o.advertiseUrl,
           ingressDomain: o.ingressDomain,
           ingressPublicUrl: o.ingressPublicUrl,
           tlsCertFile: o.tlsCert,

@@ -12,6 +12,8 @@ export interface ClusterEventMap {
   'key.changed': { kid: string | null; mode: 'enabled' | 'disabled-at-run-time' }
   /** a node's own status changed (agent nodes: their session to the tunnel server) */
   'node.status': { nodeId: string; status: string; reason: string }
+  /** a tunnel's linked products changed on one server replica: others reload its access policy now */
+  'products.changed': { tunnelId: string }
 }
 
 export type ClusterTopic = keyof ClusterEventMap
@@ -20,6 +22,7 @@ export const clusterEventSchemas: { [K in ClusterTopic]: z.ZodType<ClusterEventM
   'tunnel.changed': z.object({ tunnelId: z.string().min(1).max(100), change: z.enum(['created', 'deleted']) }).strict(),
   'key.changed': z.object({ kid: z.string().regex(/^[0-9a-f]{16}$/).nullable(), mode: z.enum(['enabled', 'disabled-at-run-time']) }).strict(),
   'node.status': z.object({ nodeId: z.string().min(1).max(64), status: z.string().min(1).max(40), reason: z.string().max(500) }).strict(),
+  'products.changed': z.object({ tunnelId: z.string().min(1).max(100) }).strict(),
 }
 
 export function isClusterTopic(topic: string): topic is ClusterTopic {

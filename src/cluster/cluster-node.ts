@@ -1,6 +1,7 @@
 import type { ClusterSettings } from '../config/cluster-config.ts'
 import type { Logger } from '../observability/index.ts'
-import { ClusterNodeRepository, SecurityPropertyRepository, type ClusterNodeKind, type Database } from '../store/index.ts'
+import { ClusterNodeRepository, SecurityPropertyRepository, type AgentEndpoint, type ClusterNodeKind, type ClusterNodeRecord, type Database } from '../store/index.ts'
+import { MAX_REPLICAS, type ReplicaEndpoint } from '../protocol/index.ts'
 import { VERSION } from '../version.ts'
 import { renderAuthStatsPrometheus } from './auth-stats-prometheus.ts'
 import { ClusterAuthStats, type AuthStatsJson } from './auth-stats.ts'
@@ -57,6 +58,12 @@ export interface ClusterNode {
   renderMetrics(): string
   /** one heartbeat and peer read now, instead of at the next interval */
   refreshMembership(): Promise<void>
+  /** server replicas: where agents reach this one directly (written with the next heartbeat) */
+  setAgentEndpoint(endpoint: AgentEndpoint | null): void
+  /** live nodes of this kind that have an agent endpoint (this one included), by id */
+  replicas(): ReplicaEndpoint[]
+  /** calls back when replicas() changes; returns the unsubscribe function */
+  onReplicasChanged(listener: (replicas: ReplicaEndpoint[]) => void): () => void
   close(): Promise<void>
 }
 
@@ -145,6 +152,18 @@ export async function startClusterNode(options: ClusterNodeOptions, deps: { data
     // Heartbeats double as the clock for grace expiry: a retired key's links close within one.
     bus.checkLinks()
   })
+  // The replicas agents may dial: the live members with an agent endpoint, announced on change.
+  let replicas: ReplicaEndpoint[] = []
+  const replicaListeners = new Set<(r: ReplicaEndpoint[]) => void>()
+  membership.on('members', (members: ClusterNodeRecord[]) => {
+    const next = members
+      .filter((m) => m.agentEndpoint !== null)
+      .slice(0, MAX_REPLICAS)
+      .map((m): ReplicaEndpoint => ({ id: m.id, url: m.agentEndpoint!.url, ...(m.agentEndpoint!.pin === undefined ? {} : { pin: m.agentEndpoint!.pin }) }))
+    if (JSON.stringify(next) === JSON.stringify(replicas)) return
+    replicas = next
+    for (const l of [...replicaListeners]) l(next)
+  })
   const reporter = new StatsReporter(stats, { intervalMs: options.statsIntervalMs }, { log })
   // Know the live peers before returning: an event published right after start must find them.
   await membership.beat()
@@ -164,6 +183,12 @@ export async function startClusterNode(options: ClusterNodeOptions, deps: { data
     status,
     renderMetrics: () => renderAuthStatsPrometheus(stats, { node: options.nodeId }),
     refreshMembership: () => membership.beat(),
+    setAgentEndpoint: (endpoint) => membership.setAgentEndpoint(endpoint),
+    replicas: () => replicas,
+    onReplicasChanged(listener) {
+      replicaListeners.add(listener)
+      return () => replicaListeners.delete(listener)
+    },
     close() {
       closing ??= (async () => {
         reporter.close()

@@ -47,6 +47,8 @@ export const agentConfigSchema = z
     maxStreams: z.number().int().min(1).max(100_000).default(1_000),
     /** sessions this node keeps to the server; the server spreads callers over all of them */
     sessions: z.number().int().min(1).max(16).default(2),
+    /** when the server runs replicas: keep sessions to at most this many of them; default all (docs/scaling.md) */
+    replicas: z.number().int().min(1).max(32).optional(),
     /** a node not yet connected shows CONNECTING, not UNAVAILABLE, this long after it got its key */
     connectGraceMs: duration(30_000),
     /** how often a node re-reads the instance key (key add / key remove reach every node this fast) */

@@ -21,8 +21,37 @@ test('encoding is one JSON object, no line framing (a CONTROL frame carries exac
   assert.equal(encodeControlMessage(revoke).toString('utf8'), JSON.stringify(revoke))
 })
 
+const PIN = Buffer.alloc(32, 7).toString('base64url')
+const replicas: ControlMessage = {
+  t: 'replicas',
+  self: 'replica-1',
+  replicas: [
+    { id: 'replica-1', url: 'https://10.0.0.1:8443', pin: PIN },
+    { id: 'replica-2', url: 'https://tunnel-2.example.com' },
+  ],
+}
+
 test('round trip of each message type', () => {
-  for (const m of [ready, revoke]) assert.deepEqual(decodeControlMessage(encodeControlMessage(m)), m)
+  for (const m of [ready, revoke, replicas]) assert.deepEqual(decodeControlMessage(encodeControlMessage(m)), m)
+})
+
+test('a replica list is refused when an entry could send the agent somewhere wrong', () => {
+  const base = { t: 'replicas', self: 'replica-1' }
+  const cases: Array<[unknown, RegExp]> = [
+    [{ ...base, self: 'bad id!' }, /self must be a node id/],
+    [{ ...base, replicas: 'x' }, /replicas must be a list of at most 32/],
+    [{ ...base, replicas: Array.from({ length: 33 }, (_, i) => ({ id: `r${i}`, url: `https://r${i}.example` })) }, /at most 32/],
+    [{ ...base, replicas: [{ id: 'a b', url: 'https://a.example' }] }, /a replica id is not a node id/],
+    [{ ...base, replicas: [{ id: 'r', url: 'http://a.example' }] }, /replica r has no https origin/],
+    [{ ...base, replicas: [{ id: 'r', url: 'https://a.example/path' }] }, /replica r has no https origin/],
+    [{ ...base, replicas: [{ id: 'r', url: 'not a url' }] }, /no https origin/],
+    [{ ...base, replicas: [{ id: 'r', url: 'https://a.example', pin: 'short' }] }, /replica r has an invalid certificate pin/],
+    [{ ...base, replicas: [{ id: 'r', url: 'https://a.example' }, { id: 'r', url: 'https://b.example' }] }, /replica r is listed twice/],
+  ]
+  for (const [m, why] of cases) {
+    assert.throws(() => decodeControlMessage(Buffer.from(JSON.stringify(m))), refusedWith(why), JSON.stringify(m).slice(0, 80))
+  }
+  assert.deepEqual(decodeControlMessage(Buffer.from(JSON.stringify({ ...base, replicas: [] }))), { t: 'replicas', self: 'replica-1', replicas: [] })
 })
 
 test('extra fields are dropped, not passed on', () => {

@@ -35,6 +35,11 @@ interface KeyPayload {
   p?: string
 }
 
+/** A certificate pin as keys and replica lists carry it: canonical base64url of 32 bytes. */
+export function isCanonicalPin(pin: string): boolean {
+  return /^[A-Za-z0-9_-]{43}$/.test(pin) && Buffer.from(pin, 'base64url').toString('base64url') === pin
+}
+
 export function isValidTunnelId(id: string): boolean {
   return TUNNEL_ID_PATTERN.test(id)
 }
@@ -93,7 +98,7 @@ export function decodeSecurityKey(input: string): SecurityKey {
   if (p.p !== undefined) {
     // Canonical text only: the agent compares the pin as text, so a lenient decode would accept a
     // key that can never connect (and then blame the certificate).
-    if (typeof p.p !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(p.p) || Buffer.from(p.p, 'base64url').toString('base64url') !== p.p) {
+    if (typeof p.p !== 'string' || !isCanonicalPin(p.p)) {
       throw malformed('the certificate pin is invalid')
     }
     key.certificatePin = p.p

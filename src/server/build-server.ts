@@ -8,7 +8,7 @@ import type { ServerConfig } from '../config/server-config.ts'
 import { TunnelError } from '../errors/index.ts'
 import { TerminalProgress, describeDrain, describeMigration, silentLogger, type Logger, type ProgressOutput } from '../observability/index.ts'
 import { MetricsListener, createServerMetrics, type ServerMetrics } from '../observability/metrics/index.ts'
-import { ApiTokenRepository, AuditRepository, LinkedProductRepository, OrgRepository, TunnelRepository, openDatabase, type Database } from '../store/index.ts'
+import { ApiTokenRepository, AuditRepository, LinkedProductRepository, OrgRepository, TunnelPresenceRepository, TunnelRepository, openDatabase, type Database } from '../store/index.ts'
 import { spkiPin } from '../transport/certificate-pin.ts'
 import { loadOrCreateCertificate } from '../transport/self-signed-certificate.ts'
 import { tlsPolicy } from '../transport/tls-policy.ts'
@@ -84,11 +84,24 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
     const certificatePin = cert.selfSigned ? spkiPin(cert.cert) : undefined
 
     const registry = new SessionRegistry()
+    // Writes of the connection state, awaited at close so none runs against a closed database.
+    const writes = new Set<Promise<unknown>>()
     const track = (p: Promise<unknown>): void => {
-      p.catch((err: unknown) => log.warn({ err }, 'could not record tunnel connection state'))
+      const w = p.catch((err: unknown) => log.warn({ err }, 'could not record tunnel connection state')).finally(() => writes.delete(w))
+      writes.add(w)
     }
-    registry.on('tunnel-up', (id: string) => track(tunnelRepo.markConnected(id, new Date().toISOString())))
-    registry.on('tunnel-down', (id: string) => track(tunnelRepo.markDisconnected(id, new Date().toISOString())))
+    // With replicas, each records which tunnels it holds sessions of, so every replica can tell a
+    // tunnel connected elsewhere from one connected nowhere (docs/scaling.md).
+    const presence = new TunnelPresenceRepository(database)
+    registry.on('tunnel-up', (id: string) => {
+      const at = new Date().toISOString()
+      track(tunnelRepo.markConnected(id, at))
+      if (cluster !== undefined) track(presence.add(id, cluster.nodeId, at))
+    })
+    registry.on('tunnel-down', (id: string) => {
+      track(tunnelRepo.markDisconnected(id, new Date().toISOString()))
+      if (cluster !== undefined) track(presence.remove(id, cluster.nodeId))
+    })
 
     const router = new HostRouter(config.ingressDomain)
     let publicUrl = config.publicUrl ?? ''
@@ -106,6 +119,17 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
         keyServer: () => ({ serverUrl: publicUrl, certificatePin }),
         applicationLinkUrl,
         onTunnelChanged: (tunnelId, change) => cluster?.publish('tunnel.changed', { tunnelId, change }),
+        ...(config.cluster === undefined
+          ? {}
+          : {
+              otherReplicas: (tunnelIds?: readonly string[]) =>
+                presence.liveReplicas({
+                  ...(tunnelIds === undefined ? {} : { tunnelIds }),
+                  exceptNodeId: cluster?.nodeId ?? '',
+                  // A replica is live for as long as the membership says so: three missed heartbeats.
+                  liveSinceIso: new Date(Date.now() - 3 * config.cluster!.heartbeatIntervalMs).toISOString(),
+                }),
+            }),
       },
     )
     // Only with metricsListen: otherwise the data path counts into no-op sinks and prom-client stays unloaded.
@@ -115,7 +139,7 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
         : await createServerMetrics(
             {
               sessions: () => registry.all(),
-              tunnelStatuses: async () => (await tunnelRepo.list(org.orgId)).map((t) => tunnels.view(t)),
+              tunnelStatuses: () => tunnels.viewsOf(org.orgId),
               ingressConnections: () => ingress.connectionCount,
               clusterMetrics: () => cluster?.renderMetrics() ?? '',
             },
@@ -134,6 +158,7 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
         registry,
         log,
         metrics,
+        replicas: () => (cluster === undefined ? undefined : { self: cluster.nodeId, replicas: cluster.replicas() }),
         findTunnel: async (id) => {
           const t = await tunnelRepo.findById(id)
           if (t === undefined) return undefined
@@ -147,7 +172,16 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
     const access = new AccessPolicies(productRepo, { refreshMs: config.accessRefreshMs, log })
     await access.start()
     cleanups.push(() => access.close())
-    const products = new LinkedProductService({ tunnels: tunnelRepo, products: productRepo, audit, changed: (id) => access.reloadTunnel(id) })
+    const products = new LinkedProductService({
+      tunnels: tunnelRepo,
+      products: productRepo,
+      audit,
+      changed: async (id) => {
+        await access.reloadTunnel(id)
+        // Other replicas reload this tunnel's policy now rather than at their next full refresh.
+        cluster?.publish('products.changed', { tunnelId: id })
+      },
+    })
     const apiTokens = new ApiTokenService({ tokens, audit, log: log.child({ component: 'admin-api' }) }, { auditOrgId: org.orgId })
     const cloudConsole = await CloudConsole.start(
       { dataDir: config.dataDir, orgId: org.orgId, orgName: org.orgName, maxTunnelsPerOrg: config.maxTunnelsPerOrg, session: { idleTimeoutMs: config.consoleSessionIdleMs, maxAgeMs: config.consoleSessionMaxMs } },
@@ -225,6 +259,17 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
         log.info({ tunnelId: e.tunnelId, from: meta.from }, 'tunnel deleted on another replica; ending its sessions here')
         registry.revokeTunnel(e.tunnelId, new TunnelError('TUN_ERR_TUNNEL_NOT_FOUND', 'tunnel deleted'))
       })
+      node.subscribe('products.changed', (e) => {
+        access.reloadTunnel(e.tunnelId).catch((err: unknown) => log.warn({ err, tunnelId: e.tunnelId }, 'could not reload linked products'))
+      })
+      // What a crash of this replica left in tunnel_presence is not true any more.
+      await presence.clearNode(nodeId)
+      cleanups.push(() => presence.clearNode(nodeId).catch((err: unknown) => log.warn({ err }, 'could not clear this replica from tunnel_presence')))
+      // Agents keep sessions to every replica: tell the connected ones when the list changes.
+      node.onReplicasChanged((replicas) => {
+        log.info({ replicas: replicas.map((r) => r.id) }, 'replicas changed; telling the connected agents')
+        for (const s of registry.all()) s.announceReplicas(node.nodeId, replicas)
+      })
     }
 
     // Up before the other listeners, so /readyz can say they are not yet listening.
@@ -266,6 +311,11 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
     ingressPort = ingressAddress.port
 
     if (publicUrl === '') publicUrl = `https://${displayHost(config.listen.host)}:${apiAddress.port}`
+    if (cluster !== undefined) {
+      // Known only now that the listener has its port; agents learn it from the replica list.
+      cluster.setAgentEndpoint({ url: new URL(config.advertiseUrl ?? publicUrl).origin, ...(certificatePin === undefined ? {} : { pin: certificatePin }) })
+      await cluster.refreshMembership()
+    }
 
     await writeFile(
       join(config.dataDir, SERVER_INFO_FILE),
@@ -290,6 +340,7 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
         }
         log.info({ elapsedMs: Date.now() - startedAt }, 'drained')
         registry.destroyAll()
+        await Promise.all([...writes])
         for (const c of cleanups.reverse()) await c()
       })())
 

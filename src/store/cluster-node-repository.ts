@@ -13,6 +13,15 @@ export interface ClusterNodeRecord {
   heartbeatAt: string
   /** what the node last reported about itself (parsed JSON), or null */
   status: unknown
+  /** server replicas: where agents reach it directly, or null */
+  agentEndpoint: AgentEndpoint | null
+}
+
+/** Where agents reach a tunnel server replica directly. */
+export interface AgentEndpoint {
+  url: string
+  /** SPKI pin of a self-signed certificate */
+  pin?: string | undefined
 }
 
 /** The membership list of cluster nodes (`cluster_node`). */
@@ -24,7 +33,7 @@ export class ClusterNodeRepository {
   }
 
   /** Inserts the node, or takes over its row (a restart keeps its id). */
-  async register(node: Omit<ClusterNodeRecord, 'status'> & { status?: unknown }): Promise<void> {
+  async register(node: Omit<ClusterNodeRecord, 'status' | 'agentEndpoint'> & { status?: unknown; agentEndpoint?: AgentEndpoint | null }): Promise<void> {
     const row = {
       id: node.id,
       kind: node.kind,
@@ -32,19 +41,38 @@ export class ClusterNodeRepository {
       started_at: node.startedAt,
       heartbeat_at: node.heartbeatAt,
       status: node.status === undefined ? null : JSON.stringify(node.status),
+      agent_url: node.agentEndpoint?.url ?? null,
+      agent_pin: node.agentEndpoint?.pin ?? null,
     }
     await this.#db
       .insertInto('cluster_node')
       .values(row)
-      .onConflict((oc) => oc.column('id').doUpdateSet({ kind: row.kind, address: row.address, started_at: row.started_at, heartbeat_at: row.heartbeat_at, status: row.status }))
+      .onConflict((oc) =>
+        oc.column('id').doUpdateSet({
+          kind: row.kind,
+          address: row.address,
+          started_at: row.started_at,
+          heartbeat_at: row.heartbeat_at,
+          status: row.status,
+          agent_url: row.agent_url,
+          agent_pin: row.agent_pin,
+        }),
+      )
       .execute()
   }
 
-  /** Moves the heartbeat and the status; false when the row is gone (the node must register again). */
-  async heartbeat(id: string, atIso: string, status: unknown): Promise<boolean> {
+  /**
+   * Moves the heartbeat and the status (and the agent endpoint, which a replica learns only once
+   * its listener is up); false when the row is gone (the node must register again).
+   */
+  async heartbeat(id: string, atIso: string, status: unknown, agentEndpoint?: AgentEndpoint | null): Promise<boolean> {
     const result = await this.#db
       .updateTable('cluster_node')
-      .set({ heartbeat_at: atIso, status: JSON.stringify(status) })
+      .set({
+        heartbeat_at: atIso,
+        status: JSON.stringify(status),
+        ...(agentEndpoint === undefined ? {} : { agent_url: agentEndpoint?.url ?? null, agent_pin: agentEndpoint?.pin ?? null }),
+      })
       .where('id', '=', id)
       .executeTakeFirst()
     return result.numUpdatedRows > 0n
@@ -107,5 +135,6 @@ function toRecord(row: Selectable<ClusterNodeTable>): ClusterNodeRecord {
     startedAt: row.started_at,
     heartbeatAt: row.heartbeat_at,
     status,
+    agentEndpoint: row.agent_url === null ? null : { url: row.agent_url, ...(row.agent_pin === null ? {} : { pin: row.agent_pin }) },
   }
 }

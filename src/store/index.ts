@@ -5,7 +5,8 @@ export { ApiTokenRepository, type ApiToken, type ApiTokenIdentity } from './api-
 export { TunnelRepository, type NewTunnel, type Tunnel } from './tunnel-repository.ts'
 export { AuditRepository, type AuditEvent, type NewAuditEvent } from './audit-repository.ts'
 export { SecurityPropertyRepository } from './security-property-repository.ts'
-export { ClusterNodeRepository, type ClusterNodeKind, type ClusterNodeRecord } from './cluster-node-repository.ts'
+export { ClusterNodeRepository, type AgentEndpoint, type ClusterNodeKind, type ClusterNodeRecord } from './cluster-node-repository.ts'
+export { TunnelPresenceRepository } from './tunnel-presence-repository.ts'
 export {
   InstanceKeyRepository,
   type AddInstanceKeyResult,

@@ -55,6 +55,16 @@ export interface ClusterNodeTable {
   heartbeat_at: string
   /** JSON the node refreshes with each heartbeat: bus links, key id, auth statistics */
   status: string | null
+  /** server replicas: the https origin agents dial to reach this replica directly (migration 0006) */
+  agent_url: string | null
+  /** server replicas with a self-signed certificate: its SPKI pin */
+  agent_pin: string | null
+}
+
+export interface TunnelPresenceTable {
+  tunnel_id: string
+  node_id: string
+  since: string
 }
 
 export interface InstanceTunnelTable {
@@ -123,6 +133,7 @@ export interface StoreSchema {
   audit_event: AuditEventTable
   security_property: SecurityPropertyTable
   cluster_node: ClusterNodeTable
+  tunnel_presence: TunnelPresenceTable
   linked_product: LinkedProductTable
   instance_tunnel: InstanceTunnelTable
   instance_node: InstanceNodeTable

@@ -10,7 +10,9 @@ import { databaseTargets } from '../testing/test-databases.ts'
 import {
   ApiTokenRepository,
   AuditRepository,
+  ClusterNodeRepository,
   OrgRepository,
+  TunnelPresenceRepository,
   TunnelRepository,
   openDatabase,
   type Database,
@@ -206,6 +208,52 @@ for (const target of targets) {
       assert.equal(await tokens.findByHash(hash), undefined)
       assert.equal(await tunnels.findById(t.id), undefined)
       assert.equal((await audit.list(orgId)).length, 1)
+    })
+
+    test('replicas: a node row carries its agent endpoint, set at register and moved by a heartbeat', async () => {
+      const nodes = new ClusterNodeRepository(database)
+      const id = uniqueId('replica')
+      const at = new Date().toISOString()
+      await nodes.register({ id, kind: 'server', address: '10.0.0.1:7946', startedAt: at, heartbeatAt: at })
+      assert.equal((await nodes.get(id))!.agentEndpoint, null, 'none until the listener is up')
+      const pin = Buffer.alloc(32, 1).toString('base64url')
+      assert.equal(await nodes.heartbeat(id, at, { ok: true }, { url: 'https://r1.example', pin }), true)
+      assert.deepEqual((await nodes.get(id))!.agentEndpoint, { url: 'https://r1.example', pin })
+      await nodes.heartbeat(id, at, { ok: true })
+      assert.deepEqual((await nodes.get(id))!.agentEndpoint, { url: 'https://r1.example', pin }, 'a heartbeat without one keeps it')
+      await nodes.heartbeat(id, at, { ok: true }, { url: 'https://r1b.example' })
+      assert.deepEqual((await nodes.get(id))!.agentEndpoint, { url: 'https://r1b.example' }, 'a CA-signed replica has no pin')
+      await nodes.register({ id, kind: 'server', address: '10.0.0.1:7946', startedAt: at, heartbeatAt: at, agentEndpoint: null })
+      assert.equal((await nodes.get(id))!.agentEndpoint, null)
+      await nodes.remove(id)
+    })
+
+    test('tunnel presence: live replicas per tunnel, without this one, dead replicas ignored, a restart clears its rows', async () => {
+      const nodes = new ClusterNodeRepository(database)
+      const presence = new TunnelPresenceRepository(database)
+      const now = Date.now()
+      const iso = (ms: number): string => new Date(now + ms).toISOString()
+      const [me, live, dead, agentNode] = ['me', 'live', 'dead', 'agent'].map((n) => uniqueId(n))
+      await nodes.register({ id: me!, kind: 'server', address: 'a:1', startedAt: iso(0), heartbeatAt: iso(0) })
+      await nodes.register({ id: live!, kind: 'server', address: 'b:1', startedAt: iso(0), heartbeatAt: iso(0) })
+      await nodes.register({ id: dead!, kind: 'server', address: 'c:1', startedAt: iso(-60_000), heartbeatAt: iso(-60_000) })
+      await nodes.register({ id: agentNode!, kind: 'agent', address: 'd:1', startedAt: iso(0), heartbeatAt: iso(0) })
+      const [t1, t2, t3] = [uniqueId('t'), uniqueId('t'), uniqueId('t')]
+      for (const [t, n] of [[t1, me], [t1, live], [t2, dead], [t2, live], [t3, agentNode], [t3, me]] as const) await presence.add(t!, n!, iso(0))
+      await presence.add(t1!, live!, iso(10)) // a second add of the same pair is no error
+      const since = iso(-15_000)
+      const all = await presence.liveReplicas({ exceptNodeId: me!, liveSinceIso: since })
+      assert.deepEqual(all.get(t1!), [live])
+      assert.deepEqual(all.get(t2!), [live], 'the dead replica does not count')
+      assert.equal(all.has(t3!), false, 'agent nodes and this replica do not count')
+      assert.deepEqual([...(await presence.liveReplicas({ tunnelIds: [t2!], exceptNodeId: me!, liveSinceIso: since })).keys()], [t2])
+      assert.equal((await presence.liveReplicas({ tunnelIds: [], exceptNodeId: me!, liveSinceIso: since })).size, 0)
+      await presence.remove(t1!, live!)
+      assert.equal((await presence.liveReplicas({ tunnelIds: [t1!], exceptNodeId: me!, liveSinceIso: since })).has(t1!), false)
+      await presence.clearNode(live!)
+      assert.equal((await presence.liveReplicas({ tunnelIds: [t2!], exceptNodeId: me!, liveSinceIso: since })).has(t2!), false)
+      for (const n of [me, live, dead, agentNode]) await nodes.remove(n!)
+      await presence.clearNode(me!)
     })
 
     test('audit events are recorded and listed newest first', async () => {

@@ -53,7 +53,8 @@ const NODE_CONFIG_CODES: ReadonlySet<string> = new Set(['TUN_ERR_PROXY_AUTH_REQU
  *        │                   │
  *        └──key rejected─────┴──revoked──▶ ERROR ──(rejectedRetryMs)──▶ redial
  *
- * Emits 'status' (AgentStatus) on every change.
+ * Emits 'status' (AgentStatus) on every change, and 'replicas' (ReplicaEndpoint[], self) when the
+ * server names the tunnel server replicas it runs.
  */
 export class AgentConnector extends EventEmitter {
   #options: AgentConnectorOptions
@@ -67,6 +68,8 @@ export class AgentConnector extends EventEmitter {
   #wake: (() => void) | undefined
   #loop: Promise<void> | undefined
   #welcome: SessionWelcome | undefined
+  /** the tunnel server replica the current session is on, when the server runs replicas */
+  #replica: string | undefined
   readonly #metrics: AgentMetricsSink
   /** this connector had a session before: the next one is a reconnect */
   #connectedBefore = false
@@ -87,6 +90,11 @@ export class AgentConnector extends EventEmitter {
   /** what the server said when the current (or last) session was set up */
   get welcome(): SessionWelcome | undefined {
     return this.#welcome
+  }
+
+  /** the replica id of the current (or last) session, when the server runs replicas */
+  get replica(): string | undefined {
+    return this.#replica
   }
 
   get activeRelays(): number {
@@ -200,6 +208,9 @@ export class AgentConnector extends EventEmitter {
           const code = Object.hasOwn(errorCatalog, m.code) ? (m.code as ErrorCode) : 'TUN_ERR_KEY_REJECTED'
           endReason = new TunnelError(code, m.reason)
           mux.destroy(endReason)
+        } else if (m.t === 'replicas') {
+          this.#replica = m.self
+          this.emit('replicas', m.replicas, m.self)
         }
       })
       mux.on('stream', (stream: RelayStream) => {

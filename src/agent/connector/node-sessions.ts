@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import type { SessionWelcome } from '../../protocol/index.ts'
+import type { ReplicaEndpoint, SessionWelcome } from '../../protocol/index.ts'
 import { AgentConnector, type AgentConnectorOptions } from './agent-connector.ts'
 import type { AgentStatus, AgentStatusName } from './agent-status.ts'
 
@@ -11,6 +12,8 @@ export interface NodeSessionsOptions {
    * this long: a node that is still starting is not a failure (DESIGN.md: the connect grace).
    */
   connectGraceMs: number
+  /** replicas: keep sessions to at most this many of the server's replicas; default all */
+  maxReplicas?: number | undefined
   now?: () => number
 }
 
@@ -23,32 +26,129 @@ export interface NodeStatus extends AgentStatus {
   sessionsWanted: number
 }
 
+/** The sessions to one agent endpoint: the key's own URL, or one replica's. */
+interface SessionGroup {
+  url: string
+  connectors: AgentConnector[]
+}
+
 /**
  * The sessions one agent node keeps to the tunnel server for one key (`--sessions`, default 2), and
  * the node's status derived from them: CONNECTED while any session is, ERROR when the server
  * rejected the key, CONNECTING within the connect grace, UNAVAILABLE otherwise.
  *
+ * When the server runs replicas it names them (with the URL each advertises) on every session;
+ * the node then keeps `sessions` sessions to each of them (or to `maxReplicas`, chosen by
+ * rendezvous hashing of node and replica so that the nodes of an instance spread), so that every
+ * replica's ingress can reach the instance. The sessions to the key's own URL (a load balancer, or
+ * one replica) are the way in: they are let go once a replica's own sessions are up, unless the
+ * key's URL is one of the replicas'. A replica that leaves the list is let go; one that joins is dialled.
+ *
+ *   key URL ──replicas named──▶ one group per replica URL ──first replica session up──▶ key URL group drained
+ *
  * Emits 'status' (NodeStatus) on every change.
  */
 export class NodeSessions extends EventEmitter {
-  readonly connectors: readonly AgentConnector[]
+  readonly #connector: AgentConnectorOptions
   readonly #options: NodeSessionsOptions
   readonly #now: () => number
   readonly #startedAt: number
+  /** by URL; the first is the key's own */
+  readonly #groups = new Map<string, SessionGroup>()
+  /** groups let go of, still draining: their connectors count for nothing but are waited for at close */
+  readonly #leaving = new Set<Promise<void>>()
   #everConnected = false
   #status: NodeStatus
   #graceTimer: NodeJS.Timeout | undefined
   #closing: Promise<void> | undefined
+  #started = false
+  /** the replica URLs last named, in the order chosen; empty: a lone server */
+  #replicaUrls: string[] = []
 
   constructor(connector: AgentConnectorOptions, options: NodeSessionsOptions) {
     super()
+    this.#connector = connector
     this.#options = options
     this.#now = options.now ?? Date.now
     this.#startedAt = this.#now()
-    const count = Math.max(1, options.sessions)
-    this.connectors = Array.from({ length: count }, (_, i) => new AgentConnector({ ...connector, log: connector.log.child({ session: i + 1 }) }))
-    for (const c of this.connectors) c.on('status', () => this.#update())
+    this.#addGroup(connector.key.serverUrl, connector.key.certificatePin)
     this.#status = this.#derive()
+  }
+
+  /** every session of every group */
+  get connectors(): readonly AgentConnector[] {
+    return [...this.#groups.values()].flatMap((g) => g.connectors)
+  }
+
+  /** the endpoints this node keeps sessions to (the key's URL first while it is used) */
+  get endpoints(): string[] {
+    return [...this.#groups.keys()]
+  }
+
+  #addGroup(url: string, pin: string | undefined): void {
+    const base = this.#connector
+    const { certificatePin: _keyPin, ...rest } = base.key
+    const key = { ...rest, serverUrl: url, ...(pin === undefined ? {} : { certificatePin: pin }) }
+    const group: SessionGroup = { url, connectors: [] }
+    const count = Math.max(1, this.#options.sessions)
+    const labelled = this.#groups.size === 0 ? {} : { server: url }
+    for (let i = 0; i < count; i++) {
+      const c = new AgentConnector({ ...base, key, log: base.log.child({ session: i + 1, ...labelled }) })
+      c.on('status', () => this.#update())
+      c.on('replicas', (replicas: ReplicaEndpoint[]) => this.#onReplicas(replicas))
+      group.connectors.push(c)
+      if (this.#started) c.start()
+    }
+    this.#groups.set(url, group)
+  }
+
+  #removeGroup(url: string): void {
+    const group = this.#groups.get(url)
+    if (group === undefined) return
+    this.#groups.delete(url)
+    const leaving = Promise.all(group.connectors.map((c) => c.close())).then(() => {})
+    this.#leaving.add(leaving)
+    void leaving.finally(() => this.#leaving.delete(leaving))
+  }
+
+  /** The server named its replicas: keep a group per chosen replica URL, let the others go. */
+  #onReplicas(replicas: ReplicaEndpoint[]): void {
+    if (this.#closing !== undefined) return
+    const keyUrl = this.#connector.key.serverUrl
+    const byUrl = new Map<string, ReplicaEndpoint>()
+    for (const r of replicas) if (!byUrl.has(r.url)) byUrl.set(r.url, r)
+    const chosen = this.#choose([...byUrl.values()])
+    const urls = chosen.map((r) => r.url)
+    if (JSON.stringify(urls) === JSON.stringify(this.#replicaUrls)) return
+    this.#replicaUrls = urls
+    // Replicas that all advertise the key's URL (a load balancer in front of them) need no groups of their own.
+    if (urls.length === 0 || (urls.length === 1 && urls[0] === keyUrl)) {
+      for (const url of [...this.#groups.keys()]) if (url !== keyUrl) this.#removeGroup(url)
+      if (!this.#groups.has(keyUrl)) this.#addGroup(keyUrl, this.#connector.key.certificatePin)
+      this.#update()
+      return
+    }
+    for (const r of chosen) if (!this.#groups.has(r.url)) this.#addGroup(r.url, r.pin)
+    for (const url of [...this.#groups.keys()]) {
+      if (!urls.includes(url) && url !== keyUrl) this.#removeGroup(url)
+    }
+    this.#update()
+  }
+
+  /** At most maxReplicas of them, the same ones for this node every time (rendezvous hashing). */
+  #choose(replicas: ReplicaEndpoint[]): ReplicaEndpoint[] {
+    const max = this.#options.maxReplicas
+    if (max === undefined || replicas.length <= max) return replicas
+    const score = (r: ReplicaEndpoint): string => createHash('sha256').update(`${this.#connector.nodeId}\n${r.id}`).digest('hex')
+    return [...replicas].sort((a, b) => (score(a) < score(b) ? -1 : 1)).slice(0, max)
+  }
+
+  /** The key's URL group is only the way in when it is not one of the replicas: drop it once one is up. */
+  #retireEntry(): void {
+    const keyUrl = this.#connector.key.serverUrl
+    if (this.#replicaUrls.length === 0 || this.#replicaUrls.includes(keyUrl) || !this.#groups.has(keyUrl)) return
+    const replicaUp = [...this.#groups.values()].some((g) => g.url !== keyUrl && g.connectors.some((c) => c.status.status === 'CONNECTED'))
+    if (replicaUp) this.#removeGroup(keyUrl)
   }
 
   get status(): NodeStatus {
@@ -65,6 +165,7 @@ export class NodeSessions extends EventEmitter {
   }
 
   start(): void {
+    this.#started = true
     for (const c of this.connectors) c.start()
     this.#endGraceIn(this.#options.connectGraceMs)
   }
@@ -87,6 +188,7 @@ export class NodeSessions extends EventEmitter {
   }
 
   #update(): void {
+    this.#retireEntry()
     const next = this.#derive()
     const prev = this.#status
     if (next.status === prev.status && next.reason === prev.reason && next.sessions === prev.sessions) return
@@ -103,7 +205,12 @@ export class NodeSessions extends EventEmitter {
     if (connected.length > 0) {
       this.#everConnected = true
       const first = connected[0]!
-      const reason = connected.length === wanted ? first.reason : `${first.reason} (${connected.length} of ${wanted} sessions)`
+      const groups = [...this.#groups.values()]
+      let reason: string
+      if (groups.length > 1) {
+        const up = groups.filter((g) => g.connectors.some((c) => c.status.status === 'CONNECTED')).length
+        reason = `connected to ${up} of ${groups.length} tunnel server replicas (${connected.length} of ${wanted} sessions)`
+      } else reason = connected.length === wanted ? first.reason : `${first.reason} (${connected.length} of ${wanted} sessions)`
       return { status: 'CONNECTED', reason, since: since('CONNECTED'), ...base }
     }
     const error = statuses.find((s) => s.status === 'ERROR')
@@ -122,7 +229,7 @@ export class NodeSessions extends EventEmitter {
   /** GOAWAY on every session at once (so the server moves callers off all of them together), then waits for them to drain. */
   close(): Promise<void> {
     clearTimeout(this.#graceTimer)
-    this.#closing ??= Promise.all(this.connectors.map((c) => c.close())).then(() => {})
+    this.#closing ??= Promise.all([...this.connectors.map((c) => c.close()), ...this.#leaving]).then(() => {})
     return this.#closing
   }
 }

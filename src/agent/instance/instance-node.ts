@@ -14,6 +14,8 @@ export interface InstanceNodeOptions {
   address: string
   version: string
   sessions: number
+  /** when the server runs replicas: sessions go to at most this many of them */
+  maxReplicas?: number | undefined
   connectGraceMs: number
   /** how often the stored key is re-read, so every node picks up `key add` / `key remove` */
   keyPollMs: number
@@ -145,7 +147,7 @@ export class InstanceNode extends EventEmitter {
       return
     }
     this.#log.info({ tunnelId: key.tunnelId }, 'security key picked up: connecting')
-    const sessions = new NodeSessions({ ...this.#options.connector, key }, { sessions: this.#options.sessions, connectGraceMs: this.#options.connectGraceMs })
+    const sessions = new NodeSessions({ ...this.#options.connector, key }, { sessions: this.#options.sessions, connectGraceMs: this.#options.connectGraceMs, maxReplicas: this.#options.maxReplicas })
     this.#sessions = sessions
     sessions.on('status', () => this.#changed())
     sessions.start()

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { TunnelError } from '../../errors/index.ts'
 import type { Logger } from '../../observability/index.ts'
-import type { ClusterNodeKind, ClusterNodeRecord, ClusterNodeRepository } from '../../store/index.ts'
+import type { AgentEndpoint, ClusterNodeKind, ClusterNodeRecord, ClusterNodeRepository } from '../../store/index.ts'
 import { systemClock, type Clock } from '../clock.ts'
 
 export interface MembershipOptions {
@@ -27,7 +27,7 @@ const FORGET_SILENT_NODES_MS = 24 * 3600_000
 /**
  * This node's row in `cluster_node`: registered at join, heartbeat (with a status JSON) every
  * interval, removed at leave. Each heartbeat also re-reads the live nodes of the same kind and
- * emits 'peers' (PeerAddress[], without this node). A database hiccup skips a beat and is retried
+ * emits 'peers' (PeerAddress[], without this node) and 'members' (ClusterNodeRecord[], with it). A database hiccup skips a beat and is retried
  * at the next; existing links are not touched by it.
  */
 export class Membership extends EventEmitter {
@@ -40,6 +40,8 @@ export class Membership extends EventEmitter {
   #timer: NodeJS.Timeout | undefined
   #beat: Promise<void> | undefined
   #stopped = false
+  /** server replicas: where agents reach this one; written with every heartbeat */
+  #agentEndpoint: AgentEndpoint | null = null
 
   constructor(options: MembershipOptions, deps: { nodes: ClusterNodeRepository; log: Logger; clock?: Clock; status: () => unknown }) {
     super()
@@ -65,7 +67,12 @@ export class Membership extends EventEmitter {
       }
     }
     await this.#nodes.pruneSilentSince(this.#iso(-FORGET_SILENT_NODES_MS))
-    await this.#nodes.register({ id: nodeId, kind: this.#options.kind, address, startedAt: this.#startedAt, heartbeatAt: this.#iso(0), status: this.#status() })
+    await this.#nodes.register({ id: nodeId, kind: this.#options.kind, address, startedAt: this.#startedAt, heartbeatAt: this.#iso(0), status: this.#status(), agentEndpoint: this.#agentEndpoint })
+  }
+
+  /** Sets where agents reach this replica directly; the next heartbeat writes it. */
+  setAgentEndpoint(endpoint: AgentEndpoint | null): void {
+    this.#agentEndpoint = endpoint
   }
 
   /** Heartbeats from now on, the first one at once. */
@@ -103,9 +110,9 @@ export class Membership extends EventEmitter {
     try {
       const now = this.#iso(0)
       const status = this.#status()
-      if (!(await this.#nodes.heartbeat(nodeId, now, status))) {
+      if (!(await this.#nodes.heartbeat(nodeId, now, status, this.#agentEndpoint))) {
         // Someone removed our row (an operator, or a prune after a long pause): come back.
-        await this.#nodes.register({ id: nodeId, kind, address, startedAt: this.#startedAt, heartbeatAt: now, status })
+        await this.#nodes.register({ id: nodeId, kind, address, startedAt: this.#startedAt, heartbeatAt: now, status, agentEndpoint: this.#agentEndpoint })
       }
       const live: ClusterNodeRecord[] = await this.#nodes.listLive(kind, this.#iso(-livenessMs))
       if (this.#stopped) return
@@ -113,6 +120,7 @@ export class Membership extends EventEmitter {
         'peers',
         live.filter((n) => n.id !== nodeId).map((n): PeerAddress => ({ id: n.id, address: n.address })),
       )
+      this.emit('members', live)
     } catch (err) {
       if (!this.#stopped) this.#log.warn({ err }, 'cluster heartbeat failed; retrying at the next one')
     }

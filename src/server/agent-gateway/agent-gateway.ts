@@ -11,6 +11,7 @@ import {
   hashSecret,
   parseAgentAuthorization,
   parseNodeId,
+  type ReplicaEndpoint,
 } from '../../protocol/index.ts'
 import { serializeErrorResponse } from '../../protocol/http1/index.ts'
 import type { Logger } from '../../observability/index.ts'
@@ -47,6 +48,8 @@ export interface AgentGatewayDeps {
   log: Logger
   /** counts refused authentications; absent: nothing is counted */
   metrics?: GatewayMetrics | undefined
+  /** replicas: this one's id and the live replicas agents may dial; absent or empty: a lone server */
+  replicas?: () => { self: string; replicas: ReplicaEndpoint[] } | undefined
 }
 
 /** Bytes an agent may send on one relay before the server grants more (decision 32). */
@@ -182,6 +185,8 @@ export class AgentGateway {
     }
     this.#pending.delete(socket)
     this.#deps.registry.add(session)
+    const replicas = this.#deps.replicas?.()
+    if (replicas !== undefined && replicas.replicas.length > 0) session.announceReplicas(replicas.self, replicas.replicas)
     this.#log.info({ sessionId, tunnelId: tunnel.id, nodeId, remoteAddress }, 'agent connected')
     // The tunnel may have been deleted while this session was being set up, after the delete's
     // revocation swept the registry: look again now that the session is registered.

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { TunnelError } from '../../errors/index.ts'
 import type { Logger } from '../../observability/index.ts'
+import type { ReplicaEndpoint } from '../../protocol/index.ts'
 import type { RelayStream, RelayStreamHandlers, SessionMux } from '../../transport/session-mux/index.ts'
 
 export interface AgentSessionInfo {
@@ -79,6 +80,11 @@ export class AgentSession extends EventEmitter {
     const stream = this.#mux.open(clientAddress)
     stream.attach(handlers)
     return stream
+  }
+
+  /** Tells the agent which tunnel server replicas it may keep sessions to (`self`: this one). */
+  announceReplicas(self: string, replicas: ReplicaEndpoint[]): void {
+    if (this.#state !== 'closed') this.#mux.sendControl({ t: 'replicas', self, replicas })
   }
 
   /** Tells the agent why it must stop (e.g. the tunnel was deleted), then ends the session at once. */

@@ -38,7 +38,7 @@ export interface IngressConnectionDeps {
   registry: SessionRegistry
   router: HostRouter
   /** explains a tunnel that has no live session: undefined → unknown (404), else its status (503) */
-  describeTunnel(tunnelId: string): Promise<{ status: string } | undefined>
+  describeTunnel(tunnelId: string): Promise<{ status: string; otherReplicas?: readonly string[] } | undefined>
   log: Logger
   limits: Partial<Http1Limits>
   timeouts: IngressTimeouts
@@ -271,12 +271,12 @@ export class IngressConnection {
         .then((t) => {
           if (t === undefined) this.#fail(new TunnelError('TUN_ERR_INGRESS_UNKNOWN_TUNNEL', `no tunnel answers at this host`), true)
           else {
-            this.#fail(
-              new TunnelError('TUN_ERR_INGRESS_NO_SESSION', `the tunnel has no live agent session (tunnel status ${t.status})`, {
-                details: { tunnelStatus: t.status },
-              }),
-              true,
-            )
+            const others = t.otherReplicas ?? []
+            const message =
+              others.length === 0
+                ? `the tunnel has no live agent session (tunnel status ${t.status})`
+                : `the tunnel has no live agent session on this replica; it is connected through ${others.join(', ')} (its agents do not reach this replica: check --advertise-url and the agents' --replicas)`
+            this.#fail(new TunnelError('TUN_ERR_INGRESS_NO_SESSION', message, { details: { tunnelStatus: t.status } }), true)
           }
         })
         .catch((err: unknown) => this.#fail(err, true))

@@ -16,6 +16,8 @@ export interface TunnelView {
   applicationLinkUrl: string
   sessions: number
   nodes: number
+  /** other tunnel server replicas that hold a live session of the tunnel (docs/scaling.md) */
+  otherReplicas: string[]
   createdAt: string
   firstConnectedAt: string | null
   lastConnectedAt: string | null
@@ -37,6 +39,11 @@ export interface TunnelServiceOptions {
   applicationLinkUrl(tunnelId: string): string
   /** told after a tunnel is created or deleted (the cluster bus tells the other replicas) */
   onTunnelChanged?: (tunnelId: string, change: 'created' | 'deleted') => void
+  /**
+   * Replicas: for each tunnel (all when no ids are given), the other live replicas that hold a
+   * session of it. Absent on a server without replicas.
+   */
+  otherReplicas?: (tunnelIds?: readonly string[]) => Promise<Map<string, string[]>>
 }
 
 const ID_ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789'
@@ -89,14 +96,27 @@ export class TunnelService {
   }
 
   async list(actor: Actor): Promise<TunnelView[]> {
-    return (await this.#tunnels.list(actor.orgId)).map((t) => this.view(t))
+    return this.viewsOf(actor.orgId)
+  }
+
+  /** Every tunnel of an organization with its status over all replicas (the API's list, metrics). */
+  async viewsOf(orgId: string): Promise<TunnelView[]> {
+    const tunnels = await this.#tunnels.list(orgId)
+    const elsewhere = await this.#elsewhere()
+    return tunnels.map((t) => this.view(t, elsewhere.get(t.id)))
   }
 
   async get(actor: Actor, id: string): Promise<TunnelView> {
     const tunnel = await this.#tunnels.get(actor.orgId, id)
     if (tunnel === undefined) throw new TunnelError('TUN_ERR_TUNNEL_NOT_FOUND', `tunnel "${id}" not found`)
     await this.#record(actor, 'tunnel.view', id)
-    return this.view(tunnel)
+    return this.view(tunnel, (await this.#elsewhere([id])).get(id))
+  }
+
+  /** Which other live replicas hold sessions of these tunnels (none on a server without replicas). */
+  async #elsewhere(ids?: readonly string[]): Promise<Map<string, string[]>> {
+    if (this.#options.otherReplicas === undefined) return new Map()
+    return this.#options.otherReplicas(ids)
   }
 
   /** Deletes the tunnel and ends its sessions at once: the key is dead from here on. */
@@ -108,20 +128,28 @@ export class TunnelService {
     await this.#record(actor, 'tunnel.delete', id)
   }
 
-  /** 404 or the status, for the ingress to explain a tunnel without a live session. */
-  async describe(id: string): Promise<{ status: CloudTunnelStatus } | undefined> {
+  /** 404 or the status, for the ingress to explain a tunnel without a live session here. */
+  async describe(id: string): Promise<{ status: CloudTunnelStatus; otherReplicas: string[] } | undefined> {
     const t = await this.#tunnels.findById(id)
-    return t === undefined ? undefined : { status: this.view(t).status }
+    if (t === undefined) return undefined
+    const view = this.view(t, (await this.#elsewhere([id])).get(id))
+    return { status: view.status, otherReplicas: view.otherReplicas }
   }
 
-  view(t: Tunnel): TunnelView {
+  /** The tunnel as this replica sees it, given the other replicas that hold sessions of it. */
+  view(t: Tunnel, otherReplicas: readonly string[] = []): TunnelView {
     const sessions = this.#registry.sessionsOf(t.id).filter((s) => s.isOpen)
     const nodes = new Set(sessions.map((s) => s.info.nodeId)).size
+    const others = otherReplicas.length === 0 ? '' : `; also connected through ${otherReplicas.length === 1 ? 'replica' : 'replicas'} ${otherReplicas.join(', ')}`
     let status: CloudTunnelStatus
     let statusReason: string
     if (sessions.length > 0) {
       status = 'CONNECTED'
-      statusReason = `${sessions.length} live session${sessions.length === 1 ? '' : 's'} from ${nodes} node${nodes === 1 ? '' : 's'}`
+      statusReason = `${sessions.length} live session${sessions.length === 1 ? '' : 's'} from ${nodes} node${nodes === 1 ? '' : 's'}${others}`
+    } else if (otherReplicas.length > 0) {
+      // CONNECTED if any replica holds a live session: callers reaching that replica get through.
+      status = 'CONNECTED'
+      statusReason = `connected through ${otherReplicas.length === 1 ? 'replica' : 'replicas'} ${otherReplicas.join(', ')}, not through this one`
     } else if (t.firstConnectedAt !== null) {
       status = 'UNAVAILABLE'
       statusReason = `no agent connected${t.lastDisconnectedAt === null ? '' : ` since ${t.lastDisconnectedAt}`}: check the on-prem agent, its upstream port and its outgoing connections on 443`
@@ -138,6 +166,7 @@ export class TunnelService {
       applicationLinkUrl: this.#options.applicationLinkUrl(t.id),
       sessions: sessions.length,
       nodes,
+      otherReplicas: [...otherReplicas],
       createdAt: t.createdAt,
       firstConnectedAt: t.firstConnectedAt,
       lastConnectedAt: t.lastConnectedAt,

@@ -5,6 +5,7 @@ import { clusterMigration } from './0002-cluster.ts'
 import { instanceMigration } from './0003-instance.ts'
 import { linkedProductMigration } from './0004-linked-products.ts'
 import { consoleMigration } from './0005-console.ts'
+import { replicasMigration } from './0006-replicas.ts'
 
 /**
  * Every migration, listed in code so a bundled or installed build needs no migration folder on disk.
@@ -19,6 +20,7 @@ export function migrationProvider(dialect: StoreDialect): MigrationProvider {
         '0003-instance': instanceMigration(),
         '0004-linked-products': linkedProductMigration(),
         '0005-console': consoleMigration(),
+        '0006-replicas': replicasMigration(),
       }
     },
   }
