@@ -15,6 +15,7 @@ import { startTestUpstream, type TestUpstream } from '../src/testing/test-upstre
 import { ingressRequest, startTestAgent } from '../src/testing/tunnel-harness.ts'
 import { decodeSecurityKey, encodeSecurityKey } from '../src/protocol/index.ts'
 import { spkiPin } from '../src/transport/certificate-pin.ts'
+import { freePort } from '../src/testing/free-port.ts'
 
 checkNoLeakedHandles()
 
@@ -39,17 +40,6 @@ interface Replica {
   busPort: number
   child?: ChildProcess
   log: string[]
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number }
-      s.close(() => resolve(port))
-    })
-  })
 }
 
 interface TunnelShow {

@@ -2,9 +2,10 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync, mkdirSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { connect, createServer } from 'node:net'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { freePort } from '../../src/testing/free-port.ts'
 
 /** `ssh -R` in front of the same upstream: the peer the issue asks us to beat, measured in the same run. */
 export interface SshPeer {
@@ -95,17 +96,6 @@ export async function startSshPeer(upstreamPort: number): Promise<SshPeer | { un
 
 export function sshPeerInstalled(): boolean {
   return existsSync(SSHD) && spawnSync('ssh', ['-V']).status === 0
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number }
-      s.close(() => resolve(port))
-    })
-  })
 }
 
 /** Polls until the port accepts a connection, the child exits, or the time is up. */
