@@ -104,34 +104,37 @@ export class RelayStream {
     return this.#accepted
   }
 
-  /** Sends bytes; false means pause the source until writable(). Bytes past the credit are kept and sent later. */
+  /**
+   * Sends bytes; false means pause the source until writable(). Bytes past the credit, or written
+   * while the session is congested, are kept here and sent later: the session itself never queues
+   * more than its send buffer and one frame.
+   */
   write(chunk: Buffer): boolean {
     if (this.#closed || this.#localEnded || this.#endPending) return false
-    if (chunk.length === 0) return !this.writableNeedDrain
-    if (this.#pending.length > 0) this.#pending.push(chunk)
-    else {
-      const rest = this.#sendWithinCredit(chunk)
-      if (rest !== undefined) this.#pending.push(rest)
+    if (chunk.length > 0) {
+      this.#pending.push(chunk)
+      this.#pump()
     }
     if (this.writableNeedDrain) {
       this.#owesWritable = true
-      if (this.#pending.length === 0 && this.#sendCredit > 0) this.#transport.waitUncongested(this)
+      if (this.#transport.congested) this.#transport.waitUncongested(this)
       return false
     }
     return true
   }
 
-  /** Sends what fits in the credit; returns the part that does not. */
-  #sendWithinCredit(chunk: Buffer): Buffer | undefined {
+  /** Sends what is kept, while there is credit and the session is not congested; then a pending end. */
+  #pump(): void {
     const max = this.#transport.maxDataPayloadBytes
-    let at = 0
-    while (at < chunk.length && this.#sendCredit > 0) {
-      const take = Math.min(this.#sendCredit, max, chunk.length - at)
-      this.#transport.sendData(this.id, at === 0 && take === chunk.length ? chunk : chunk.subarray(at, at + take), false)
+    while (this.#pending.length > 0 && this.#sendCredit > 0 && !this.#transport.congested && !this.#closed) {
+      const chunk = this.#pending[0]!
+      const take = Math.min(this.#sendCredit, max, chunk.length)
+      this.#transport.sendData(this.id, take === chunk.length ? chunk : chunk.subarray(0, take), false)
       this.#sendCredit -= take
-      at += take
+      if (take === chunk.length) this.#pending.shift()
+      else this.#pending[0] = chunk.subarray(take)
     }
-    return at < chunk.length ? chunk.subarray(at) : undefined
+    if (this.#pending.length === 0 && this.#endPending && !this.#closed) this.#sendEnd()
   }
 
   /** Our last bytes: the peer sees a clean half-close once everything before it was sent. */
@@ -139,6 +142,7 @@ export class RelayStream {
     if (this.#closed || this.#localEnded || this.#endPending) return
     if (this.#pending.length > 0) {
       this.#endPending = true
+      if (this.#transport.congested) this.#transport.waitUncongested(this)
       return
     }
     this.#sendEnd()
@@ -219,23 +223,23 @@ export class RelayStream {
     if (this.#closed) return
     this.#sendCredit += bytes
     if (this.#sendCredit > 0x7fff_ffff) throw new TunnelError('TUN_ERR_SESSION_PROTOCOL', `CREDIT on stream ${this.id} overflows the window`)
-    while (this.#pending.length > 0 && this.#sendCredit > 0) {
-      const rest = this.#sendWithinCredit(this.#pending[0]!)
-      if (rest === undefined) this.#pending.shift()
-      else this.#pending[0] = rest
-    }
-    if (this.#pending.length > 0) return
-    if (this.#endPending) this.#sendEnd()
     this.wake()
   }
 
-  /** Tells the owner it may write again, if it was waiting and nothing holds the stream back. */
+  /**
+   * Sends what is kept if it can, then tells the owner it may write again, if it was waiting and
+   * nothing holds the stream back. Called on credit and when the session stops being congested.
+   */
   wake(): void {
-    if (!this.#owesWritable || this.#closed || this.#pending.length > 0 || this.#sendCredit === 0) return
-    if (this.#transport.congested) {
+    if (this.#closed) return
+    this.#pump()
+    if (this.#closed) return
+    if (this.#transport.congested && (this.#pending.length > 0 || this.#owesWritable)) {
       this.#transport.waitUncongested(this)
       return
     }
+    // Still short of credit: the next CREDIT wakes us.
+    if (!this.#owesWritable || this.#pending.length > 0 || this.#sendCredit === 0) return
     this.#owesWritable = false
     this.#handlers?.writable()
   }

@@ -285,6 +285,89 @@ test('a congested session tells writers to pause and wakes them when the socket 
   }
 })
 
+test('while congested, streams keep their own bytes: the session never queues much more than its send buffer', async () => {
+  // The agent holds every stream: nothing is granted, and what is sent stays unread in the kernel.
+  const p = await muxPair({ sendBufferBytes: 64 * 1024 }, { streamWindowBytes: 8 * 1024 * 1024 }, (s) => {
+    s.hold()
+    return {}
+  })
+  try {
+    let peak = 0
+    for (let i = 0; i < 8; i++) {
+      const s = p.server.open(`c${i}`)
+      s.attach(collector().handlers)
+      for (let k = 0; k < 8; k++) s.write(Buffer.alloc(64 * 1024, k))
+      peak = Math.max(peak, p.server.queuedBytes)
+    }
+    assert.ok(peak <= 64 * 1024 + 64 * 1024 + 1024, `queued at most the send buffer and one frame (peak ${peak})`)
+    assert.equal(p.server.closed, false)
+  } finally {
+    await p.close()
+  }
+})
+
+test('a peer that floods PINGs and never reads is owed one answer at a time', async () => {
+  const [a, b] = await socketPair()
+  const server = new SessionMux(a, { ...BASE, role: 'server' })
+  try {
+    b.write(encodeSettings({ streamWindowBytes: 65536, maxStreams: 1, maxDataPayloadBytes: 65536 }))
+    await once(server, 'settings')
+    b.pause()
+    const ping = encodeFrame(SessionFrameType.PING, 0, 0, Buffer.alloc(8, 1))
+    const burst = Buffer.concat(Array.from({ length: 4096 }, () => ping))
+    for (let i = 0; i < 64; i++) {
+      b.write(burst)
+      await new Promise((r) => setImmediate(r))
+    }
+    await new Promise((r) => setTimeout(r, 100))
+    assert.equal(server.closed, false)
+    assert.ok(server.queuedBytes < 64 * 1024, `answers queued for a peer that never reads: ${server.queuedBytes} bytes`)
+  } finally {
+    server.destroy()
+    b.destroy()
+  }
+})
+
+test('anything the peer sends counts as alive: a PING answer late behind the peer traffic does not end the session', async () => {
+  const [a, b] = await socketPair()
+  const server = new SessionMux(a, { ...BASE, role: 'server', pingIntervalMs: 20, pingTimeoutMs: 80 })
+  b.resume()
+  try {
+    b.write(encodeSettings({ streamWindowBytes: 65536, maxStreams: 1, maxDataPayloadBytes: 65536 }))
+    await once(server, 'settings')
+    server.startPings()
+    // The peer never answers our pings, but keeps sending (its own pings, as a busy peer sends data).
+    const chatter = setInterval(() => b.write(encodeFrame(SessionFrameType.PING, 0, 0, Buffer.alloc(8))), 10)
+    try {
+      await new Promise((r) => setTimeout(r, 400))
+      assert.equal(server.closed, false, `closed: ${server.closeReason?.message}`)
+    } finally {
+      clearInterval(chatter)
+    }
+    const [reason] = (await once(server, 'close')) as [TunnelError]
+    assert.equal(reason.message, 'peer did not answer a ping', 'and silence still ends it')
+  } finally {
+    server.destroy()
+    b.destroy()
+  }
+})
+
+test('end() then a frame from the peer: a clean close, nothing written behind the end', async () => {
+  const p = await muxPair({}, { pingIntervalMs: 5, pingTimeoutMs: 1000 })
+  try {
+    // The agent pings on before it sees the end: the server must not answer behind its end.
+    p.agent.startPings()
+    await new Promise((r) => setTimeout(r, 20))
+    const closed = once(p.server, 'close') as Promise<[TunnelError | undefined]>
+    p.server.goaway()
+    p.server.end()
+    const [reason] = await closed
+    assert.equal(reason, undefined, `closed with ${reason?.code} ${reason?.message}`)
+  } finally {
+    await p.close()
+  }
+})
+
 test('destroying the session loses every open stream with the reason, on both ends', async () => {
   const p = await muxPair()
   try {

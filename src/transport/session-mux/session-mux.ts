@@ -40,7 +40,9 @@ export interface SessionMuxOptions {
   pingTimeoutMessage: string
   /**
    * Bytes queued for the socket above which streams are told to pause their sources (the session
-   * is congested); they are woken when the socket drained. Default 1 MiB.
+   * is congested); they are woken when the socket drained. Default 1 MiB. Four times this much
+   * queued means the peer does not read what it is sent (while it may still send, asking for
+   * answers): the session is dropped.
    */
   sendBufferBytes?: number
 }
@@ -85,6 +87,8 @@ export class SessionMux extends EventEmitter implements StreamTransport {
   #pingDeadline: NodeJS.Timeout | undefined
   #pingCounter = 0n
   #pingOutstanding: bigint | undefined
+  /** the PING answer waiting in #out, if any: a peer is owed one answer at a time */
+  #queuedAck: Buffer | undefined
   #ending = false
 
   constructor(socket: Socket, options: SessionMuxOptions) {
@@ -151,6 +155,11 @@ export class SessionMux extends EventEmitter implements StreamTransport {
     )
   }
 
+  /** bytes queued here and in the socket, not yet handed to the kernel */
+  get queuedBytes(): number {
+    return this.#outBytes + this.#socket.writableLength
+  }
+
   get congested(): boolean {
     return this.#outBytes + this.#socket.writableLength >= this.#sendBufferBytes
   }
@@ -192,8 +201,11 @@ export class SessionMux extends EventEmitter implements StreamTransport {
   /** Ends gracefully: what is queued is sent, then the connection is closed (streams still open are lost). */
   end(): void {
     if (this.#closed || this.#ending) return
-    this.#ending = true
     this.#flush()
+    // Nothing is queued after the last flush: a write behind end() would fail the socket.
+    this.#ending = true
+    clearInterval(this.#pingTimer)
+    clearTimeout(this.#pingDeadline)
     this.#socket.end()
     // A peer that never closes its side must not hold the socket: the 'close' finishes us.
     const t = setTimeout(() => this.destroy(), 2000)
@@ -221,9 +233,18 @@ export class SessionMux extends EventEmitter implements StreamTransport {
   // ── writing ───────────────────────────────────────────────────────────────────────────────────
 
   #queue(frame: Buffer): void {
+    if (this.#ending) return
     this.#out.push(frame)
     this.#outBytes += frame.length
+    this.#checkBacklog()
     this.#scheduleFlush()
+  }
+
+  /** Streams keep their own bytes while congested, so only a peer that stops reading gets here. */
+  #checkBacklog(): void {
+    if (this.#outBytes + this.#socket.writableLength > 4 * this.#sendBufferBytes) {
+      this.destroy(new TunnelError('TUN_ERR_SESSION_PROTOCOL', 'the peer does not read what the session sends'))
+    }
   }
 
   #scheduleFlush(): void {
@@ -241,6 +262,7 @@ export class SessionMux extends EventEmitter implements StreamTransport {
     const bytes = this.#outBytes
     this.#out = []
     this.#outBytes = 0
+    this.#queuedAck = undefined
     if (parts.length === 1) this.#socket.write(parts[0]!)
     else if (bytes <= COALESCE_MAX_BYTES) this.#socket.write(Buffer.concat(parts, bytes))
     else {
@@ -269,7 +291,7 @@ export class SessionMux extends EventEmitter implements StreamTransport {
   }
 
   sendData(id: number, chunk: Buffer, end: boolean): void {
-    if (this.#closed) return
+    if (this.#closed || this.#ending) return
     const n = chunk.length
     if (n <= 1024) {
       // Small payloads (request and response heads) go out with their header in one buffer.
@@ -283,6 +305,7 @@ export class SessionMux extends EventEmitter implements StreamTransport {
     writeFrameHeader(header, 0, SessionFrameType.DATA, end ? FLAG_END : 0, id, n)
     this.#out.push(header, chunk)
     this.#outBytes += FRAME_HEADER_BYTES + n
+    this.#checkBacklog()
     this.#scheduleFlush()
   }
 
@@ -315,6 +338,9 @@ export class SessionMux extends EventEmitter implements StreamTransport {
   // ── reading ───────────────────────────────────────────────────────────────────────────────────
 
   #onSocketData(chunk: Buffer): void {
+    // Anything from the peer shows it is alive: a busy session's PING answer may wait behind
+    // what the peer itself is sending, or behind our own queued bytes.
+    if (this.#pingOutstanding !== undefined) this.#pingDeadline?.refresh()
     try {
       this.#decoder.push(chunk)
     } catch (err) {
@@ -409,22 +435,34 @@ export class SessionMux extends EventEmitter implements StreamTransport {
   }
 
   #ping(): void {
-    if (this.#closed || this.#pingOutstanding !== undefined) return
+    if (this.#closed || this.#ending || this.#pingOutstanding !== undefined) return
     const value = ++this.#pingCounter
     this.#pingOutstanding = value
     const p = Buffer.allocUnsafe(PING_BYTES)
     p.writeBigUInt64BE(value)
-    this.#queue(encodeFrame(SessionFrameType.PING, 0, 0, p))
+    this.#queueFirst(encodeFrame(SessionFrameType.PING, 0, 0, p))
     this.#pingDeadline = setTimeout(() => this.destroy(new TunnelError('TUN_ERR_SESSION_LOST', this.#options.pingTimeoutMessage)), this.#options.pingTimeoutMs)
+  }
+
+  /** Ahead of queued stream bytes: pings measure liveness, not our backlog. */
+  #queueFirst(frame: Buffer): void {
+    if (this.#ending) return
+    this.#out.unshift(frame)
+    this.#outBytes += frame.length
+    this.#checkBacklog()
+    this.#scheduleFlush()
   }
 
   #onPing(flags: number, payload: Buffer): void {
     if ((flags & FLAG_ACK) === 0) {
-      // Answer ahead of queued stream bytes: the peer measures liveness, not our backlog.
+      // One answer owed at a time: a flood of PINGs replaces the answer still waiting.
+      if (this.#queuedAck !== undefined) {
+        payload.copy(this.#queuedAck, FRAME_HEADER_BYTES)
+        return
+      }
       const ack = encodeFrame(SessionFrameType.PING, FLAG_ACK, 0, payload)
-      this.#out.unshift(ack)
-      this.#outBytes += ack.length
-      this.#scheduleFlush()
+      this.#queuedAck = ack
+      this.#queueFirst(ack)
       return
     }
     if (this.#pingOutstanding !== undefined && payload.readBigUInt64BE() === this.#pingOutstanding) {
