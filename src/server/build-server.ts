@@ -93,14 +93,28 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
     // With replicas, each records which tunnels it holds sessions of, so every replica can tell a
     // tunnel connected elsewhere from one connected nowhere (docs/scaling.md).
     const presence = new TunnelPresenceRepository(database)
+    // One write at a time per tunnel, each writing what is true when it runs: on a pool, a quick
+    // down-and-up could otherwise commit the delete after the insert.
+    const presenceWrites = new Map<string, Promise<void>>()
+    const writePresence = (id: string): void => {
+      const node = cluster
+      if (node === undefined) return
+      const next = (presenceWrites.get(id) ?? Promise.resolve()).then(() =>
+        registry.sessionsOf(id).length > 0 ? presence.add(id, node.nodeId, new Date().toISOString()) : presence.remove(id, node.nodeId),
+      )
+      const settled = next.catch(() => {}).finally(() => {
+        if (presenceWrites.get(id) === settled) presenceWrites.delete(id)
+      })
+      presenceWrites.set(id, settled)
+      track(next)
+    }
     registry.on('tunnel-up', (id: string) => {
-      const at = new Date().toISOString()
-      track(tunnelRepo.markConnected(id, at))
-      if (cluster !== undefined) track(presence.add(id, cluster.nodeId, at))
+      track(tunnelRepo.markConnected(id, new Date().toISOString()))
+      writePresence(id)
     })
     registry.on('tunnel-down', (id: string) => {
       track(tunnelRepo.markDisconnected(id, new Date().toISOString()))
-      if (cluster !== undefined) track(presence.remove(id, cluster.nodeId))
+      writePresence(id)
     })
 
     const router = new HostRouter(config.ingressDomain)

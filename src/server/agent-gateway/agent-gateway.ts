@@ -184,6 +184,8 @@ export class AgentGateway {
       return
     }
     this.#pending.delete(socket)
+    // Frames read together with the agent's SETTINGS may have ended the session already.
+    if (session.closed) return
     this.#deps.registry.add(session)
     const replicas = this.#deps.replicas?.()
     if (replicas !== undefined && replicas.replicas.length > 0) session.announceReplicas(replicas.self, replicas.replicas)

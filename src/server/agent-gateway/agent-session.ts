@@ -61,6 +61,11 @@ export class AgentSession extends EventEmitter {
     return this.#mux.streamCount
   }
 
+  /** Over: closed or destroyed (it may have ended before anyone registered it). */
+  get closed(): boolean {
+    return this.#state === 'closed'
+  }
+
   /** Live and accepting new relays. */
   get isOpen(): boolean {
     return this.#state === 'open' && this.#mux.canOpen

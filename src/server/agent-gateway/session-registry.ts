@@ -13,6 +13,8 @@ export class SessionRegistry extends EventEmitter {
   #byTunnel = new Map<string, Set<AgentSession>>()
 
   add(session: AgentSession): void {
+    // A closed session would never leave: its 'closed' has been emitted already.
+    if (session.closed) return
     const tunnelId = session.info.tunnelId
     let set = this.#byTunnel.get(tunnelId)
     const first = set === undefined || set.size === 0

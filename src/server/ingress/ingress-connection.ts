@@ -111,6 +111,8 @@ export class IngressConnection {
   /** whether the last exchange left the connection reusable (neither side said close) */
   #keepAlive = true
   #attempts = 0
+  /** the relay stream told to hold (the client's socket is full), released at the socket's 'drain' */
+  #heldStream: RelayStream | undefined
   #headTimer: NodeJS.Timeout | undefined
   #upstreamTimer: NodeJS.Timeout | undefined
   #bodyTimer: NodeJS.Timeout | undefined
@@ -145,6 +147,11 @@ export class IngressConnection {
     )
     this.#armHeadTimer()
     socket.on('data', (chunk: Buffer) => this.#onClientData(chunk))
+    socket.on('drain', () => {
+      const held = this.#heldStream
+      this.#heldStream = undefined
+      held?.release()
+    })
     socket.on('end', () => this.#onClientEnd())
     socket.on('error', () => {})
     socket.on('close', () => this.#onClientClose())
@@ -330,6 +337,16 @@ export class IngressConnection {
     this.#unconfirmed = undefined
     this.#unconfirmedBytes = 0
     if (stream !== undefined && !stream.closed) stream.abort()
+    this.#resumeClient()
+  }
+
+  /**
+   * The client may be paused for back-pressure of a stream that is gone now (released, or lost
+   * between requests): that stream's writable() will never come, so read on. The next stream's own
+   * back-pressure pauses it again if needed.
+   */
+  #resumeClient(): void {
+    if (!this.#closed && this.#socket.isPaused()) this.#socket.resume()
   }
 
   #onSessionDraining(session: AgentSession): void {
@@ -394,9 +411,11 @@ export class IngressConnection {
       if (this.#closed) return
     }
     this.#metrics.bytesSent(chunk.length)
-    if (!this.#socket.write(chunk)) {
+    if (!this.#socket.write(chunk) && this.#heldStream !== stream) {
+      // One hold and one 'drain' listener at a time, however many writes a slow client leaves queued.
+      this.#heldStream?.release()
+      this.#heldStream = stream
       stream.hold()
-      this.#socket.once('drain', () => stream.release())
     }
   }
 
@@ -492,6 +511,7 @@ export class IngressConnection {
       // Nothing was in flight: keep the client; its next request opens a stream elsewhere.
       this.#stream = undefined
       this.#session = undefined
+      this.#resumeClient()
       return
     }
     if (this.#replay(session)) return
