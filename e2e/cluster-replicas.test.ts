@@ -10,6 +10,8 @@ import { checkNoLeakedHandles } from '../src/testing/leak-check.ts'
 import { startTestUpstream, type TestUpstream } from '../src/testing/test-upstream.ts'
 import { startTestAgent, startTestServer, type TestServer } from '../src/testing/tunnel-harness.ts'
 import { eventually } from '../src/testing/eventually.ts'
+import { freePort } from '../src/testing/free-port.ts'
+import { connect, createServer, type Socket } from 'node:net'
 
 checkNoLeakedHandles()
 
@@ -133,4 +135,62 @@ describe('tunnel server replicas sharing one database over the cluster bus', () 
     await n2.waitFor((s) => s.status === 'CONNECTED')
     await eventually(() => seen.includes('onprem-b:CONNECTED'), "onprem-a hears onprem-b's status")
   })
+
+  test('a node let go of the key URL for the replicas: when no replica URL answers for the connect grace, it goes back in through the key URL', async () => {
+    // Replica C advertises a URL of its own (a forwarder the test can shut); the key names another
+    // forwarder, as a balancer in front of the replicas would be. Both lead to C.
+    const apiPort = await freePort()
+    const advertised = await startForwarder(apiPort)
+    const balancer = await startForwarder(apiPort)
+    const dirC = await mkdtemp(join(tmpdir(), 'apptunnel-replica-c-'))
+    const c = await startTestServer(
+      { ...CLUSTER, clusterNodeId: 'replica-c', database: join(dirA, 'apptunnel.db'), listen: `127.0.0.1:${apiPort}`, advertiseUrl: advertised.url },
+      dirC,
+    )
+    try {
+      const t = await c.createTunnel('fallback')
+      const key = encodeSecurityKey({ ...decodeSecurityKey(t.key), serverUrl: balancer.url })
+      const agent = await startTestAgent(key, upstream.address, { nodeId: 'onprem-fallback', sessions: 1, connectGraceMs: 500 })
+      agents.push(agent)
+      const advertisedUrls = (): string[] => [a, b, c].map((r) => new URL(r === c ? advertised.url : r.publicUrl).origin).sort()
+      await eventually(() => JSON.stringify([...agent.sessions!.endpoints].sort()) === JSON.stringify(advertisedUrls()), 'the balancer let go for the replicas', 10_000)
+      await eventually(() => agent.status.status === 'CONNECTED', 'connected to the replicas')
+      // Every replica's own URL goes dark; only the balancer still leads to one.
+      await advertised.close()
+      for (const r of [a, b]) await r.dispose().catch(() => {})
+      await eventually(() => agent.sessions!.endpoints.includes(balancer.url), 'the key URL is dialled again', 10_000)
+      await eventually(() => agent.status.status === 'CONNECTED' && agent.sessions!.connectors.some((s) => s.status.status === 'CONNECTED'), 'connected through the balancer', 10_000)
+    } finally {
+      await c.dispose()
+      await balancer.close()
+      await advertised.close()
+      await rm(dirC, { recursive: true, force: true })
+    }
+  })
 })
+
+/** A TCP forwarder to a loopback port: TLS passes through, as through a layer-4 balancer. */
+async function startForwarder(targetPort: number): Promise<{ url: string; close(): Promise<void> }> {
+  const sockets = new Set<Socket>()
+  const server = createServer((inbound) => {
+    const outbound = connect(targetPort, '127.0.0.1')
+    for (const s of [inbound, outbound]) {
+      sockets.add(s)
+      s.once('close', () => sockets.delete(s))
+      s.on('error', () => {})
+    }
+    inbound.pipe(outbound).pipe(inbound)
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  let closed: Promise<void> | undefined
+  return {
+    url: `https://127.0.0.1:${(server.address() as { port: number }).port}`,
+    close() {
+      closed ??= new Promise<void>((r) => {
+        for (const s of sockets) s.destroy()
+        server.close(() => r())
+      })
+      return closed
+    },
+  }
+}

@@ -1,7 +1,7 @@
 import type { ClusterSettings } from '../config/cluster-config.ts'
 import type { Logger } from '../observability/index.ts'
 import { ClusterNodeRepository, SecurityPropertyRepository, type AgentEndpoint, type ClusterNodeKind, type ClusterNodeRecord, type Database } from '../store/index.ts'
-import { MAX_REPLICAS, type ReplicaEndpoint } from '../protocol/index.ts'
+import { fitReplicaList, type ReplicaEndpoint } from '../protocol/index.ts'
 import { VERSION } from '../version.ts'
 import { renderAuthStatsPrometheus } from './auth-stats-prometheus.ts'
 import { ClusterAuthStats, type AuthStatsJson } from './auth-stats.ts'
@@ -152,17 +152,32 @@ export async function startClusterNode(options: ClusterNodeOptions, deps: { data
     // Heartbeats double as the clock for grace expiry: a retired key's links close within one.
     bus.checkLinks()
   })
-  // The replicas agents may dial: the live members with an agent endpoint, announced on change.
+  // The replicas agents may dial: this node and the live members that have held a bus link with
+  // it (so a row written into the database alone cannot send agents, and their secrets, elsewhere;
+  // a link that drops for a moment does not take a replica off the list), each with an agent
+  // endpoint, cut to what one control message carries; announced on change.
   let replicas: ReplicaEndpoint[] = []
+  let members: ClusterNodeRecord[] = []
+  const authenticated = new Set<string>()
   const replicaListeners = new Set<(r: ReplicaEndpoint[]) => void>()
-  membership.on('members', (members: ClusterNodeRecord[]) => {
-    const next = members
-      .filter((m) => m.agentEndpoint !== null)
-      .slice(0, MAX_REPLICAS)
+  const updateReplicas = (): void => {
+    const all = members
+      .filter((m) => m.agentEndpoint !== null && (m.id === options.nodeId || authenticated.has(m.id)))
       .map((m): ReplicaEndpoint => ({ id: m.id, url: m.agentEndpoint!.url, ...(m.agentEndpoint!.pin === undefined ? {} : { pin: m.agentEndpoint!.pin }) }))
+    const next = fitReplicaList(options.nodeId, all)
     if (JSON.stringify(next) === JSON.stringify(replicas)) return
+    if (next.length < all.length) log.warn({ replicas: all.length, announced: next.length }, 'more replicas than one control message holds; agents are told of the first')
     replicas = next
     for (const l of [...replicaListeners]) l(next)
+  }
+  membership.on('members', (live: ClusterNodeRecord[]) => {
+    members = live
+    for (const id of [...authenticated]) if (!live.some((m) => m.id === id)) authenticated.delete(id)
+    updateReplicas()
+  })
+  bus.on('link-up', (info: PeerLinkInfo) => {
+    authenticated.add(info.peerId)
+    updateReplicas()
   })
   const reporter = new StatsReporter(stats, { intervalMs: options.statsIntervalMs }, { log })
   // Know the live peers before returning: an event published right after start must find them.

@@ -19,7 +19,12 @@ export const serverConfigSchema = z
     /** the agent endpoint as agents reach it; keys carry it, and agents only dial https */
     publicUrl: z.string().url().refine((u) => u.startsWith('https://'), 'must be an https:// URL: agents only dial the server over TLS').optional(),
     /** a replica: the https URL agents dial to reach this replica directly; default publicUrl (docs/scaling.md) */
-    advertiseUrl: z.string().url().refine((u) => u.startsWith('https://'), 'must be an https:// URL: agents only dial the server over TLS').optional(),
+    advertiseUrl: z
+      .string()
+      .url()
+      .max(300)
+      .refine((u) => u.startsWith('https://'), 'must be an https:// URL: agents only dial the server over TLS')
+      .optional(),
     /** tunnels answer at <tunnel-id>.<ingressDomain> */
     ingressDomain: z.string().regex(/^[a-z0-9.-]+$/i, 'a DNS name').default('localhost'),
     /** application link URL base when the ingress sits behind a proxy, e.g. https://{id}.tunnels.example.com/ */

@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { TunnelError } from '../errors/index.ts'
-import { decodeControlMessage, encodeControlMessage, type ControlMessage } from './control-message.ts'
+import { MAX_REPLICAS, decodeControlMessage, encodeControlMessage, fitReplicaList, type ControlMessage } from './control-message.ts'
 import { MAX_CONTROL_PAYLOAD_BYTES } from './session-frame.ts'
 
 const ready: ControlMessage = { t: 'ready' }
@@ -72,4 +72,19 @@ test('a revoke with a huge reason is cut to fit one CONTROL frame', () => {
   assert.ok(b.length <= MAX_CONTROL_PAYLOAD_BYTES, `${b.length} bytes`)
   const m = decodeControlMessage(b)
   assert.equal(m.t, 'revoke')
+})
+
+test('a replica list is cut to what one CONTROL frame carries, this replica first, so agents never refuse it', () => {
+  const long = (i: number) => ({ id: `replica-${String(i).padStart(56, '0')}`, url: `https://replica-${i}.${'x'.repeat(200)}.example:8443`, pin: PIN })
+  const all = Array.from({ length: 40 }, (_, i) => long(i))
+  const fitted = fitReplicaList(long(30).id, all)
+  assert.equal(fitted[0]!.id, long(30).id, 'self first')
+  assert.ok(fitted.length >= 2 && fitted.length < MAX_REPLICAS, `${fitted.length} fit`)
+  const bytes = encodeControlMessage({ t: 'replicas', self: long(30).id, replicas: fitted })
+  assert.ok(bytes.length <= MAX_CONTROL_PAYLOAD_BYTES, `${bytes.length} bytes`)
+  assert.deepEqual(decodeControlMessage(bytes), { t: 'replicas', self: long(30).id, replicas: fitted })
+  const one = fitted.length
+  assert.ok(encodeControlMessage({ t: 'replicas', self: long(30).id, replicas: [...fitted, all.find((r) => !fitted.includes(r))!] }).length > MAX_CONTROL_PAYLOAD_BYTES, `the ${one + 1}th would not fit`)
+  const short = Array.from({ length: 40 }, (_, i) => ({ id: `r${i}`, url: `https://r${i}.example` }))
+  assert.equal(fitReplicaList('r0', short).length, MAX_REPLICAS, 'short entries: the count limit')
 })

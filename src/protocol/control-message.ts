@@ -31,6 +31,20 @@ export const MAX_REPLICAS = 32
 
 const NODE_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/
 
+/**
+ * The replicas that fit in one CONTROL frame, `self` first: a list too long for the frame would be
+ * refused by every agent (and drop every session), so the sender cuts it instead.
+ */
+export function fitReplicaList(self: string, replicas: readonly ReplicaEndpoint[]): ReplicaEndpoint[] {
+  const ordered = [...replicas.filter((r) => r.id === self), ...replicas.filter((r) => r.id !== self)].slice(0, MAX_REPLICAS)
+  const out: ReplicaEndpoint[] = []
+  for (const r of ordered) {
+    if (encodeControlMessage({ t: 'replicas', self, replicas: [...out, r] }).length > MAX_CONTROL_PAYLOAD_BYTES) break
+    out.push(r)
+  }
+  return out
+}
+
 export function encodeControlMessage(m: ControlMessage): Buffer {
   let body = Buffer.from(JSON.stringify(m), 'utf8')
   // A revoke reason is ours, but keep the frame within its limit whatever it says.

@@ -60,6 +60,8 @@ export class NodeSessions extends EventEmitter {
   #everConnected = false
   #status: NodeStatus
   #graceTimer: NodeJS.Timeout | undefined
+  /** armed while the key's URL is let go and no replica session is up: then the key's URL is dialled again */
+  #fallbackTimer: NodeJS.Timeout | undefined
   #closing: Promise<void> | undefined
   #started = false
   /** the replica URLs last named, in the order chosen; empty: a lone server */
@@ -143,12 +145,34 @@ export class NodeSessions extends EventEmitter {
     return [...replicas].sort((a, b) => (score(a) < score(b) ? -1 : 1)).slice(0, max)
   }
 
-  /** The key's URL group is only the way in when it is not one of the replicas: drop it once one is up. */
+  /**
+   * The key's URL group is only the way in when it is not one of the replicas: drop it once a
+   * replica's own session is up. And the way back: when no replica session has been up for the
+   * connect grace (every advertised URL unreachable, replicas replaced while the node was away),
+   * dial the key's URL again; the list it brings starts over.
+   */
   #retireEntry(): void {
     const keyUrl = this.#connector.key.serverUrl
-    if (this.#replicaUrls.length === 0 || this.#replicaUrls.includes(keyUrl) || !this.#groups.has(keyUrl)) return
     const replicaUp = [...this.#groups.values()].some((g) => g.url !== keyUrl && g.connectors.some((c) => c.status.status === 'CONNECTED'))
-    if (replicaUp) this.#removeGroup(keyUrl)
+    if (replicaUp || this.#groups.has(keyUrl)) {
+      clearTimeout(this.#fallbackTimer)
+      this.#fallbackTimer = undefined
+    }
+    if (this.#replicaUrls.length === 0 || this.#replicaUrls.includes(keyUrl)) return
+    if (this.#groups.has(keyUrl)) {
+      if (replicaUp) this.#removeGroup(keyUrl)
+      return
+    }
+    if (!replicaUp && this.#fallbackTimer === undefined && this.#closing === undefined) {
+      this.#fallbackTimer = setTimeout(() => {
+        this.#fallbackTimer = undefined
+        if (this.#closing !== undefined || this.#groups.has(keyUrl)) return
+        this.#replicaUrls = []
+        this.#addGroup(keyUrl, this.#connector.key.certificatePin)
+        this.#update()
+      }, this.#options.connectGraceMs)
+      this.#fallbackTimer.unref()
+    }
   }
 
   get status(): NodeStatus {
@@ -229,6 +253,7 @@ export class NodeSessions extends EventEmitter {
   /** GOAWAY on every session at once (so the server moves callers off all of them together), then waits for them to drain. */
   close(): Promise<void> {
     clearTimeout(this.#graceTimer)
+    clearTimeout(this.#fallbackTimer)
     this.#closing ??= Promise.all([...this.connectors.map((c) => c.close()), ...this.#leaving]).then(() => {})
     return this.#closing
   }
