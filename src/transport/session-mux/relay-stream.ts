@@ -105,9 +105,9 @@ export class RelayStream {
   }
 
   /**
-   * Sends bytes; false means pause the source until writable(). Bytes past the credit, or written
-   * while the session is congested, are kept here and sent later: the session itself never queues
-   * more than its send buffer and one frame.
+   * Sends bytes; false means pause the source until writable(). What the credit allows leaves at
+   * once, congested or not (a source that pauses on false adds at most one chunk to a congested
+   * session, and the socket stays fed); bytes past the credit are kept here and sent as it comes.
    */
   write(chunk: Buffer): boolean {
     if (this.#closed || this.#localEnded || this.#endPending) return false
@@ -123,10 +123,10 @@ export class RelayStream {
     return true
   }
 
-  /** Sends what is kept, while there is credit and the session is not congested; then a pending end. */
+  /** Sends what is kept, while there is credit; then a pending end. */
   #pump(): void {
     const max = this.#transport.maxDataPayloadBytes
-    while (this.#pending.length > 0 && this.#sendCredit > 0 && !this.#transport.congested && !this.#closed) {
+    while (this.#pending.length > 0 && this.#sendCredit > 0 && !this.#closed) {
       const chunk = this.#pending[0]!
       const take = Math.min(this.#sendCredit, max, chunk.length)
       this.#transport.sendData(this.id, take === chunk.length ? chunk : chunk.subarray(0, take), false)
@@ -142,7 +142,6 @@ export class RelayStream {
     if (this.#closed || this.#localEnded || this.#endPending) return
     if (this.#pending.length > 0) {
       this.#endPending = true
-      if (this.#transport.congested) this.#transport.waitUncongested(this)
       return
     }
     this.#sendEnd()
@@ -233,13 +232,12 @@ export class RelayStream {
   wake(): void {
     if (this.#closed) return
     this.#pump()
-    if (this.#closed) return
-    if (this.#transport.congested && (this.#pending.length > 0 || this.#owesWritable)) {
+    // Still short of credit: the next CREDIT wakes us.
+    if (this.#closed || !this.#owesWritable || this.#pending.length > 0 || this.#sendCredit === 0) return
+    if (this.#transport.congested) {
       this.#transport.waitUncongested(this)
       return
     }
-    // Still short of credit: the next CREDIT wakes us.
-    if (!this.#owesWritable || this.#pending.length > 0 || this.#sendCredit === 0) return
     this.#owesWritable = false
     this.#handlers?.writable()
   }

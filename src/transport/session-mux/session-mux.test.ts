@@ -285,7 +285,7 @@ test('a congested session tells writers to pause and wakes them when the socket 
   }
 })
 
-test('while congested, streams keep their own bytes: the session never queues much more than its send buffer', async () => {
+test('writers that pause on false add one frame each to a congested session, and are woken when it drained', async () => {
   // The agent holds every stream: nothing is granted, and what is sent stays unread in the kernel.
   const p = await muxPair({ sendBufferBytes: 64 * 1024 }, { streamWindowBytes: 8 * 1024 * 1024 }, (s) => {
     s.hold()
@@ -293,13 +293,18 @@ test('while congested, streams keep their own bytes: the session never queues mu
   })
   try {
     let peak = 0
+    const woken: number[] = []
     for (let i = 0; i < 8; i++) {
       const s = p.server.open(`c${i}`)
-      s.attach(collector().handlers)
-      for (let k = 0; k < 8; k++) s.write(Buffer.alloc(64 * 1024, k))
+      const c = collector()
+      c.handlers.writable = () => woken.push(i)
+      s.attach(c.handlers)
+      // A source that respects back-pressure: it stops at the first false.
+      for (let k = 0; k < 8 && s.write(Buffer.alloc(64 * 1024, k)); k++);
       peak = Math.max(peak, p.server.queuedBytes)
     }
-    assert.ok(peak <= 64 * 1024 + 64 * 1024 + 1024, `queued at most the send buffer and one frame (peak ${peak})`)
+    assert.ok(peak <= 64 * 1024 + 8 * (64 * 1024 + 64), `queued at most the send buffer and a frame per writer (peak ${peak})`)
+    await eventually(() => woken.length === 8, 'every paused writer woken once the socket drained')
     assert.equal(p.server.closed, false)
   } finally {
     await p.close()

@@ -240,9 +240,12 @@ export class SessionMux extends EventEmitter implements StreamTransport {
     this.#scheduleFlush()
   }
 
-  /** Streams keep their own bytes while congested, so only a peer that stops reading gets here. */
+  /**
+   * Writers pause while the session is congested, each after at most one frame more, so only a
+   * peer that stops reading (and keeps asking for answers) gets past this.
+   */
   #checkBacklog(): void {
-    if (this.#outBytes + this.#socket.writableLength > 4 * this.#sendBufferBytes) {
+    if (this.#outBytes + this.#socket.writableLength > 4 * this.#sendBufferBytes + this.#streams.size * MAX_DATA_PAYLOAD_BYTES) {
       this.destroy(new TunnelError('TUN_ERR_SESSION_PROTOCOL', 'the peer does not read what the session sends'))
     }
   }
