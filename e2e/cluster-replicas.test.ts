@@ -11,7 +11,7 @@ import { startTestUpstream, type TestUpstream } from '../src/testing/test-upstre
 import { startTestAgent, startTestServer, type TestServer } from '../src/testing/tunnel-harness.ts'
 import { eventually } from '../src/testing/eventually.ts'
 import { freePort } from '../src/testing/free-port.ts'
-import { connect, createServer, type Socket } from 'node:net'
+import { startTcpForwarder } from '../src/testing/tcp-forwarder.ts'
 
 checkNoLeakedHandles()
 
@@ -140,8 +140,8 @@ describe('tunnel server replicas sharing one database over the cluster bus', () 
     // Replica C advertises a URL of its own (a forwarder the test can shut); the key names another
     // forwarder, as a balancer in front of the replicas would be. Both lead to C.
     const apiPort = await freePort()
-    const advertised = await startForwarder(apiPort)
-    const balancer = await startForwarder(apiPort)
+    const advertised = await startTcpForwarder(apiPort)
+    const balancer = await startTcpForwarder(apiPort)
     const dirC = await mkdtemp(join(tmpdir(), 'apptunnel-replica-c-'))
     const c = await startTestServer(
       { ...CLUSTER, clusterNodeId: 'replica-c', database: join(dirA, 'apptunnel.db'), listen: `127.0.0.1:${apiPort}`, advertiseUrl: advertised.url },
@@ -168,29 +168,3 @@ describe('tunnel server replicas sharing one database over the cluster bus', () 
     }
   })
 })
-
-/** A TCP forwarder to a loopback port: TLS passes through, as through a layer-4 balancer. */
-async function startForwarder(targetPort: number): Promise<{ url: string; close(): Promise<void> }> {
-  const sockets = new Set<Socket>()
-  const server = createServer((inbound) => {
-    const outbound = connect(targetPort, '127.0.0.1')
-    for (const s of [inbound, outbound]) {
-      sockets.add(s)
-      s.once('close', () => sockets.delete(s))
-      s.on('error', () => {})
-    }
-    inbound.pipe(outbound).pipe(inbound)
-  })
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  let closed: Promise<void> | undefined
-  return {
-    url: `https://127.0.0.1:${(server.address() as { port: number }).port}`,
-    close() {
-      closed ??= new Promise<void>((r) => {
-        for (const s of sockets) s.destroy()
-        server.close(() => r())
-      })
-      return closed
-    },
-  }
-}

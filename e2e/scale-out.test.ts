@@ -2,7 +2,6 @@ import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { Agent as HttpAgent, request } from 'node:http'
-import { connect as connectTcp, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -16,6 +15,7 @@ import { ingressRequest, startTestAgent } from '../src/testing/tunnel-harness.ts
 import { decodeSecurityKey, encodeSecurityKey } from '../src/protocol/index.ts'
 import { spkiPin } from '../src/transport/certificate-pin.ts'
 import { freePort } from '../src/testing/free-port.ts'
+import { startTcpForwarder } from '../src/testing/tcp-forwarder.ts'
 
 checkNoLeakedHandles()
 
@@ -233,18 +233,8 @@ describe('tunnel server replicas on PostgreSQL: three replicas, two on-prem node
 
   test('a key naming a load balancer in front of the replicas: the node goes in through it, then keeps to the replicas and lets the balancer go', async () => {
     // A plain TCP balancer with one backend: TLS (and the pin) stay end to end with replica 1.
-    const sockets = new Set<import('node:net').Socket>()
-    const balancer = createServer((inbound) => {
-      const outbound = connectTcp(replicas.get('replica-1')!.apiPort, '127.0.0.1')
-      for (const s of [inbound, outbound]) {
-        sockets.add(s)
-        s.once('close', () => sockets.delete(s))
-        s.on('error', () => {})
-      }
-      inbound.pipe(outbound).pipe(inbound)
-    })
-    await new Promise<void>((r) => balancer.listen(0, '127.0.0.1', r))
-    const lbUrl = `https://127.0.0.1:${(balancer.address() as { port: number }).port}`
+    const balancer = await startTcpForwarder(replicas.get('replica-1')!.apiPort)
+    const lbUrl = balancer.url
     try {
       const created = await admin('replica-3', ['tunnel', 'create', '--name', 'behind a balancer', '--json'])
       assert.equal(created.code, 0, created.stderr)
@@ -258,8 +248,7 @@ describe('tunnel server replicas on PostgreSQL: three replicas, two on-prem node
       for (const name of REPLICAS) await eventually(async () => (await show(name, t.id)).sessions === 1, `${name} holds the node's session`, 10_000)
       assert.equal(agent.status.status, 'CONNECTED')
     } finally {
-      for (const s of sockets) s.destroy()
-      await new Promise<void>((r) => balancer.close(() => r()))
+      await balancer.close()
     }
   })
 

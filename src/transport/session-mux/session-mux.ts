@@ -232,9 +232,11 @@ export class SessionMux extends EventEmitter implements StreamTransport {
 
   // ── writing ───────────────────────────────────────────────────────────────────────────────────
 
-  #queue(frame: Buffer): void {
+  /** `first`: ahead of what is queued (pings measure liveness, not our backlog). */
+  #queue(frame: Buffer, first = false): void {
     if (this.#ending) return
-    this.#out.push(frame)
+    if (first) this.#out.unshift(frame)
+    else this.#out.push(frame)
     this.#outBytes += frame.length
     this.#checkBacklog()
     this.#scheduleFlush()
@@ -443,17 +445,8 @@ export class SessionMux extends EventEmitter implements StreamTransport {
     this.#pingOutstanding = value
     const p = Buffer.allocUnsafe(PING_BYTES)
     p.writeBigUInt64BE(value)
-    this.#queueFirst(encodeFrame(SessionFrameType.PING, 0, 0, p))
+    this.#queue(encodeFrame(SessionFrameType.PING, 0, 0, p), true)
     this.#pingDeadline = setTimeout(() => this.destroy(new TunnelError('TUN_ERR_SESSION_LOST', this.#options.pingTimeoutMessage)), this.#options.pingTimeoutMs)
-  }
-
-  /** Ahead of queued stream bytes: pings measure liveness, not our backlog. */
-  #queueFirst(frame: Buffer): void {
-    if (this.#ending) return
-    this.#out.unshift(frame)
-    this.#outBytes += frame.length
-    this.#checkBacklog()
-    this.#scheduleFlush()
   }
 
   #onPing(flags: number, payload: Buffer): void {
@@ -465,7 +458,7 @@ export class SessionMux extends EventEmitter implements StreamTransport {
       }
       const ack = encodeFrame(SessionFrameType.PING, FLAG_ACK, 0, payload)
       this.#queuedAck = ack
-      this.#queueFirst(ack)
+      this.#queue(ack, true)
       return
     }
     if (this.#pingOutstanding !== undefined && payload.readBigUInt64BE() === this.#pingOutstanding) {

@@ -1,0 +1,37 @@
+import { connect, createServer, type Socket } from 'node:net'
+
+export interface TcpForwarder {
+  /** https://127.0.0.1:<port>: TLS passes through to the target untouched */
+  readonly url: string
+  readonly port: number
+  /** ends every forwarded connection and stops listening; idempotent */
+  close(): Promise<void>
+}
+
+/** A TCP forwarder to a loopback port, as a layer-4 balancer with one backend would be. */
+export async function startTcpForwarder(targetPort: number): Promise<TcpForwarder> {
+  const sockets = new Set<Socket>()
+  const server = createServer((inbound) => {
+    const outbound = connect(targetPort, '127.0.0.1')
+    for (const s of [inbound, outbound]) {
+      sockets.add(s)
+      s.once('close', () => sockets.delete(s))
+      s.on('error', () => {})
+    }
+    inbound.pipe(outbound).pipe(inbound)
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const port = (server.address() as { port: number }).port
+  let closed: Promise<void> | undefined
+  return {
+    url: `https://127.0.0.1:${port}`,
+    port,
+    close() {
+      closed ??= new Promise<void>((r) => {
+        for (const s of sockets) s.destroy()
+        server.close(() => r())
+      })
+      return closed
+    },
+  }
+}
