@@ -68,8 +68,6 @@ export class AgentConnector extends EventEmitter {
   #wake: (() => void) | undefined
   #loop: Promise<void> | undefined
   #welcome: SessionWelcome | undefined
-  /** the tunnel server replica the current session is on, when the server runs replicas */
-  #replica: string | undefined
   readonly #metrics: AgentMetricsSink
   /** this connector had a session before: the next one is a reconnect */
   #connectedBefore = false
@@ -90,11 +88,6 @@ export class AgentConnector extends EventEmitter {
   /** what the server said when the current (or last) session was set up */
   get welcome(): SessionWelcome | undefined {
     return this.#welcome
-  }
-
-  /** the replica id of the current (or last) session, when the server runs replicas */
-  get replica(): string | undefined {
-    return this.#replica
   }
 
   get activeRelays(): number {
@@ -209,7 +202,6 @@ export class AgentConnector extends EventEmitter {
           endReason = new TunnelError(code, m.reason)
           mux.destroy(endReason)
         } else if (m.t === 'replicas') {
-          this.#replica = m.self
           this.emit('replicas', m.replicas, m.self)
         }
       })

@@ -108,10 +108,6 @@ export class SessionMux extends EventEmitter implements StreamTransport {
     socket.on('close', () => this.destroy(new TunnelError('TUN_ERR_SESSION_LOST', 'the session connection closed')))
   }
 
-  get peerSettings(): SessionSettings | undefined {
-    return this.#peer
-  }
-
   get closed(): boolean {
     return this.#closed
   }
@@ -128,14 +124,6 @@ export class SessionMux extends EventEmitter implements StreamTransport {
   /** end() was called: the connection is closing gracefully */
   get ending(): boolean {
     return this.#ending
-  }
-
-  get goawaySent(): boolean {
-    return this.#goawaySent
-  }
-
-  get goawayReceived(): boolean {
-    return this.#goawayReceived
   }
 
   /** the open streams */
