@@ -64,8 +64,10 @@ export class NodeSessions extends EventEmitter {
   #fallbackTimer: NodeJS.Timeout | undefined
   #closing: Promise<void> | undefined
   #started = false
-  /** the replica URLs last named, in the order chosen; empty: a lone server */
+  /** the replica URLs last chosen, in order; empty: a lone server */
   #replicaUrls: string[] = []
+  /** what each connected session last heard of the replicas */
+  readonly #lists = new Map<AgentConnector, ReplicaEndpoint[]>()
 
   constructor(connector: AgentConnectorOptions, options: NodeSessionsOptions) {
     super()
@@ -96,8 +98,15 @@ export class NodeSessions extends EventEmitter {
     const labelled = this.#groups.size === 0 ? {} : { server: url }
     for (let i = 0; i < count; i++) {
       const c = new AgentConnector({ ...base, key, log: base.log.child({ session: i + 1, ...labelled }) })
-      c.on('status', () => this.#update())
-      c.on('replicas', (replicas: ReplicaEndpoint[]) => this.#onReplicas(replicas))
+      c.on('status', () => {
+        // A session that is gone no longer vouches for its replica list.
+        if (c.status.status !== 'CONNECTED' && this.#lists.delete(c)) this.#onReplicas()
+        this.#update()
+      })
+      c.on('replicas', (replicas: ReplicaEndpoint[]) => {
+        this.#lists.set(c, replicas)
+        this.#onReplicas()
+      })
       group.connectors.push(c)
       if (this.#started) c.start()
     }
@@ -108,17 +117,25 @@ export class NodeSessions extends EventEmitter {
     const group = this.#groups.get(url)
     if (group === undefined) return
     this.#groups.delete(url)
+    for (const c of group.connectors) this.#lists.delete(c)
     const leaving = Promise.all(group.connectors.map((c) => c.close())).then(() => {})
     this.#leaving.add(leaving)
     void leaving.finally(() => this.#leaving.delete(leaving))
   }
 
-  /** The server named its replicas: keep a group per chosen replica URL, let the others go. */
-  #onReplicas(replicas: ReplicaEndpoint[]): void {
-    if (this.#closing !== undefined) return
+  /**
+   * Replicas named their replicas: keep a group per chosen replica URL, let the others go. Each
+   * replica sees the others join and leave at its own moment (its heartbeats, its bus links), so the
+   * node follows the union of what its connected sessions last heard: a replica is let go once no
+   * live session names it, not when the first one stops naming it. With no list at all (every
+   * session down) the groups stay as they are; the fallback to the key's URL covers that.
+   */
+  #onReplicas(): void {
+    if (this.#closing !== undefined || this.#lists.size === 0) return
     const keyUrl = this.#connector.key.serverUrl
     const byUrl = new Map<string, ReplicaEndpoint>()
-    for (const r of replicas) if (!byUrl.has(r.url)) byUrl.set(r.url, r)
+    const named = [...this.#lists.values()].flat().sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+    for (const r of named) if (!byUrl.has(r.url)) byUrl.set(r.url, r)
     const chosen = this.#choose([...byUrl.values()])
     const urls = chosen.map((r) => r.url)
     if (JSON.stringify(urls) === JSON.stringify(this.#replicaUrls)) return
