@@ -173,7 +173,7 @@ test('any bytes: events or a clear HTTP refusal, never a crash, and the same who
   )
 })
 
-function feedResponses(parts: readonly Buffer[], methods: readonly string[], close: boolean): { events: unknown[]; error?: string } {
+function feedResponses(parts: readonly Buffer[], methods: readonly string[], close: boolean): { events: unknown[]; error?: string; relayed?: string } {
   const recorder = new EventRecorder()
   const framer = new ResponseFramer(recorder.response, { maxHeadBytes: 512, maxStartLineBytes: 128, maxHeaderCount: 12 })
   for (const m of methods) framer.expect(m)
@@ -187,7 +187,12 @@ function feedResponses(parts: readonly Buffer[], methods: readonly string[], clo
     if ('error' in r) return { events: recorder.normalized(), error: r.error.code }
   }
   // What follows a 101 is relayed raw, so only whether it came matters, not how it was cut.
-  return { events: recorder.normalized().map((e) => (typeof e === 'object' && e !== null && 'upgrade' in e ? 'upgrade' : e)) }
+  const upgraded = framer.state === 'upgraded'
+  return {
+    events: recorder.normalized().map((e) => (typeof e === 'object' && e !== null && 'upgrade' in e ? 'upgrade' : e)),
+    // A relay passes on exactly the heads and bodies framed, however the bytes were cut.
+    ...(upgraded ? {} : { relayed: Buffer.concat(recorder.relayed).toString('latin1') }),
+  }
 }
 
 test('response framer, any bytes: events or TUN_ERR_UPSTREAM_BAD_RESPONSE, never a crash, the same whole or chunked', () => {

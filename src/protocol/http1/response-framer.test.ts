@@ -259,3 +259,29 @@ describe('ResponseFramer: tolerance', () => {
     assert.deepEqual(outline(events), [200, { body: 'x' }, 'end', 204, 'end'])
   })
 })
+
+describe('ResponseFramer: the raw head handed to onHead', () => {
+  const stream =
+    '\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc' +
+    'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\nX-T: 1\r\n\r\n' +
+    'HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\nraw bytes'
+
+  for (const [name, parts] of [
+    ['whole', [bytes(stream)]],
+    ['byte by byte', oneByteChunks(bytes(stream))],
+  ] as const) {
+    it(`heads, bodies and what follows a 101 are the stream itself, less the empty lines before a status line (${name})`, () => {
+      const recorder = new EventRecorder()
+      const framer = new ResponseFramer(recorder.response)
+      for (const m of ['POST', 'GET', 'GET']) framer.expect(m)
+      for (const part of parts) {
+        if (framer.state === 'upgraded') break
+        framer.push(part)
+      }
+      const relayed = Buffer.concat(recorder.relayed).toString('latin1')
+      // Byte by byte, the bytes after the 101 arrive as pushes the framer no longer takes.
+      assert.equal(relayed, name === 'whole' ? stream.slice(2) : stream.slice(2, -'raw bytes'.length))
+    })
+  }
+})
+

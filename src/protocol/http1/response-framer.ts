@@ -8,8 +8,12 @@ import { parseResponseHead } from './parse-response-head.ts'
 import { FramerGuard } from './framer-guard.ts'
 
 export interface ResponseFramerCallbacks {
-  /** Also called for interim (1xx) heads, which have no body and no onMessageEnd. */
-  onHead(head: ResponseHead): void
+  /**
+   * Also called for interim (1xx) heads, which have no body and no onMessageEnd. `raw` is the head
+   * exactly as received (start line through the blank line), so a relay can pass on a head only
+   * once it is known to be whole and well formed.
+   */
+  onHead(head: ResponseHead, raw: Buffer): void
   onBody(chunk: Buffer): void
   onMessageEnd(): void
   /** After a 101 head (or a 2xx answer to CONNECT): `rest` is what followed the head in that chunk; the framer is done. */
@@ -141,22 +145,26 @@ export class ResponseFramer {
   /** Returns true when the head hands the connection over to raw bytes. */
   private startMessage(text: string): boolean {
     const method = this.methodsHead < this.methods.length ? this.methods[this.methodsHead]! : 'GET'
-    const head = parseResponseHead(this.scanner.headBytes, this.scanner.headOffset, text, method)
+    const headBytes = this.scanner.headBytes
+    const headOffset = this.scanner.headOffset
+    const head = parseResponseHead(headBytes, headOffset, text, method)
+    // A view, not a copy: a head gathered across chunks lives in a buffer the scanner lets go of.
+    const raw = headBytes.subarray(headOffset, headOffset + text.length)
     this.scanner.releaseHead()
     const status = head.statusCode
     if (status < 200 && status !== 101) {
-      this.callbacks.onHead(head)
+      this.callbacks.onHead(head, raw)
       return false
     }
     this.consumeMethod()
     if (status === 101 || (method === 'CONNECT' && status < 300)) {
       this.phase = UPGRADED
-      this.callbacks.onHead(head)
+      this.callbacks.onHead(head, raw)
       return true
     }
     if (this.body.start(head.body)) this.phase = BODY
     else if (head.body.kind === 'until-close') this.phase = UNTIL_CLOSE_BODY
-    this.callbacks.onHead(head)
+    this.callbacks.onHead(head, raw)
     if (this.phase === HEAD) this.endMessage()
     return false
   }

@@ -18,6 +18,8 @@ export type FramerEvent =
  */
 export class EventRecorder {
   readonly events: FramerEvent[] = []
+  /** What a relay would pass on from a response stream: each head as received, body bytes, bytes after a 101. */
+  readonly relayed: Buffer[] = []
 
   readonly request: RequestFramerCallbacks = {
     onHead: (head) => this.events.push({ type: 'head', head }),
@@ -26,10 +28,19 @@ export class EventRecorder {
   }
 
   readonly response: ResponseFramerCallbacks = {
-    onHead: (head) => this.events.push({ type: 'head', head }),
-    onBody: (chunk) => this.body(chunk),
+    onHead: (head, raw) => {
+      this.relayed.push(Buffer.from(raw))
+      this.events.push({ type: 'head', head })
+    },
+    onBody: (chunk) => {
+      this.relayed.push(Buffer.from(chunk))
+      this.body(chunk)
+    },
     onMessageEnd: () => this.events.push({ type: 'end' }),
-    onUpgrade: (rest) => this.events.push({ type: 'upgrade', rest: Buffer.from(rest) }),
+    onUpgrade: (rest) => {
+      this.relayed.push(Buffer.from(rest))
+      this.events.push({ type: 'upgrade', rest: Buffer.from(rest) })
+    },
   }
 
   /** Heads only, for assertions that do not care about the rest. */
