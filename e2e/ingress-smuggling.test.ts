@@ -37,6 +37,11 @@ interface Attempt {
   status: number
   code: string
   reachesApp: boolean
+  /**
+   * Valid requests before the refused bytes, each answered by the app first: answers leave in
+   * request order, so the refusal comes after theirs (RFC 9112 §9.3.2).
+   */
+  answeredFirst?: number
 }
 
 const SMUGGLED = 'GET /smuggled HTTP/1.1\r\nHost: {host}\r\n\r\n'
@@ -67,7 +72,8 @@ const attempts: Attempt[] = [
   { name: 'no Host in HTTP/1.1', head: 'GET /hello HTTP/1.1\r\n\r\n' + SMUGGLED, status: 400, code: 'TUN_ERR_HTTP_BAD_REQUEST', reachesApp: false },
   { name: 'absolute-form target naming another host', head: 'GET http://other.localhost/hello HTTP/1.1\r\nHost: {host}\r\n\r\n' + SMUGGLED, status: 400, code: 'TUN_ERR_HTTP_BAD_REQUEST', reachesApp: false },
   { name: 'CONNECT through the ingress', head: 'CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: {host}\r\n\r\n' + SMUGGLED, status: 501, code: 'TUN_ERR_HTTP_NOT_IMPLEMENTED', reachesApp: false },
-  { name: 'Connection naming Content-Length (hop-by-hop removal of framing)', head: 'POST /sha256 HTTP/1.1\r\nHost: {host}\r\nConnection: content-length\r\nContent-Length: 44\r\n\r\n' + SMUGGLED, status: 400, code: 'TUN_ERR_HTTP_BAD_REQUEST', reachesApp: false },
+  // Content-Length is kept, so its 44 bytes (most of the smuggled request) are the POST's body; the rest is garbage.
+  { name: 'Connection naming Content-Length (hop-by-hop removal of framing)', head: 'POST /sha256 HTTP/1.1\r\nHost: {host}\r\nConnection: content-length\r\nContent-Length: 44\r\n\r\n' + SMUGGLED, status: 400, code: 'TUN_ERR_HTTP_BAD_REQUEST', reachesApp: true, answeredFirst: 1 },
   { name: 'HTTP/2 preface on the HTTP/1 port', head: 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n' + SMUGGLED, status: 505, code: 'TUN_ERR_HTTP_VERSION', reachesApp: false },
   // Broken chunked bodies: the head was sent on before the body, the app sees it aborted
   { name: 'chunk size that is not hex', head: 'POST /sha256 HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n' + SMUGGLED, status: 400, code: 'TUN_ERR_HTTP_BAD_REQUEST', reachesApp: true },
@@ -87,7 +93,12 @@ describe('request smuggling attempts at the ingress', () => {
   for (const a of attempts) {
     test(`${a.name} → ${a.status} ${a.code}`, async () => {
       const seenBefore = fixture.upstream.seen.length
-      const out = await exchange(fixture.server.ingressAddress.port, a.head.replaceAll('{host}', fixture.tunnel.hostHeader))
+      const all = await exchange(fixture.server.ingressAddress.port, a.head.replaceAll('{host}', fixture.tunnel.hostHeader))
+      // No body here contains a status line: a JSON error or a hex digest.
+      const answers = all.split(/(?=HTTP\/1\.1 \d{3} )/)
+      assert.equal(answers.length, (a.answeredFirst ?? 0) + 1, `answers: ${JSON.stringify(all.slice(0, 600))}`)
+      for (const earlier of answers.slice(0, -1)) assert.match(earlier, /^HTTP\/1\.1 200 /)
+      const out = answers[answers.length - 1]!
       const statusLine = out.slice(0, out.indexOf('\r\n'))
       assert.match(statusLine, new RegExp(`^HTTP/1\\.1 ${a.status} `), `answer was ${JSON.stringify(out.slice(0, 300))}`)
       const body = JSON.parse(out.slice(out.indexOf('\r\n\r\n') + 4)) as { error: { code: string; message: string } }

@@ -21,6 +21,7 @@ import { AgentGateway } from './agent-gateway/agent-gateway.ts'
 import { SessionRegistry } from './agent-gateway/session-registry.ts'
 import { SERVER_INFO_FILE, bootstrapOrg } from './bootstrap.ts'
 import { HostRouter } from './ingress/host-router.ts'
+import { OncePerInterval } from './ingress/once-per-interval.ts'
 import { IngressServer } from './ingress/ingress-server.ts'
 import { TunnelService } from './tunnels/tunnel-service.ts'
 
@@ -259,6 +260,7 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
       proto: 'http',
       access,
       metrics,
+      unsolicitedWarnings: new OncePerInterval(60_000),
     })
 
     // Cluster bus: another replica deleted a tunnel → drop its sessions here too, no polling.

@@ -16,6 +16,7 @@ import type { Refusal } from '../../protocol/index.ts'
 import type { RelayStream } from '../../transport/session-mux/index.ts'
 import type { SessionRegistry } from '../agent-gateway/session-registry.ts'
 import type { HostRouter } from './host-router.ts'
+import type { OncePerInterval } from './once-per-interval.ts'
 import { rewriteRequestHeaders } from './request-head-policy.ts'
 
 export interface IngressTimeouts {
@@ -49,6 +50,8 @@ export interface IngressConnectionDeps {
   access?: { check(tunnelId: string, sourceAddress: string, headers: ReadonlyArray<readonly [string, string]>): void }
   /** responses by status, their durations and bytes each way; absent: nothing is counted */
   metrics?: IngressMetrics | undefined
+  /** shared by every connection: the warning about bytes an app sent unasked, once per tunnel per interval */
+  unsolicitedWarnings: OncePerInterval
 }
 
 /** RFC 9110 §9.2.2: a client may repeat these automatically, so the ingress may too. */
@@ -64,6 +67,17 @@ interface PendingRequest {
   replayable: boolean
   /** metrics clock when the head was complete (request duration) */
   headAtMs: number
+  /** asked to switch protocols: the only request a 101 may answer */
+  upgrade: boolean
+}
+
+/** A refusal of a request that must wait until every earlier request has had its answer. */
+interface QueuedRefusal {
+  error: TunnelError
+  /** the request whose body was bad, already sent upstream: it gets the refusal, not an answer */
+  broken: PendingRequest | undefined
+  /** the app answered the broken request anyway: that answer stands and the refusal is dropped */
+  answeredByApp: boolean
 }
 
 /**
@@ -84,13 +98,19 @@ interface PendingRequest {
  *   routing ──first head──▶ relaying ──101──▶ raw
  *      │                     │   ▲ (stream lost or moved between requests: next head opens another)
  *      └──error / close──────┴───┴──▶ closed   (a stream is ended and drained, never reset here)
+ *
+ * What reaches the caller is only what it can rely on (docs/decisions.md §35): a response head is
+ * passed on once it is whole and parsed, answers leave in request order (a refused request waits
+ * for the answers to those before it), bytes the app sends with no request outstanding are dropped
+ * with its connection, and a caller that half-closes after its requests still gets their answers.
  */
 export class IngressConnection {
   readonly #socket: Socket
   readonly #deps: IngressConnectionDeps
   readonly #clientAddress: string
   readonly #requests: RequestFramer
-  readonly #responses: ResponseFramer
+  /** replaced with a fresh one when the upstream connection is dropped mid-parse (unsolicited bytes) */
+  #responses: ResponseFramer
   readonly #metrics: IngressMetrics
   /** metrics clock of the last complete head not yet in #pending: one the ingress may still refuse */
   #headAtMs = NaN
@@ -120,6 +140,14 @@ export class IngressConnection {
   #bodyWindowBytes = 0
   /** the request in its body asked for 100 Continue and has not had an interim answer yet */
   #awaitingContinue = false
+  /** the request whose body is being read, already sent upstream */
+  #inBody: PendingRequest | undefined
+  /** a refused request waiting for earlier answers; nothing more is read from the client meanwhile */
+  #queued: QueuedRefusal | undefined
+  /** the client half-closed: answer what it asked, then close */
+  #clientEnded = false
+  /** the upstream bytes being parsed were sent with no request outstanding: they are dropped */
+  #unsolicited = false
 
   constructor(socket: Socket, deps: IngressConnectionDeps) {
     this.#socket = socket
@@ -136,15 +164,7 @@ export class IngressConnection {
       },
       deps.limits,
     )
-    this.#responses = new ResponseFramer(
-      {
-        onHead: (head) => this.#onResponseHead(head),
-        onBody: () => {},
-        onMessageEnd: () => this.#onResponseEnd(),
-        onUpgrade: (rest) => this.#onUpgrade(rest),
-      },
-      deps.limits,
-    )
+    this.#responses = this.#newResponseFramer()
     this.#armHeadTimer()
     socket.on('data', (chunk: Buffer) => this.#onClientData(chunk))
     socket.on('drain', () => {
@@ -157,11 +177,27 @@ export class IngressConnection {
     socket.on('close', () => this.#onClientClose())
   }
 
+  #newResponseFramer(): ResponseFramer {
+    return new ResponseFramer(
+      {
+        onHead: (head, raw) => this.#onResponseHead(head, raw),
+        onBody: (slice) => {
+          if (!this.#unsolicited) this.#toClient(slice)
+        },
+        onMessageEnd: () => {
+          if (!this.#unsolicited) this.#onResponseEnd()
+        },
+        onUpgrade: (rest) => this.#onUpgrade(rest),
+      },
+      this.#deps.limits,
+    )
+  }
+
   // ── client → upstream ────────────────────────────────────────────────────────────────────────
 
   #onClientData(chunk: Buffer): void {
     this.#metrics.bytesReceived(chunk.length)
-    if (this.#closed) return
+    if (this.#closed || this.#queued !== undefined) return
     if (this.#raw) {
       this.#toUpstream(chunk)
       return
@@ -169,7 +205,7 @@ export class IngressConnection {
     try {
       this.#requests.push(chunk)
     } catch (err) {
-      this.#fail(err, true)
+      this.#refuseRequest(err)
       return
     }
     if (!this.#closed && this.#requests.state === 'head' && this.#requests.bufferedHeadBytes > 0) this.#armHeadTimer()
@@ -215,14 +251,38 @@ export class IngressConnection {
     const bytes = serializeRequestHead({ method: head.method, target: head.target, versionMinor: head.versionMinor, headers })
     const bodyless = head.body.kind === 'none' || (head.body.kind === 'length' && head.body.length === 0)
     this.#responses.expect(head.method)
-    this.#pending.push({ head: bytes, replayable: bodyless && !head.upgrade && IDEMPOTENT_METHODS.has(head.method), headAtMs: this.#headAtMs })
+    const request: PendingRequest = { head: bytes, replayable: bodyless && !head.upgrade && IDEMPOTENT_METHODS.has(head.method), headAtMs: this.#headAtMs, upgrade: head.upgrade }
+    this.#pending.push(request)
     this.#headAtMs = NaN
     if (!head.keepAlive) this.#keepAlive = false
     this.#toUpstream(bytes)
+    if (!bodyless) this.#inBody = request
     if (!bodyless && !head.upgrade) {
       this.#awaitingContinue = head.expectContinue
       this.#armBodyTimer()
     }
+  }
+
+  /**
+   * A request the ingress refuses (malformed, misdirected, forbidden, ...). Its answer may not
+   * overtake those of earlier requests (RFC 9112 §9.3.2: the client pairs answers with requests by
+   * order), so with answers still owed it waits, and nothing after it is read: the connection
+   * closes once the refusal is sent.
+   */
+  #refuseRequest(err: unknown): void {
+    const e = isTunnelError(err) ? err : new TunnelError('TUN_ERR_INTERNAL', undefined, { cause: err })
+    const broken = this.#inBody
+    if (!this.#responseInProgress && this.#pending.every((p) => p === broken)) {
+      this.#fail(e, true)
+      return
+    }
+    this.#queued = { error: e, broken, answeredByApp: false }
+    this.#socket.pause()
+    this.#clearHeadTimer()
+    clearTimeout(this.#bodyTimer)
+    this.#bodyTimer = undefined
+    if (this.#upstreamTimer === undefined && !this.#responseInProgress) this.#armUpstreamTimer()
+    this.#deps.log.debug({ code: e.code, tunnelId: this.#tunnelId, owed: this.#pending.length }, 'request refused; answering after the earlier requests')
   }
 
   #armBodyTimer(): void {
@@ -375,15 +435,28 @@ export class IngressConnection {
   }
 
   #onRequestEnd(): void {
+    this.#inBody = undefined
     clearTimeout(this.#bodyTimer)
     this.#bodyTimer = undefined
     if (this.#pending.length > 0 && !this.#responseInProgress) this.#armUpstreamTimer()
   }
 
   #onClientEnd(): void {
-    // The client finished sending; pass the half-close on, answers may still come back.
-    if (this.#stream !== undefined && !this.#stream.writableEnded && !this.#closed) this.#stream.end()
-    else if (this.#stream === undefined && !this.#closed) this.#close()
+    this.#clientEnded = true
+    if (this.#closed) return
+    if (this.#raw || this.#requests.state === 'body') {
+      // A byte pipe, or a body cut short: the app sees the half-close as it would from the client
+      // directly and decides; the body will not arrive, so it is not timed any more.
+      clearTimeout(this.#bodyTimer)
+      this.#bodyTimer = undefined
+      if (this.#stream !== undefined && !this.#stream.writableEnded) this.#stream.end()
+      else if (this.#stream === undefined) this.#finish()
+      return
+    }
+    // Complete requests are answered first: the app does not see the half-close (many apps would
+    // stop answering), the connection closes once the last answer is out. A partial head never completes.
+    this.#clearHeadTimer()
+    this.#settle()
   }
 
   #onClientClose(): void {
@@ -399,19 +472,58 @@ export class IngressConnection {
     this.#fail(new TunnelError(known, refusal.message), true)
   }
 
+  /** Nothing is owed and nothing is under way: any byte from the upstream now is one nobody asked for. */
+  #nothingOwed(): boolean {
+    return this.#pending.length === 0 && !this.#responseInProgress
+  }
+
   #onUpstreamData(chunk: Buffer, stream: RelayStream): void {
     if (this.#closed) return
-    if (!this.#raw) {
-      try {
-        this.#responses.push(chunk)
-      } catch (err) {
-        this.#fail(err, !this.#responseInProgress)
+    if (this.#raw) {
+      this.#toClient(chunk)
+      this.#holdIfFull(stream)
+      return
+    }
+    if (this.#nothingOwed() && this.#responses.bufferedHeadBytes === 0) {
+      this.#onUnsolicited()
+      return
+    }
+    // Only what the framer accepted is written (heads whole, then body slices), in one batch.
+    this.#socket.cork()
+    let failure: { err: unknown } | undefined
+    try {
+      this.#responses.push(chunk)
+    } catch (err) {
+      failure = { err }
+    }
+    this.#socket.uncork()
+    if (this.#closed) return
+    if (failure !== undefined && !this.#unsolicited) {
+      // Garbage where no response was owed is unsolicited too, not a broken answer.
+      if (this.#nothingOwed()) this.#unsolicited = true
+      else {
+        this.#fail(failure.err, !this.#responseInProgress)
         return
       }
-      if (this.#closed) return
     }
-    this.#metrics.bytesSent(chunk.length)
-    if (!this.#socket.write(chunk) && this.#heldStream !== stream) {
+    // The start of a head nobody asked for: it must not be taken for the answer to the next request.
+    if (!this.#unsolicited && this.#nothingOwed() && this.#responses.bufferedHeadBytes > 0) this.#unsolicited = true
+    if (this.#unsolicited) {
+      this.#onUnsolicited()
+      return
+    }
+    this.#holdIfFull(stream)
+    this.#settle()
+  }
+
+  #toClient(bytes: Buffer): void {
+    if (bytes.length === 0) return
+    this.#metrics.bytesSent(bytes.length)
+    this.#socket.write(bytes)
+  }
+
+  #holdIfFull(stream: RelayStream): void {
+    if (this.#socket.writableNeedDrain && this.#heldStream !== stream && !this.#closed) {
       // One hold and one 'drain' listener at a time, however many writes a slow client leaves queued.
       this.#heldStream?.release()
       this.#heldStream = stream
@@ -419,10 +531,67 @@ export class IngressConnection {
     }
   }
 
-  #onResponseHead(head: ResponseHead): void {
+  /**
+   * The app sent bytes with no request outstanding (an unsolicited second response, or garbage).
+   * Passed on, the client would take them for the answer to its next request. They are dropped with
+   * the upstream connection; the client keeps its own, and its next request opens a fresh one.
+   */
+  #onUnsolicited(): void {
+    this.#unsolicited = false
+    const tunnelId = this.#tunnelId ?? ''
+    if (this.#deps.unsolicitedWarnings.take(tunnelId)) {
+      this.#deps.log.warn({ tunnelId }, 'the app sent bytes after its response, with no request outstanding')
+    }
+    this.#release()
+    this.#responses = this.#newResponseFramer()
+    if (!this.#keepAlive) {
+      this.#finish()
+      return
+    }
+    this.#settle()
+  }
+
+  /**
+   * After upstream bytes were handled: a refusal waiting for earlier answers, or a client that
+   * half-closed, may be due now.
+   */
+  #settle(): void {
+    if (this.#closed || this.#responseInProgress || this.#raw) return
+    const queued = this.#queued
+    if (queued !== undefined) {
+      if (this.#pending.some((p) => p !== queued.broken)) return
+      if (queued.answeredByApp) this.#finish()
+      else this.#fail(queued.error, true)
+      return
+    }
+    // A declined upgrade is about to hand the bytes held since back to the request framer.
+    if (this.#clientEnded && this.#pending.length === 0 && this.#requests.state !== 'awaiting-upgrade') this.#finish()
+  }
+
+  /** Ends the client connection after what was written, and lets the upstream connection go. */
+  #finish(): void {
+    if (!this.#socket.destroyed && !this.#socket.writableEnded) this.#socket.end()
+    this.#close(true)
+  }
+
+  #onResponseHead(head: ResponseHead, raw: Buffer): void {
+    if (this.#unsolicited) return
+    if (this.#pending.length === 0) {
+      // No request outstanding: this head answers nothing.
+      this.#unsolicited = true
+      return
+    }
+    if (head.statusCode === 101) {
+      const asked = this.#pending[0]!
+      // A 101 switches only a request that asked to upgrade and has been read whole.
+      if (!asked.upgrade || this.#requests.state !== 'awaiting-upgrade') {
+        throw new TunnelError('TUN_ERR_UPSTREAM_BAD_RESPONSE', asked.upgrade ? '101 Switching Protocols before the upgrade request was complete' : '101 Switching Protocols to a request that asked for no upgrade')
+      }
+    }
     if (head.statusCode >= 100 && head.statusCode < 200 && head.statusCode !== 101) {
       this.#interimForwarded = true
       this.#awaitingContinue = false
+      this.#toClient(raw)
       return
     }
     this.#clearUpstreamTimer()
@@ -430,8 +599,13 @@ export class IngressConnection {
     this.#interimForwarded = false
     this.#attempts = 0
     const answered = this.#pending.shift()
+    if (answered !== undefined && answered === this.#queued?.broken) {
+      this.#queued.broken = undefined
+      this.#queued.answeredByApp = true
+    }
     this.#metrics.responseStarted(head.statusCode, answered?.headAtMs ?? NaN)
     if (!head.keepAlive) this.#keepAlive = false
+    this.#toClient(raw)
   }
 
   #onResponseEnd(): void {
@@ -443,8 +617,10 @@ export class IngressConnection {
         try {
           this.#requests.upgradeDeclined()
         } catch (err) {
-          this.#fail(err, true)
+          this.#refuseRequest(err)
+          return
         }
+        this.#settle()
       })
     }
     if (this.#pending.length > 0 && this.#requests.state !== 'body') this.#armUpstreamTimer()
@@ -457,8 +633,8 @@ export class IngressConnection {
     }
   }
 
-  #onUpgrade(_rest: Buffer): void {
-    // The chunk holding the 101 (and whatever followed it) is written whole by #onUpstreamData.
+  #onUpgrade(rest: Buffer): void {
+    this.#toClient(rest)
     this.#raw = true
     this.#responseInProgress = false
     this.#pending.length = 0
@@ -474,6 +650,8 @@ export class IngressConnection {
         return
       }
       if (held.length > 0) this.#toUpstream(held)
+      // The client half-closed while the upgrade was pending: the byte pipe passes that on now.
+      if (this.#clientEnded && this.#stream !== undefined && !this.#stream.writableEnded) this.#stream.end()
     })
   }
 

@@ -12,9 +12,11 @@ export class IngressServer {
 
   constructor(deps: IngressConnectionDeps) {
     this.#deps = deps
-    this.#server = createServer({ noDelay: true, pauseOnConnect: false }, (socket: Socket) => this.#accept(socket))
+    this.#server = createServer({ noDelay: true, pauseOnConnect: false, allowHalfOpen: true }, (socket: Socket) => this.#accept(socket))
   }
 
+  // allowHalfOpen: a caller that half-closes after its requests is still owed their answers;
+  // IngressConnection ends its side once they are out.
   #accept(socket: Socket): void {
     const conn = new IngressConnection(socket, this.#deps)
     this.#connections.add(conn)
