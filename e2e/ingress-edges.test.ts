@@ -103,10 +103,14 @@ interface RawApp {
 async function startRawApp(answer: (socket: Socket, requestLine: string, connection: number) => void): Promise<RawApp> {
   const sockets = new Set<Socket>()
   const state = { connections: 0, closedByPeer: 0 }
-  const server: Server = createServer((socket) => {
+  // Half-open allowed: like many HTTP servers, this app still answers a client that half-closed.
+  const server: Server = createServer({ allowHalfOpen: true }, (socket) => {
     const connection = state.connections++
     sockets.add(socket)
     let buffered = ''
+    /** answers to /late requests, in order */
+    let chain = Promise.resolve()
+    Object.assign(socket, { later: (answer: () => void, ms: number) => (chain = chain.then(() => new Promise<void>((r) => setTimeout(() => (answer(), r()), ms)))) })
     socket.on('data', (d: Buffer) => {
       buffered += d.toString('latin1')
       for (let end = buffered.indexOf('\r\n\r\n'); end !== -1; end = buffered.indexOf('\r\n\r\n')) {
@@ -115,7 +119,11 @@ async function startRawApp(answer: (socket: Socket, requestLine: string, connect
         answer(socket, head.slice(0, head.indexOf('\r\n')), connection)
       }
     })
-    socket.on('end', () => state.closedByPeer++)
+    socket.on('end', () => {
+      state.closedByPeer++
+      // Answers still due go out first (see /late), then the app closes too.
+      void chain.then(() => socket.writable && socket.end())
+    })
     socket.on('error', () => {})
     socket.on('close', () => sockets.delete(socket))
   })
@@ -178,6 +186,10 @@ describe('ingress edges: the caller is never told something false', () => {
       } else if (path === '/then-partial') {
         socket.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst')
         setTimeout(() => socket.writable && socket.write('HTTP/1.1 200 OK\r\nContent-Len'), 100)
+      } else if (path.startsWith('/late/')) {
+        // Answers after 200 ms, after the answers to earlier /late requests on the connection.
+        const name = path.slice('/late/'.length)
+        ;(socket as Socket & { later(answer: () => void, ms: number): void }).later(() => socket.writable && socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${name.length}\r\n\r\n${name}`), 200)
       } else if (path === '/same-chunk') {
         socket.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirstHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nEVIL!')
       } else {
@@ -309,11 +321,11 @@ describe('ingress edges: the caller is never told something false', () => {
     assert.deepEqual(errorLogs().slice(errorsBefore), [])
   })
 
-  test('a caller that half-closes after one request gets its answer, then the connection closes', async () => {
-    const out = await exchange(port(), [{ bytes: get('/slow?ms=300', app.hostHeader) }], { halfCloseAfterMs: 20 })
+  test('a caller that half-closes after one request gets the answer an app gives it, then the connection closes', async () => {
+    const out = await exchange(port(), [{ bytes: get('/late/one', raw.hostHeader) }], { halfCloseAfterMs: 20 })
     assert.deepEqual(
       responses(out).map((r) => [r.status, r.body]),
-      [[200, 'slow']],
+      [[200, 'one']],
       out,
     )
   })
@@ -321,27 +333,27 @@ describe('ingress edges: the caller is never told something false', () => {
   test('a caller that half-closes after pipelined requests gets every answer, in order', async () => {
     const out = await exchange(
       port(),
-      [
-        {
-          bytes:
-            get('/hello', app.hostHeader) +
-            get('/slow?ms=300', app.hostHeader) +
-            `POST /sha256 HTTP/1.1\r\nHost: ${app.hostHeader}\r\nContent-Length: 5\r\n\r\nhello` +
-            get('/slow?ms=100', app.hostHeader),
-        },
-      ],
+      [{ bytes: get('/late/one', raw.hostHeader) + get('/late/two', raw.hostHeader) + get('/late/three', raw.hostHeader) }],
       { halfCloseAfterMs: 20 },
     )
     assert.deepEqual(
       responses(out).map((r) => [r.status, r.body]),
       [
-        [200, 'hello'],
-        [200, 'slow'],
-        [200, '2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824'],
-        [200, 'slow'],
+        [200, 'one'],
+        [200, 'two'],
+        [200, 'three'],
       ],
       out,
     )
+  })
+
+  test('the half-close reaches the app: one that stops answering then gives the caller a 502, not silence', async () => {
+    // Node's HTTP server ends a connection the client half-closed, without answering what is in progress.
+    const out = await exchange(port(), [{ bytes: get('/slow?ms=300', app.hostHeader) }], { halfCloseAfterMs: 20 })
+    const [only, ...rest] = responses(out)
+    assert.equal(only?.status, 502, out)
+    assert.equal(codeOf(only!), 'TUN_ERR_UPSTREAM_FAILED')
+    assert.deepEqual(rest, [])
   })
 
   test('a caller that half-closes while the ingress looks the tunnel up gets its answer', async () => {

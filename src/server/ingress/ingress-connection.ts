@@ -102,7 +102,8 @@ interface QueuedRefusal {
  * What reaches the caller is only what it can rely on (docs/decisions.md §35): a response head is
  * passed on once it is whole and parsed, answers leave in request order (a refused request waits
  * for the answers to those before it), bytes the app sends with no request outstanding are dropped
- * with its connection, and a caller that half-closes after its requests still gets their answers.
+ * with its connection, and a caller that half-closes after its requests gets the answers the app
+ * gives it (the half-close is passed on; the ingress's own side stays open until nothing is owed).
  */
 export class IngressConnection {
   readonly #socket: Socket
@@ -144,7 +145,7 @@ export class IngressConnection {
   #inBody: PendingRequest | undefined
   /** a refused request waiting for earlier answers; nothing more is read from the client meanwhile */
   #queued: QueuedRefusal | undefined
-  /** the client half-closed: answer what it asked, then close */
+  /** the client half-closed: relay the answers still owed, then close */
   #clientEnded = false
   /** the upstream bytes being parsed were sent with no request outstanding: they are dropped */
   #unsolicited = false
@@ -444,18 +445,12 @@ export class IngressConnection {
   #onClientEnd(): void {
     this.#clientEnded = true
     if (this.#closed) return
-    if (this.#raw || this.#requests.state === 'body') {
-      // A byte pipe, or a body cut short: the app sees the half-close as it would from the client
-      // directly and decides; the body will not arrive, so it is not timed any more.
-      clearTimeout(this.#bodyTimer)
-      this.#bodyTimer = undefined
-      if (this.#stream !== undefined && !this.#stream.writableEnded) this.#stream.end()
-      else if (this.#stream === undefined) this.#finish()
-      return
-    }
-    // Complete requests are answered first: the app does not see the half-close (many apps would
-    // stop answering), the connection closes once the last answer is out. A partial head never completes.
+    // The app sees the half-close as it would from the client directly, and decides whether to
+    // answer; the connection closes once the last answer owed is out.
+    clearTimeout(this.#bodyTimer)
+    this.#bodyTimer = undefined
     this.#clearHeadTimer()
+    if (this.#stream !== undefined && !this.#stream.writableEnded) this.#stream.end()
     this.#settle()
   }
 
