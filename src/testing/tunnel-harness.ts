@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { startAgent, type TunnelAgent } from '../agent/build-agent.ts'
 import { loadAgentConfig, type AgentConfigInput } from '../config/agent-config.ts'
 import { loadServerConfig, type ServerConfigInput } from '../config/server-config.ts'
-import { startServer, type TunnelServer } from '../server/build-server.ts'
+import { startServer, type ServerDeps, type TunnelServer } from '../server/build-server.ts'
 import { startTestUpstream, type TestUpstream } from './test-upstream.ts'
 
 export interface TestServer extends TunnelServer {
@@ -19,7 +19,7 @@ export interface TestServer extends TunnelServer {
 }
 
 /** A real tunnel server on loopback, SQLite in a temp dir, fast keepalives for tests. */
-export async function startTestServer(overrides: Partial<ServerConfigInput> = {}, dataDir?: string): Promise<TestServer> {
+export async function startTestServer(overrides: Partial<ServerConfigInput> = {}, dataDir?: string, deps: Pick<ServerDeps, 'now'> = {}): Promise<TestServer> {
   const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'apptunnel-test-')))
   const config: ServerConfigInput = {
     dataDir: dir,
@@ -31,7 +31,7 @@ export async function startTestServer(overrides: Partial<ServerConfigInput> = {}
     logLevel: 'silent',
     ...overrides,
   }
-  const server = await startServer(loadServerConfig(config))
+  const server = await startServer(loadServerConfig(config), deps)
   let n = 0
   const self: TestServer = Object.assign(Object.create(null) as object, server, {
     dataDir: dir,
@@ -47,6 +47,7 @@ export async function startTestServer(overrides: Partial<ServerConfigInput> = {}
       return startTestServer(
         { ...config, listen: `127.0.0.1:${server.apiAddress.port}`, ingressListen: `127.0.0.1:${server.ingressAddress.port}` },
         dir,
+        deps,
       )
     },
     async dispose() {
