@@ -1,58 +1,17 @@
 import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'
-import { request as httpsRequest } from 'node:https'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import { callAdminApi, type AdminTarget } from '../src/cli/admin-client.ts'
 import { isTunnelError } from '../src/errors/index.ts'
-import { AGENT_UPGRADE_TOKEN, decodeSecurityKey, formatAgentAuthorization } from '../src/protocol/index.ts'
+import { decodeSecurityKey } from '../src/protocol/index.ts'
+import { agentConnect } from '../src/testing/agent-connect.ts'
 import { newTunnelId } from '../src/server/tunnels/tunnel-service.ts'
 import { checkNoLeakedHandles } from '../src/testing/leak-check.ts'
 import { startTestUpstream } from '../src/testing/test-upstream.ts'
 import { startTestAgent, startTestServer, type TestServer } from '../src/testing/tunnel-harness.ts'
 
 checkNoLeakedHandles()
-
-type ConnectResult = { status: number; code: string | undefined }
-
-/** One agent connect over TLS from 127.0.0.1: 101 (the socket is closed at once) or the refusal. */
-export function agentConnect(server: Pick<TestServer, 'apiAddress' | 'certificatePem'>, tunnelId: string, secret: Buffer): Promise<ConnectResult> {
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest({
-      host: '127.0.0.1',
-      port: server.apiAddress.port,
-      path: '/agent/v1/connect',
-      ca: server.certificatePem,
-      servername: 'localhost',
-      agent: false,
-      headers: {
-        Connection: 'Upgrade',
-        Upgrade: AGENT_UPGRADE_TOKEN,
-        Authorization: formatAgentAuthorization(tunnelId, secret),
-        'x-apptunnel-node-id': 'lockout-test',
-      },
-    })
-    req.on('response', (res) => {
-      let body = ''
-      res.on('data', (c: Buffer) => (body += c.toString()))
-      res.on('end', () => {
-        let code: string | undefined
-        try {
-          code = (JSON.parse(body) as { error?: { code?: string } }).error?.code
-        } catch {
-          code = undefined
-        }
-        resolve({ status: res.statusCode ?? 0, code })
-      })
-    })
-    req.on('upgrade', (_res, socket) => {
-      socket.destroy()
-      resolve({ status: 101, code: undefined })
-    })
-    req.on('error', reject)
-    req.end()
-  })
-}
 
 /**
  * 100 bad connects from 127.0.0.1: random tunnel ids first (so the address is limited before the
