@@ -14,6 +14,8 @@ export interface ClusterEventMap {
   'node.status': { nodeId: string; status: string; reason: string }
   /** a tunnel's linked products changed on one server replica: others reload its access policy now */
   'products.changed': { tunnelId: string }
+  /** an admin API token was created or revoked on one server replica: others drop what they cached of it */
+  'token.changed': { tokenId: string; change: 'created' | 'revoked' }
 }
 
 export type ClusterTopic = keyof ClusterEventMap
@@ -23,6 +25,7 @@ export const clusterEventSchemas: { [K in ClusterTopic]: z.ZodType<ClusterEventM
   'key.changed': z.object({ kid: z.string().regex(/^[0-9a-f]{16}$/).nullable(), mode: z.enum(['enabled', 'disabled-at-run-time']) }).strict(),
   'node.status': z.object({ nodeId: z.string().min(1).max(64), status: z.string().min(1).max(40), reason: z.string().max(500) }).strict(),
   'products.changed': z.object({ tunnelId: z.string().min(1).max(100) }).strict(),
+  'token.changed': z.object({ tokenId: z.string().min(1).max(100), change: z.enum(['created', 'revoked']) }).strict(),
 }
 
 export function isClusterTopic(topic: string): topic is ClusterTopic {

@@ -50,6 +50,8 @@ export interface ServerDeps {
   log?: Logger
   /** where migrations and the drain show their progress (the CLI passes stderr); only a TTY shows it */
   terminal?: ProgressOutput | undefined
+  /** the clock of the credential caches and failed-authentication limits (tests pass their own) */
+  now?: () => number
 }
 
 function displayHost(host: string): string {
@@ -133,7 +135,10 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
         maxTunnelsPerOrg: config.maxTunnelsPerOrg,
         keyServer: () => ({ serverUrl: publicUrl, certificatePin }),
         applicationLinkUrl,
-        onTunnelChanged: (tunnelId, change) => cluster?.publish('tunnel.changed', { tunnelId, change }),
+        onTunnelChanged: (tunnelId, change) => {
+          gateway.tunnelChanged(tunnelId, change)
+          cluster?.publish('tunnel.changed', { tunnelId, change })
+        },
         ...(config.cluster === undefined
           ? {}
           : {
@@ -168,6 +173,7 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
         maxStreamsPerSession: config.maxStreamsPerSession,
         maxSessionsPerTunnel: config.maxSessionsPerTunnel,
         sessionSetupTimeoutMs: 10_000,
+        ...(deps.now === undefined ? {} : { now: deps.now }),
       },
       {
         registry,
@@ -181,6 +187,7 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
         },
       },
     )
+    gateway.knowTunnels(await tunnelRepo.listIds())
     // Linked products: loaded once, kept in memory for the ingress, re-read on every change here
     // and every accessRefreshMs for changes made through other replicas.
     const productRepo = new LinkedProductRepository(database)
@@ -197,7 +204,11 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
         cluster?.publish('products.changed', { tunnelId: id })
       },
     })
-    const apiTokens = new ApiTokenService({ tokens, audit, log: log.child({ component: 'admin-api' }) }, { auditOrgId: org.orgId })
+    const apiTokens = new ApiTokenService(
+      { tokens, audit, log: log.child({ component: 'admin-api' }) },
+      { auditOrgId: org.orgId, ...(deps.now === undefined ? {} : { now: deps.now }), onTokenChanged: (tokenId, change) => cluster?.publish('token.changed', { tokenId, change }) },
+    )
+    await apiTokens.start()
     const cloudConsole = await CloudConsole.start(
       { dataDir: config.dataDir, orgId: org.orgId, orgName: org.orgName, maxTunnelsPerOrg: config.maxTunnelsPerOrg, session: { idleTimeoutMs: config.consoleSessionIdleMs, maxAgeMs: config.consoleSessionMaxMs } },
       { database, log },
@@ -271,9 +282,15 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
       cluster = node
       cleanups.push(() => node.close())
       node.subscribe('tunnel.changed', (e, meta) => {
+        // The cached record goes first: a connect checked after this must read the database.
+        gateway.tunnelChanged(e.tunnelId, e.change)
         if (e.change !== 'deleted') return
         log.info({ tunnelId: e.tunnelId, from: meta.from }, 'tunnel deleted on another replica; ending its sessions here')
         registry.revokeTunnel(e.tunnelId, new TunnelError('TUN_ERR_TUNNEL_NOT_FOUND', 'tunnel deleted'))
+      })
+      node.subscribe('token.changed', (e, meta) => {
+        if (e.change === 'revoked') log.info({ tokenId: e.tokenId, from: meta.from }, 'API token revoked on another replica; dropping it here')
+        apiTokens.tokenChanged(e.tokenId, e.change)
       })
       node.subscribe('products.changed', (e) => {
         access.reloadTunnel(e.tunnelId).catch((err: unknown) => log.warn({ err, tunnelId: e.tunnelId }, 'could not reload linked products'))

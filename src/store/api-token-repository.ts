@@ -50,6 +50,12 @@ export class ApiTokenRepository {
     return row === undefined ? undefined : { id: row.id, orgId: row.org_id, name: row.name }
   }
 
+  /** Every token's id and hash, of every organization: which hashes are worth a lookup. */
+  async listHashes(): Promise<Array<{ id: string; tokenHash: string }>> {
+    const rows = await this.#db.selectFrom('api_token').select(['id', 'token_hash']).execute()
+    return rows.map((r) => ({ id: r.id, tokenHash: r.token_hash }))
+  }
+
   /** Oldest first. */
   async list(orgId: string): Promise<ApiToken[]> {
     const rows = await this.#db

@@ -118,6 +118,10 @@ for (const target of targets) {
       assert.equal(await tokens.delete(orgId, a.id), false)
       assert.deepEqual((await tokens.list(orgId)).map((t) => t.id), [b.id])
       assert.equal((await tokens.list(otherOrg)).length, 1)
+      const hashes = await tokens.listHashes()
+      assert.ok(hashes.some((t) => t.id === b.id) && hashes.some((t) => t.id === foreign.id), 'every organization\'s hashes')
+      assert.ok(!hashes.some((t) => t.id === a.id), 'not a deleted one')
+      assert.match(hashes.find((t) => t.id === b.id)!.tokenHash, /^[0-9a-f]{64}$/)
     })
 
     test('tunnels: create, list, get, findById, count, delete', async () => {
@@ -139,12 +143,16 @@ for (const target of targets) {
       assert.equal(await tunnels.get(otherOrg, first.id), undefined, 'get is scoped to the organization')
       assert.deepEqual(await tunnels.findById(first.id), first)
       assert.equal(await tunnels.countByOrg(orgId), 2)
+      const ids = await tunnels.listIds()
+      assert.ok(ids.includes(first.id) && ids.includes(second.id), 'listIds')
+      assert.equal(ids.length, new Set(ids).size)
 
       assert.equal(await tunnels.delete(otherOrg, first.id), false)
       assert.equal(await tunnels.delete(orgId, first.id), true)
       assert.equal(await tunnels.delete(orgId, first.id), false)
       assert.equal(await tunnels.findById(first.id), undefined)
       assert.equal(await tunnels.countByOrg(orgId), 1)
+      assert.ok(!(await tunnels.listIds()).includes(first.id))
     })
 
     test('a taken name is refused with TUN_ERR_TUNNEL_NAME_TAKEN', async () => {

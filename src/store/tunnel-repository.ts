@@ -118,6 +118,12 @@ export class TunnelRepository {
     return row === undefined ? undefined : toTunnel(row)
   }
 
+  /** Every tunnel id, of every organization: the agent gateway's list of ids worth a lookup. */
+  async listIds(): Promise<string[]> {
+    const rows = await this.#db.selectFrom('tunnel').select('id').execute()
+    return rows.map((r) => r.id)
+  }
+
   async delete(orgId: string, id: string): Promise<boolean> {
     const result = await this.#db.deleteFrom('tunnel').where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst()
     return result.numDeletedRows > 0n

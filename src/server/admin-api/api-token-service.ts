@@ -1,8 +1,9 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto'
 import { TunnelError } from '../../errors/index.ts'
 import type { Logger } from '../../observability/index.ts'
-import type { ApiToken, ApiTokenRepository, AuditRepository } from '../../store/index.ts'
+import type { ApiToken, ApiTokenIdentity, ApiTokenRepository, AuditRepository } from '../../store/index.ts'
 import { AuthFailureLimiter } from '../../security/auth-failure-limiter.ts'
+import { CredentialCache } from '../../security/credential-cache.ts'
 import type { Actor } from '../tunnels/tunnel-service.ts'
 
 /** Prefix of every admin API token, so a leaked one is recognisable (secret scanners, logs). */
@@ -27,14 +28,19 @@ export interface ApiTokenServiceOptions {
   now?: () => number
   /** the organization failed attempts are audited under (the server has one) */
   auditOrgId: string
+  /** token records kept in memory so a valid token costs no lookup (decision 38) */
+  cache?: { ttlMs?: number; maxEntries?: number }
+  /** told after a token is created or revoked (the cluster bus tells the other replicas) */
+  onTokenChanged?: (tokenId: string, change: 'created' | 'revoked') => void
 }
 
 /**
  * Admin API tokens: who presented which bearer token, and the org admin's list/create/revoke.
  *
- * Failed authentications are counted per source address. Past the limit the address gets 429
- * without a database lookup, so guessing costs the server nothing and the audit log gets one
- * "auth.rate_limited" event per window instead of one row per attempt.
+ * Failed authentications are counted per source address. Past the limit the address's failures
+ * get 429 and cost no database lookup, and the audit log gets one "auth.rate_limited" event per
+ * window instead of one row per attempt. A valid token still passes from there (decision 38): it
+ * verifies against the cache, or is looked up because its hash is one the database holds.
  */
 export class ApiTokenService {
   readonly #tokens: ApiTokenRepository
@@ -45,6 +51,15 @@ export class ApiTokenService {
   readonly #now: () => number
   readonly #touchedAt = new Map<string, number>()
   readonly #limitAudited = new Map<string, number>()
+  /** identities by token hash; a negative entry for a hash no token has */
+  readonly #cache: CredentialCache<ApiTokenIdentity>
+  /**
+   * The hashes of the tokens the database holds (to their ids), as far as this replica knows: read
+   * at start, kept in step by creates and revocations here and on the bus. Only decides whether a
+   * source over its limit may still have a hash looked up; never filled from what a client sends.
+   */
+  readonly #knownHashes = new Map<string, string>()
+  readonly #onTokenChanged: ((tokenId: string, change: 'created' | 'revoked') => void) | undefined
 
   constructor(deps: { tokens: ApiTokenRepository; audit: AuditRepository; log: Logger }, options: ApiTokenServiceOptions) {
     this.#tokens = deps.tokens
@@ -53,23 +68,38 @@ export class ApiTokenService {
     this.#now = options.now ?? Date.now
     this.#limiter = new AuthFailureLimiter({ maxFailures: options.maxFailures ?? 20, windowMs: options.windowMs ?? 60_000, now: this.#now })
     this.#auditOrgId = options.auditOrgId
+    this.#cache = new CredentialCache({ ...options.cache, now: this.#now })
+    this.#onTokenChanged = options.onTokenChanged
+  }
+
+  /** Reads which token hashes exist; before the first request. */
+  async start(): Promise<void> {
+    await this.#reloadKnown()
   }
 
   /** The actor behind an Authorization header, or a TunnelError (401, or 429 past the limit). */
   async authenticate(authorization: string | undefined, sourceAddress: string): Promise<Actor> {
-    if (this.#limiter.isBlocked(sourceAddress)) {
-      await this.#auditLimitOnce(sourceAddress)
-      throw new TunnelError(
-        'TUN_ERR_AUTH_RATE_LIMITED',
-        `too many failed API authentications from ${sourceAddress}; try again within ${Math.ceil(this.#limiter.windowMs / 1000)} s`,
-      )
+    // Read once, before this attempt counts: past the limit, failures are answered 429.
+    const limited = this.#limiter.isBlocked(sourceAddress)
+    if (authorization === undefined) {
+      if (limited) return this.#rateLimited(sourceAddress)
+      throw new TunnelError('TUN_ERR_AUTH_TOKEN_MISSING')
     }
-    if (authorization === undefined) throw new TunnelError('TUN_ERR_AUTH_TOKEN_MISSING')
     const m = /^Bearer\s+(\S+)$/.exec(authorization)
-    if (m === null) return this.#fail(sourceAddress, 'malformed', 'Authorization must be "Bearer <token>"')
-    // The lookup is by SHA-256 of the token: the database compares digests, never the secret.
-    const identity = await this.#tokens.findByHash(hashApiToken(m[1]!))
-    if (identity === undefined) return this.#fail(sourceAddress, 'unknown')
+    if (m === null) return this.#fail(limited, sourceAddress, 'malformed', 'Authorization must be "Bearer <token>"')
+    // The lookup is by SHA-256 of the token: the database compares digests, never the secret, and
+    // the cache is keyed by the same digest.
+    const hash = hashApiToken(m[1]!)
+    const cached = this.#cache.peek(hash)
+    let identity: ApiTokenIdentity | undefined
+    if (cached !== undefined) identity = cached.value
+    else if (limited && !this.#knownHashes.has(hash)) return this.#rateLimited(sourceAddress)
+    else {
+      identity = await this.#cache.get(hash, (h) => this.#tokens.findByHash(h))
+      if (identity === undefined) this.#knownHashes.delete(hash)
+      else this.#knownHashes.set(hash, identity.id)
+    }
+    if (identity === undefined) return this.#fail(limited, sourceAddress, 'unknown')
     this.#touch(identity.id)
     return { orgId: identity.orgId, name: `token:${identity.name}`, sourceAddress, tokenId: identity.id }
   }
@@ -85,7 +115,11 @@ export class ApiTokenService {
       throw new TunnelError('TUN_ERR_TOKEN_NAME_INVALID', `a token named "${name}" already exists`)
     }
     const token = newApiToken()
-    const created = await this.#tokens.create({ id: randomUUID(), orgId: actor.orgId, name, tokenHash: hashApiToken(token) })
+    const tokenHash = hashApiToken(token)
+    const created = await this.#tokens.create({ id: randomUUID(), orgId: actor.orgId, name, tokenHash })
+    this.#cache.invalidate(tokenHash)
+    this.#knownHashes.set(tokenHash, created.id)
+    this.#onTokenChanged?.(created.id, 'created')
     await this.#record(actor, 'token.create', created.id, { name })
     return { ...created, token }
   }
@@ -102,11 +136,41 @@ export class ApiTokenService {
       throw new TunnelError('TUN_ERR_TOKEN_LAST', `"${target.name}" is the organization's last API token; create another before revoking it`)
     }
     if (!(await this.#tokens.delete(actor.orgId, id))) throw new TunnelError('TUN_ERR_TOKEN_NOT_FOUND', `API token "${id}" not found`)
-    this.#touchedAt.delete(id)
+    this.tokenChanged(id, 'revoked')
+    this.#onTokenChanged?.(id, 'revoked')
     await this.#record(actor, 'token.revoke', id, { name: target.name })
   }
 
-  async #fail(sourceAddress: string, reason: 'malformed' | 'unknown', message?: string): Promise<never> {
+  /**
+   * A token was created or revoked, here or on another replica. A revoked token's cached identity
+   * goes at once, so its next request is refused; a created one's hash becomes worth a lookup.
+   */
+  tokenChanged(tokenId: string, change: 'created' | 'revoked'): void {
+    if (change === 'revoked') {
+      this.#cache.invalidateWhere((identity) => identity.id === tokenId)
+      this.#touchedAt.delete(tokenId)
+      for (const [hash, id] of this.#knownHashes) if (id === tokenId) this.#knownHashes.delete(hash)
+      return
+    }
+    this.#reloadKnown().catch((err: unknown) => this.#log.warn({ err }, 'could not re-read the API token hashes'))
+  }
+
+  async #reloadKnown(): Promise<void> {
+    const all = await this.#tokens.listHashes()
+    this.#knownHashes.clear()
+    for (const t of all) this.#knownHashes.set(t.tokenHash, t.id)
+  }
+
+  async #rateLimited(sourceAddress: string): Promise<never> {
+    await this.#auditLimitOnce(sourceAddress)
+    throw new TunnelError(
+      'TUN_ERR_AUTH_RATE_LIMITED',
+      `too many failed API authentications from ${sourceAddress}; try again within ${Math.ceil(this.#limiter.windowMs / 1000)} s`,
+    )
+  }
+
+  async #fail(limited: boolean, sourceAddress: string, reason: 'malformed' | 'unknown', message?: string): Promise<never> {
+    if (limited) return this.#rateLimited(sourceAddress)
     this.#limiter.recordFailure(sourceAddress)
     this.#log.warn({ sourceAddress, reason }, 'admin API authentication failed')
     await this.#audit.record({ orgId: this.#auditOrgId, actor: 'anonymous', action: 'auth.failed', target: null, sourceAddress, details: { reason } })

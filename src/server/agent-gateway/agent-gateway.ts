@@ -19,6 +19,7 @@ import { NO_GATEWAY_METRICS, type GatewayMetrics } from '../../observability/met
 import { AgentSession, type AgentSessionInfo } from './agent-session.ts'
 import { SessionMux } from '../../transport/session-mux/index.ts'
 import { AuthFailureLimiter } from '../../security/auth-failure-limiter.ts'
+import { CredentialCache } from '../../security/credential-cache.ts'
 import type { SessionRegistry } from './session-registry.ts'
 
 export interface GatewayTunnel {
@@ -40,6 +41,10 @@ export interface AgentGatewayOptions {
   /** how long the settings exchange after the 101 may take */
   sessionSetupTimeoutMs: number
   authFailures?: { maxFailures?: number; windowMs?: number }
+  /** tunnel records kept in memory so a valid key costs no lookup (decision 38) */
+  credentialCache?: { ttlMs?: number; maxEntries?: number }
+  /** the clock of the limiter and the cache; tests pass their own */
+  now?: () => number
 }
 
 export interface AgentGatewayDeps {
@@ -63,7 +68,17 @@ export class AgentGateway {
   #options: AgentGatewayOptions
   #deps: AgentGatewayDeps
   #log: Logger
+  /** failures per source address */
   #limiter: AuthFailureLimiter
+  /** failures per tunnel id, from any address */
+  #tunnelLimiter: AuthFailureLimiter
+  #tunnels: CredentialCache<GatewayTunnel>
+  /**
+   * Ids of the tunnels the database holds, as far as this replica knows (read at start, kept in step
+   * by creates and deletes here and on the bus). Only decides whether a source over its limit may
+   * still have a tunnel looked up; filled from the database, never from what a client sends.
+   */
+  #knownIds = new Set<string>()
   #metrics: GatewayMetrics
   #pending = new Set<Duplex>()
   /** sessions authenticated but not yet in the registry, by tunnel */
@@ -74,7 +89,10 @@ export class AgentGateway {
     this.#options = options
     this.#deps = deps
     this.#log = deps.log.child({ component: 'agent-gateway' })
-    this.#limiter = new AuthFailureLimiter(options.authFailures ?? {})
+    const clock = options.now === undefined ? {} : { now: options.now }
+    this.#limiter = new AuthFailureLimiter({ ...options.authFailures, ...clock })
+    this.#tunnelLimiter = new AuthFailureLimiter({ ...options.authFailures, ...clock })
+    this.#tunnels = new CredentialCache({ ...options.credentialCache, ...clock })
     this.#metrics = deps.metrics ?? NO_GATEWAY_METRICS
   }
 
@@ -103,32 +121,25 @@ export class AgentGateway {
       }
       throw new TunnelError('TUN_ERR_HANDSHAKE_BAD_REQUEST', `Upgrade must be ${AGENT_UPGRADE_TOKEN}`)
     }
-    if (this.#limiter.isBlocked(remoteAddress)) {
-      this.#metrics.authFailed('TUN_ERR_HANDSHAKE_RATE_LIMITED')
-      throw new TunnelError('TUN_ERR_HANDSHAKE_RATE_LIMITED')
-    }
+    // Decision 38: a limited source is refused what would need the database, never a credential
+    // that verifies. The limit is read once, before this attempt counts.
+    const limited = this.#limiter.isBlocked(remoteAddress)
     const nodeId = parseNodeId(req.headers[agentHeaders.nodeId] as string | undefined)
     const instance = String(req.headers[agentHeaders.instance] ?? '').slice(0, 200)
     let credentials
     try {
       credentials = parseAgentAuthorization(req.headers.authorization)
     } catch (err) {
-      this.#limiter.recordFailure(remoteAddress)
-      this.#metrics.authFailed(isTunnelError(err) ? err.code : 'TUN_ERR_HANDSHAKE_BAD_REQUEST')
-      throw err
+      this.#refuse(limited, remoteAddress, undefined, isTunnelError(err) ? err : new TunnelError('TUN_ERR_HANDSHAKE_BAD_REQUEST'))
     }
-    const tunnel = await this.#deps.findTunnel(credentials.tunnelId)
+    const tunnel = await this.#lookup(credentials.tunnelId, limited)
     if (tunnel === undefined) {
-      this.#limiter.recordFailure(remoteAddress)
-      this.#metrics.authFailed('TUN_ERR_TUNNEL_NOT_FOUND')
-      throw new TunnelError('TUN_ERR_TUNNEL_NOT_FOUND', 'tunnel deleted or never existed: create a new tunnel and add its key')
+      this.#refuse(limited, remoteAddress, credentials.tunnelId, new TunnelError('TUN_ERR_TUNNEL_NOT_FOUND', 'tunnel deleted or never existed: create a new tunnel and add its key'))
     }
     const presented = Buffer.from(hashSecret(credentials.secret), 'hex')
     const stored = Buffer.from(tunnel.secretHash, 'hex')
     if (presented.length !== stored.length || !timingSafeEqual(presented, stored)) {
-      this.#limiter.recordFailure(remoteAddress)
-      this.#metrics.authFailed('TUN_ERR_KEY_REJECTED')
-      throw new TunnelError('TUN_ERR_KEY_REJECTED', 'security key was rejected: the secret does not match this tunnel')
+      this.#refuse(limited, remoteAddress, credentials.tunnelId, new TunnelError('TUN_ERR_KEY_REJECTED', 'security key was rejected: the secret does not match this tunnel'))
     }
     if (socket.destroyed) return
     if (this.#closing) throw new TunnelError('TUN_ERR_SERVER_UNAVAILABLE', 'the tunnel server is shutting down')
@@ -192,9 +203,52 @@ export class AgentGateway {
     this.#log.info({ sessionId, tunnelId: tunnel.id, nodeId, remoteAddress }, 'agent connected')
     // The tunnel may have been deleted while this session was being set up, after the delete's
     // revocation swept the registry: look again now that the session is registered.
-    if ((await this.#deps.findTunnel(tunnel.id)) === undefined) {
+    // Through the cache: a delete invalidates the entry before it sweeps the registry.
+    if ((await this.#tunnels.get(tunnel.id, (id) => this.#deps.findTunnel(id))) === undefined) {
       session.revoke(new TunnelError('TUN_ERR_TUNNEL_NOT_FOUND', 'tunnel deleted'))
     }
+  }
+
+  /**
+   * The tunnel's record from memory, else from the database. A source over its limit, or an id over
+   * its own, gets a lookup only for an id this replica knows to exist: that keeps a flood of random
+   * ids off the database while the real agent's id, uncached or not, still verifies.
+   */
+  async #lookup(tunnelId: string, sourceLimited: boolean): Promise<GatewayTunnel | undefined> {
+    const cached = this.#tunnels.peek(tunnelId)
+    if (cached !== undefined) return cached.value
+    if ((sourceLimited || this.#tunnelLimiter.isBlocked(tunnelId)) && !this.#knownIds.has(tunnelId)) {
+      this.#metrics.authFailed('TUN_ERR_HANDSHAKE_RATE_LIMITED')
+      throw new TunnelError('TUN_ERR_HANDSHAKE_RATE_LIMITED', sourceLimited ? undefined : 'too many failed agent authentications for this tunnel id')
+    }
+    const tunnel = await this.#tunnels.get(tunnelId, (id) => this.#deps.findTunnel(id))
+    if (tunnel === undefined) this.#knownIds.delete(tunnelId)
+    else this.#knownIds.add(tunnelId)
+    return tunnel
+  }
+
+  /** Counts a failed attempt; a source already over its limit is told so rather than why it failed. */
+  #refuse(sourceLimited: boolean, remoteAddress: string, tunnelId: string | undefined, err: TunnelError): never {
+    this.#limiter.recordFailure(remoteAddress)
+    if (tunnelId !== undefined) this.#tunnelLimiter.recordFailure(tunnelId)
+    const answer = sourceLimited ? new TunnelError('TUN_ERR_HANDSHAKE_RATE_LIMITED') : err
+    this.#metrics.authFailed(answer.code)
+    throw answer
+  }
+
+  /** The ids of every tunnel in the database, read at start. */
+  knowTunnels(ids: Iterable<string>): void {
+    for (const id of ids) this.#knownIds.add(id)
+  }
+
+  /**
+   * A tunnel was created, deleted or had its key changed, here or on another replica: its cached
+   * record goes at once, so a deleted tunnel's key is refused on the next connect.
+   */
+  tunnelChanged(tunnelId: string, change: 'created' | 'deleted'): void {
+    this.#tunnels.invalidate(tunnelId)
+    if (change === 'created') this.#knownIds.add(tunnelId)
+    else this.#knownIds.delete(tunnelId)
   }
 
   #startSession(socket: Socket, info: AgentSessionInfo): Promise<AgentSession> {
