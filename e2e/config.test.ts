@@ -84,6 +84,38 @@ describe('configuration file, environment and flags', () => {
     assert.deepEqual(parsed.problems.map((p) => [p.field, p.source]), [['logLevel', `${asJson.file}:4`]])
   })
 
+  test('config verify: a YAML alias bomb is one config problem naming the file and line (exit 2), at verify and at start; a few aliases still work', async () => {
+    // "billion laughs": nine lines whose nested aliases would expand to 9^9 strings
+    const levels = 'abcdefghi'.split('')
+    const bomb = levels.map((name, n) => `${name}: &${name} [${Array.from({ length: 9 }, () => (n === 0 ? '"lol"' : `*${levels[n - 1]}`)).join(',')}]`).join('\n') + '\n'
+    const r = await verify(dir, 'bomb.yaml', bomb, ['--side', 'agent'])
+    assert.equal(r.code, 2, r.stderr)
+    assert.deepEqual(r.lines, [`config: YAML aliases (*name) expand to more than 100 nodes: refused as a resource exhaustion attack ("billion laughs"); write the values out (${r.file}:2)`])
+    assert.equal(r.stderr, `apptunnel: ${r.file}: 1 problem [TUN_ERR_CONFIG_INVALID]\n`)
+    const started = await cli(['agent', '--config', r.file])
+    assert.equal(started.code, 2)
+    assert.match(started.stderr, /^apptunnel: config: YAML aliases \(\*name\) expand to more than 100 nodes: .*bomb\.yaml:2\) \[TUN_ERR_CONFIG_INVALID\]\n$/)
+    const shown = await cli(['config', 'show', '--config', r.file])
+    assert.equal(shown.code, 2)
+    assert.match(shown.stderr, /YAML aliases \(\*name\) expand to more than 100 nodes/)
+
+    const fine = await verify(dir, 'aliases.yaml', 'agent:\n  upstream: &up 127.0.0.1:8081\n  database: &db i.db\n  dataDir: d\nserver:\n  listen: 127.0.0.1:8443\n  database: *db\n')
+    assert.equal(fine.code, 0, fine.stdout + fine.stderr)
+  })
+
+  test('config verify: port 0 in agent.upstream is reported together with type errors and missing options of the same file', async () => {
+    const r = await verify(dir, 'port0.yaml', 'agent:\n  upstream: 127.0.0.1:0\n  sessions: lots\n  logLevel: loud\n  consoleListen: 127.0.0.1:0\n')
+    assert.equal(r.code, 2, r.stderr)
+    assert.deepEqual(r.lines.sort(), [
+      `agent.consoleListen: the console needs the instance database (--database URL or SQLite file) (${r.file}:5)`,
+      `agent.logLevel: "loud" is not allowed: one of: fatal, error, warn, info, debug, trace, silent (${r.file}:4)`,
+      `agent.sessions: expected an integer from 1 to 16, got the string "lots" (${r.file}:3)`,
+      `agent.upstream: the port must not be 0 (${r.file}:2)`,
+      'key: a security key is required (--key, --key-file or APPTUNNEL_KEY), or an instance database (--database) to read it from (not set)',
+    ])
+    assert.match(r.stderr, /port0\.yaml: 5 problems \[TUN_ERR_CONFIG_INVALID\]\n$/)
+  })
+
   test('environment: typed by the schema, above the file; a mistyped APPTUNNEL_ variable is refused with a suggestion', async () => {
     const file = 'upstream: 127.0.0.1:8081\ndatabase: i.db\ndataDir: d\nsessions: 3\n'
     const wrongType = await verify(dir, 'env.yaml', file, ['--side', 'agent'], { APPTUNNEL_SESSIONS: 'many' })
@@ -121,7 +153,8 @@ describe('configuration file, environment and flags', () => {
 
     const agent = await cli(['agent'])
     assert.equal(agent.code, 2)
-    assert.match(agent.stderr, /^apptunnel: upstream: required: a string \(not set\) \[TUN_ERR_CONFIG_INVALID\]\n$/)
+    // the missing key is reported with the missing upstream, not only once upstream is fixed
+    assert.match(agent.stderr, /^apptunnel: invalid agent configuration, 2 problems:\n {2}upstream: required: a string \(not set\)\n {2}key: a security key is required .*\(not set\) \[TUN_ERR_CONFIG_INVALID\]\n$/)
   })
 
   test('apptunnel server --config FILE starts on the file\'s listen addresses; env beats the file, flags beat both', async () => {

@@ -1,7 +1,6 @@
 import { resolve } from 'node:path'
 import { z } from 'zod'
-import { TunnelError } from '../errors/index.ts'
-import { durationMs, listenAddressString, validateConfig } from './config-validation.ts'
+import { durationMs, listenAddressString, validateConfig, withCrossFieldChecks, type ConfigIssue } from './config-validation.ts'
 import { decodeSecurityKey, type SecurityKey } from '../protocol/index.ts'
 import { parseListenAddress, type ListenAddress } from './listen-address.ts'
 import { clusterConfigShape, clusterSettingsFrom, type ClusterSettings } from './cluster-config.ts'
@@ -10,12 +9,12 @@ import { proxySettingsFrom, type ProxySettings } from '../transport/proxy-settin
 const duration = (def: number) => durationMs(z, def)
 
 /** Every option of `apptunnel agent`, with defaults and units in the names. */
-export const agentConfigSchema = z
+const agentOptions = z
   .object({
     /** the security key; optional with a database, where `apptunnel key add` stores it for every node */
     key: z.string().min(1, 'the security key must not be empty').optional(),
     /** the on-prem app's plain-HTTP upstream port, HOST:PORT */
-    upstream: listenAddressString(z),
+    upstream: listenAddressString(z, 'dialed'),
     dataDir: z.string().min(1).optional(),
     database: z.string().min(1).optional(),
     /** HTTPS listener of the on-prem admin console, HOST:PORT; off unless given (needs database and dataDir) */
@@ -73,6 +72,31 @@ export const agentConfigSchema = z
   })
   .strict()
 
+/** Options that need each other; see withCrossFieldChecks for why the values are looked at untyped. */
+function agentCrossFieldIssues(c: Readonly<Record<string, unknown>>): ConfigIssue[] {
+  const issues: ConfigIssue[] = []
+  const given = (name: string) => c[name] !== undefined
+  if (!given('key') && !given('database')) {
+    issues.push({ field: 'key', message: 'a security key is required (--key, --key-file or APPTUNNEL_KEY), or an instance database (--database) to read it from' })
+  }
+  if (given('database') && !given('dataDir') && !given('nodeId')) {
+    // A fresh id at every start would leave a "stopped" node behind each restart: LIMITED for ever.
+    issues.push({ field: 'dataDir', message: 'a node of an instance needs a stable id: pass --data-dir DIR (it keeps the id) or --node-id ID' })
+  }
+  if (given('clusterListen') && !given('database')) {
+    issues.push({ field: 'database', message: 'clusterListen needs the instance database the nodes share (--database URL or SQLite file)' })
+  }
+  if (given('consoleListen')) {
+    // The console administers the instance, which lives in its database: without one there is nothing to show.
+    if (!given('database')) issues.push({ field: 'consoleListen', message: 'the console needs the instance database (--database URL or SQLite file)' })
+    else if (!given('dataDir')) issues.push({ field: 'consoleListen', message: 'the console needs --data-dir (it keeps its certificate and the first admin password there)' })
+    if (given('consoleTlsCertFile') !== given('consoleTlsKeyFile')) issues.push({ field: 'consoleTlsCertFile', message: 'the console certificate and key must be given together' })
+  }
+  return issues
+}
+
+export const agentConfigSchema = withCrossFieldChecks(agentOptions, agentCrossFieldIssues)
+
 export type AgentConfigInput = z.input<typeof agentConfigSchema>
 
 /** The on-prem console of a node, when consoleListen is set. */
@@ -105,18 +129,7 @@ export interface AgentConfig extends Omit<z.output<typeof agentConfigSchema>, 'k
 export function loadAgentConfig(input: AgentConfigInput): Readonly<AgentConfig> {
   const c = validateConfig(agentConfigSchema, input, 'agent')
   const upstream = parseListenAddress(c.upstream, 'upstream')
-  if (upstream.port === 0) throw new TunnelError('TUN_ERR_CONFIG_INVALID', 'upstream: the port must not be 0')
-  if (c.key === undefined && c.database === undefined) {
-    throw new TunnelError('TUN_ERR_CONFIG_INVALID', 'key: a security key is required (--key, --key-file or APPTUNNEL_KEY), or an instance database (--database) to read it from')
-  }
-  if (c.database !== undefined && c.dataDir === undefined && c.nodeId === undefined) {
-    // A fresh id at every start would leave a "stopped" node behind each restart: LIMITED for ever.
-    throw new TunnelError('TUN_ERR_CONFIG_INVALID', 'dataDir: a node of an instance needs a stable id: pass --data-dir DIR (it keeps the id) or --node-id ID')
-  }
   const cluster = clusterSettingsFrom(c)
-  if (cluster !== undefined && c.database === undefined) {
-    throw new TunnelError('TUN_ERR_CONFIG_INVALID', 'database: clusterListen needs the instance database the nodes share (--database URL or SQLite file)')
-  }
   const { noProxy, consoleListen, ...rest } = c
   const proxy = proxySettingsFrom(c.proxy, noProxy)
   return Object.freeze({
@@ -133,13 +146,8 @@ export function loadAgentConfig(input: AgentConfigInput): Readonly<AgentConfig> 
 }
 
 function consoleSettingsFrom(c: z.output<typeof agentConfigSchema>): AgentConsoleSettings | undefined {
-  if (c.consoleListen === undefined) return undefined
-  // The console administers the instance, which lives in its database: without one there is nothing to show.
-  if (c.database === undefined) throw new TunnelError('TUN_ERR_CONFIG_INVALID', 'consoleListen: the console needs the instance database (--database URL or SQLite file)')
-  if (c.dataDir === undefined) throw new TunnelError('TUN_ERR_CONFIG_INVALID', 'consoleListen: the console needs --data-dir (it keeps its certificate and the first admin password there)')
-  if ((c.consoleTlsCertFile === undefined) !== (c.consoleTlsKeyFile === undefined)) {
-    throw new TunnelError('TUN_ERR_CONFIG_INVALID', 'consoleTlsCertFile: the console certificate and key must be given together')
-  }
+  // agentCrossFieldIssues has made sure the database and the data directory are there.
+  if (c.consoleListen === undefined || c.dataDir === undefined) return undefined
   return {
     listen: parseListenAddress(c.consoleListen, 'consoleListen'),
     dataDir: resolve(c.dataDir),

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises'
-import { isMap, isScalar, LineCounter, parseDocument, type Pair } from 'yaml'
+import { isMap, isScalar, LineCounter, parseDocument, visit, type Pair } from 'yaml'
 import { TunnelError } from '../errors/index.ts'
 
 export type ConfigSide = 'server' | 'agent'
@@ -23,6 +23,13 @@ export interface FileOptions {
  * `server:` and/or `agent:` mappings, so one file can configure both processes of a host.
  */
 export type ConfigFile = { path: string; kind: 'flat'; options: FileOptions } | { path: string; kind: 'sectioned'; sections: Partial<Record<ConfigSide, FileOptions>> }
+
+/**
+ * How many nodes YAML aliases may stand for in one file, nested aliases multiplied out. A
+ * configuration needs a handful at most; a "billion laughs" document nests them to expand a few
+ * lines into gigabytes, and is refused here before anything is expanded.
+ */
+export const MAX_YAML_ALIAS_EXPANSIONS = 100
 
 function invalid(issues: SourcedIssue[]): TunnelError {
   return new TunnelError('TUN_ERR_CONFIG_INVALID', issues.map((i) => `${i.field}: ${i.message} (${i.source})`).join('; '), { details: { issues } })
@@ -56,7 +63,24 @@ export function parseConfigText(text: string, path: string): ConfigFile {
     const start = isScalar(pair.key) ? pair.key.range?.[0] : undefined
     return start === undefined ? 1 : lineCounter.linePos(start).line
   }
-  const value = doc.toJS({ maxAliasCount: 100 }) as Record<string, unknown>
+  let value: Record<string, unknown>
+  try {
+    value = doc.toJS({ maxAliasCount: MAX_YAML_ALIAS_EXPANSIONS }) as Record<string, unknown>
+  } catch (err) {
+    // yaml throws (a ReferenceError) when the aliases expand past the limit; that is the file's fault.
+    let firstAlias: number | undefined
+    visit(doc, {
+      Alias(_, node) {
+        firstAlias = node.range?.[0]
+        return visit.BREAK
+      },
+    })
+    const excessive = err instanceof ReferenceError && /excessive alias count/i.test(err.message)
+    const message = excessive
+      ? `YAML aliases (*name) expand to more than ${MAX_YAML_ALIAS_EXPANSIONS} nodes: refused as a resource exhaustion attack ("billion laughs"); write the values out`
+      : `YAML aliases cannot be resolved: ${(err as Error).message}`
+    throw invalid([{ field: 'config', message, source: `${path}:${firstAlias === undefined ? 1 : lineCounter.linePos(firstAlias).line}` }])
+  }
   const pairs = root.items as Pair[]
   const isSection = (p: Pair) => isScalar(p.key) && (p.key.value === 'server' || p.key.value === 'agent')
   if (!pairs.some(isSection)) return { path, kind: 'flat', options: optionsFrom(pairs, value, lineOf) }

@@ -15,7 +15,7 @@ test('server config: defaults, and every problem named with its field at once', 
   assert.match(msg, /logLevel/)
   assert.match(configError(() => loadServerConfig({ listenn: '1:2' } as object)), /listenn/)
   assert.match(configError(() => loadServerConfig({ listen: 'nonsense' })), /listen: "nonsense" is not HOST:PORT/)
-  assert.match(configError(() => loadServerConfig({ tlsCertFile: 'a.pem' })), /tlsCertFile and tlsKeyFile/)
+  assert.match(configError(() => loadServerConfig({ tlsCertFile: 'a.pem', logLevel: 'loud' as 'info' })), /logLevel: .*tlsCertFile and tlsKeyFile/s)
   assert.match(configError(() => loadServerConfig({ publicUrl: 'http://tunnel.example.test' })), /publicUrl: must be an https:\/\/ URL/)
 })
 
@@ -26,4 +26,8 @@ test('agent config: upstream port 0 and unknown keys are refused; a malformed ke
   assert.match(configError(() => loadAgentConfig({ upstream: '127.0.0.1:1' })), /key: a security key is required .* or an instance database/)
   assert.match(configError(() => loadAgentConfig({ upstream: '127.0.0.1:1', database: 'i.db' })), /dataDir: a node of an instance needs a stable id/)
   assert.match(configError(() => loadAgentConfig({ upstream: '127.0.0.1:1', database: 'i.db', sessions: 0 } as never)), /sessions/)
+  assert.match(configError(() => loadAgentConfig({ upstream: '127.0.0.1:1', database: 'i.db', nodeId: 'n', consoleListen: '127.0.0.1:0' })), /consoleListen: the console needs --data-dir/)
+  // checks across options run even when single options are wrong, so one pass lists everything
+  const all = configError(() => loadAgentConfig({ upstream: '127.0.0.1:0', sessions: 'x', consoleListen: '127.0.0.1:0', consoleTlsKeyFile: 'k.pem', clusterListen: '127.0.0.1:0' } as never))
+  for (const part of [/upstream: the port must not be 0/, /sessions: expected/, /key: a security key is required/, /database: clusterListen needs/, /consoleListen: the console needs the instance database/, /consoleTlsCertFile: the console certificate and key/]) assert.match(all, part)
 })

@@ -8,15 +8,37 @@ export function durationMs(zod: typeof z, defaultMs: number) {
   return zod.number().int().min(1).max(24 * 3600_000).default(defaultMs)
 }
 
-/** A HOST:PORT option, checked with the schema so a bad address is reported with every other problem. */
-export function listenAddressString(zod: typeof z) {
+/**
+ * A HOST:PORT option, checked with the schema so a bad address is reported with every other problem.
+ * `dialed`: the address is one to connect to, where port 0 means nothing (a listener may bind it).
+ */
+export function listenAddressString(zod: typeof z, use: 'listen' | 'dialed' = 'listen') {
   return zod.string().superRefine((value, ctx) => {
+    let port: number
     try {
-      parseListenAddress(value, '')
+      port = parseListenAddress(value, '').port
     } catch {
       ctx.addIssue({ code: 'custom', message: `"${value}" is not HOST:PORT (e.g. 127.0.0.1:8443, port 0-65535)` })
+      return
     }
+    if (use === 'dialed' && port === 0) ctx.addIssue({ code: 'custom', message: 'the port must not be 0' })
   })
+}
+
+/**
+ * Checks across options, run by zod even when single options are already wrong, so a file's
+ * problems come out in one list. zod skips an object's refinements once a field has failed unless
+ * told otherwise; the check therefore gets values that may be of the wrong type, and must look at
+ * each one's type before it relies on it.
+ */
+export function withCrossFieldChecks<S extends z.ZodType>(schema: S, check: (values: Readonly<Record<string, unknown>>) => ConfigIssue[]): S {
+  return schema.superRefine(
+    (value, ctx) => {
+      if (typeof value !== 'object' || value === null) return
+      for (const i of check(value as Record<string, unknown>)) ctx.addIssue({ code: 'custom', message: i.message, path: [i.field] })
+    },
+    { when: () => true },
+  ) as unknown as S
 }
 
 /** One configuration problem: the option it is about ("(config)" when none) and what is wrong. */

@@ -95,15 +95,17 @@ export class AgentConnector extends EventEmitter {
   }
 
   start(): void {
-    this.#log.info({ status: this.#status.status, reason: this.#status.reason }, 'agent status')
     this.#loop ??= this.#run()
   }
 
+  /**
+   * One session's status is logged at debug only: the node's status, summed over its sessions and
+   * held at CONNECTING through the connect grace, is what `agent status` lines report (NodeSessions).
+   */
   #setStatus(status: AgentStatusName, reason: string, code?: string): void {
     if (this.#status.status === status && this.#status.reason === reason) return
     this.#status = { status, reason, ...(code === undefined ? {} : { code }), since: new Date().toISOString() }
-    const level = status === 'ERROR' ? 'error' : status === 'UNAVAILABLE' ? 'warn' : 'info'
-    this.#log[level]({ status, reason, code }, 'agent status')
+    this.#log.debug({ status, reason, code }, 'session status')
     this.emit('status', this.#status)
   }
 
@@ -130,13 +132,13 @@ export class AgentConnector extends EventEmitter {
         if (this.#stopped) break
         const e = isTunnelError(err) ? err : new TunnelError('TUN_ERR_SERVER_UNREACHABLE', String(err))
         this.#metrics.connectFailed(e.code)
-        if (e.retryable) {
-          this.#setStatus('UNAVAILABLE', e.message, e.code)
-          waitMs = this.#backoff.next()
-        } else {
-          this.#setStatus(NODE_CONFIG_CODES.has(e.code) ? 'UNAVAILABLE' : 'ERROR', e.message, e.code)
-          waitMs = this.#options.rejectedRetryMs
-        }
+        waitMs = e.retryable ? this.#backoff.next() : this.#options.rejectedRetryMs
+        // Every attempt, not only status changes: a node failing the same way each time changes no
+        // status, and "is it still trying, and what does it get" is the question. The target is the
+        // key's server URL and the reason the dial's error; neither holds the secret.
+        this.#log.debug({ target: this.#options.key.serverUrl, code: e.code, reason: e.message, retryInMs: waitMs }, 'dial failed')
+        if (e.retryable) this.#setStatus('UNAVAILABLE', e.message, e.code)
+        else this.#setStatus(NODE_CONFIG_CODES.has(e.code) ? 'UNAVAILABLE' : 'ERROR', e.message, e.code)
       }
       await new Promise<void>((resolve) => {
         this.#wake = resolve

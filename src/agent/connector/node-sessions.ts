@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
+import type { Logger } from '../../observability/index.ts'
 import type { ReplicaEndpoint, SessionWelcome } from '../../protocol/index.ts'
 import { AgentConnector, type AgentConnectorOptions } from './agent-connector.ts'
 import type { AgentStatus, AgentStatusName } from './agent-status.ts'
@@ -53,6 +54,7 @@ export class NodeSessions extends EventEmitter {
   readonly #options: NodeSessionsOptions
   readonly #now: () => number
   readonly #startedAt: number
+  readonly #log: Logger
   /** by URL; the first is the key's own */
   readonly #groups = new Map<string, SessionGroup>()
   /** groups let go of, still draining: their connectors count for nothing but are waited for at close */
@@ -75,8 +77,10 @@ export class NodeSessions extends EventEmitter {
     this.#options = options
     this.#now = options.now ?? Date.now
     this.#startedAt = this.#now()
+    this.#log = connector.log.child({ component: 'connector', tunnelId: connector.key.tunnelId, nodeId: connector.nodeId })
     this.#addGroup(connector.key.serverUrl, connector.key.certificatePin)
-    this.#status = this.#derive()
+    // The grace counts from #startedAt; the first status says so to the millisecond.
+    this.#status = { ...this.#derive(), since: new Date(this.#startedAt).toISOString() }
   }
 
   /** every session of every group */
@@ -207,6 +211,7 @@ export class NodeSessions extends EventEmitter {
 
   start(): void {
     this.#started = true
+    this.#logStatus(this.#status)
     for (const c of this.connectors) c.start()
     this.#endGraceIn(this.#options.connectGraceMs)
   }
@@ -234,7 +239,17 @@ export class NodeSessions extends EventEmitter {
     const prev = this.#status
     if (next.status === prev.status && next.reason === prev.reason && next.sessions === prev.sessions) return
     this.#status = next
+    this.#logStatus(next)
     this.emit('status', next)
+  }
+
+  /**
+   * The node's status, as an instance node writes it to its row: a single agent (no database) has
+   * only its log to show it, so it is logged here, once per change, for both kinds of node.
+   */
+  #logStatus(st: NodeStatus): void {
+    const level = st.status === 'ERROR' ? 'error' : st.status === 'UNAVAILABLE' ? 'warn' : 'info'
+    this.#log[level]({ status: st.status, reason: st.reason, code: st.code, since: st.since, sessions: st.sessions, sessionsWanted: st.sessionsWanted }, 'agent status')
   }
 
   #derive(): NodeStatus {

@@ -1,5 +1,6 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto'
 import { TunnelError } from '../../errors/index.ts'
+import { displayNameProblem, displayNameRefusal } from '../../security/display-name.ts'
 import type { Logger } from '../../observability/index.ts'
 import type { ApiToken, ApiTokenIdentity, ApiTokenRepository, AuditRepository } from '../../store/index.ts'
 import { AuthFailureLimiter } from '../../security/auth-failure-limiter.ts'
@@ -202,10 +203,14 @@ export class ApiTokenService {
 
 function validateTokenName(v: unknown): string {
   if (typeof v !== 'string') throw new TunnelError('TUN_ERR_TOKEN_NAME_INVALID', 'token name is required')
+  // Checked before trimming: a leading U+FEFF would otherwise vanish into the trim unnoticed.
+  const problem = displayNameProblem(v)
+  if (problem !== undefined) {
+    const refusal = displayNameRefusal('token name', problem)
+    throw new TunnelError('TUN_ERR_TOKEN_NAME_INVALID', refusal.message, { details: refusal.details })
+  }
   const name = v.trim()
   if (name.length === 0) throw new TunnelError('TUN_ERR_TOKEN_NAME_INVALID', 'token name must not be empty')
   if (name.length > NAME_MAX) throw new TunnelError('TUN_ERR_TOKEN_NAME_INVALID', `token name must be at most ${NAME_MAX} characters`)
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(name)) throw new TunnelError('TUN_ERR_TOKEN_NAME_INVALID', 'token name must not contain control characters')
   return name
 }

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { TunnelError } from '../../errors/index.ts'
+import { displayNameProblem, displayNameRefusal } from '../../security/display-name.ts'
 import { PRODUCT_SECRET_BYTES, encodeProductCredential, formatCidr, hashProductSecret, parseCidr } from '../../protocol/index.ts'
 import type { AuditRepository, LinkedProduct, LinkedProductRepository, TunnelRepository } from '../../store/index.ts'
 import type { Actor } from './tunnel-service.ts'
@@ -103,11 +104,16 @@ function newProductId(): string {
 }
 
 function validateName(v: unknown): string {
-  if (typeof v !== 'string' || v.trim() === '') throw new TunnelError('TUN_ERR_PRODUCT_INVALID', 'a linked product needs a name (e.g. "Jira Cloud")')
+  if (typeof v !== 'string') throw new TunnelError('TUN_ERR_PRODUCT_INVALID', 'a linked product needs a name (e.g. "Jira Cloud")')
+  // Checked before trimming: a leading U+FEFF would otherwise vanish into the trim unnoticed.
+  const problem = displayNameProblem(v)
+  if (problem !== undefined) {
+    const refusal = displayNameRefusal('the product name', problem)
+    throw new TunnelError('TUN_ERR_PRODUCT_INVALID', refusal.message, { details: refusal.details })
+  }
   const name = v.trim()
+  if (name === '') throw new TunnelError('TUN_ERR_PRODUCT_INVALID', 'a linked product needs a name (e.g. "Jira Cloud")')
   if (name.length > NAME_MAX) throw new TunnelError('TUN_ERR_PRODUCT_INVALID', `the product name must be at most ${NAME_MAX} characters`)
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(name)) throw new TunnelError('TUN_ERR_PRODUCT_INVALID', 'the product name must not contain control characters')
   return name
 }
 

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { TunnelError } from '../../errors/index.ts'
+import { displayNameProblem, displayNameRefusal } from '../../security/display-name.ts'
 import { SECRET_BYTES, encodeSecurityKey, hashSecret } from '../../protocol/index.ts'
 import type { AuditRepository, Tunnel, TunnelRepository } from '../../store/index.ts'
 import type { SessionRegistry } from '../agent-gateway/session-registry.ts'
@@ -181,11 +182,15 @@ export class TunnelService {
 
 function validateName(v: unknown): string {
   if (typeof v !== 'string') throw new TunnelError('TUN_ERR_TUNNEL_NAME_INVALID', 'tunnel name is required')
+  // Checked before trimming: a leading U+FEFF would otherwise vanish into the trim unnoticed.
+  const problem = displayNameProblem(v)
+  if (problem !== undefined) {
+    const refusal = displayNameRefusal('tunnel name', problem)
+    throw new TunnelError('TUN_ERR_TUNNEL_NAME_INVALID', refusal.message, { details: refusal.details })
+  }
   const name = v.trim()
   if (name.length === 0) throw new TunnelError('TUN_ERR_TUNNEL_NAME_INVALID', 'tunnel name must not be empty')
   if (name.length > NAME_MAX) throw new TunnelError('TUN_ERR_TUNNEL_NAME_INVALID', `tunnel name must be at most ${NAME_MAX} characters`)
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(name)) throw new TunnelError('TUN_ERR_TUNNEL_NAME_INVALID', 'tunnel name must not contain control characters')
   return name
 }
 
