@@ -22,6 +22,8 @@ import { SessionRegistry } from './agent-gateway/session-registry.ts'
 import { SERVER_INFO_FILE, bootstrapOrg } from './bootstrap.ts'
 import { HostRouter } from './ingress/host-router.ts'
 import { IngressServer } from './ingress/ingress-server.ts'
+import { acceptForwardedConnection } from './replica-forward/forward-acceptor.ts'
+import { ReplicaForwarder } from './replica-forward/replica-forwarder.ts'
 import { TunnelService } from './tunnels/tunnel-service.ts'
 
 export interface TunnelServer {
@@ -259,6 +261,19 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
       proto: 'http',
       access,
       metrics,
+      // Replicas forward a caller to one that holds the tunnel when they hold none (decision 37).
+      forwarder:
+        config.cluster === undefined
+          ? undefined
+          : new ReplicaForwarder({
+              registry,
+              describeTunnel: (id) => tunnels.describe(id),
+              openForward: (peerId) => {
+                if (cluster === undefined) return Promise.reject(new TunnelError('TUN_ERR_CLUSTER_CONNECTION_LOST', 'the cluster node is not started'))
+                return cluster.openForward(peerId)
+              },
+              log: log.child({ component: 'replica-forward' }),
+            }),
     })
 
     // Cluster bus: another replica deleted a tunnel → drop its sessions here too, no polling.
@@ -276,6 +291,9 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
       node.subscribe('products.changed', (e) => {
         access.reloadTunnel(e.tunnelId).catch((err: unknown) => log.warn({ err, tunnelId: e.tunnelId }, 'could not reload linked products'))
       })
+      node.acceptForwarded((socket, peer) =>
+        acceptForwardedConnection(socket, peer, { ingress, log: log.child({ component: 'replica-forward' }), timeoutMs: config.headTimeoutMs }),
+      )
       // What a crash of this replica left in tunnel_presence is not true any more.
       await presence.clearNode(nodeId)
       cleanups.push(() => presence.clearNode(nodeId).catch((err: unknown) => log.warn({ err }, 'could not clear this replica from tunnel_presence')))

@@ -21,6 +21,23 @@ export class IngressServer {
     socket.once('close', () => this.#connections.delete(conn))
   }
 
+  /**
+   * A caller connection another replica forwarded (already authenticated over the cluster
+   * listener): served like one accepted here, with the caller's address from the forward header
+   * and no forwarding of its own, so a connection is forwarded at most once.
+   */
+  acceptForwarded(socket: Socket, forwarded: { clientAddress: string }, rest: Buffer): void {
+    if (!this.#server.listening) {
+      socket.destroy()
+      return
+    }
+    const conn = new IngressConnection(socket, { ...this.#deps, forwarder: undefined, forwardedFor: forwarded.clientAddress })
+    this.#connections.add(conn)
+    socket.once('close', () => this.#connections.delete(conn))
+    if (rest.length > 0) socket.unshift(rest)
+    socket.resume()
+  }
+
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
     return new Promise((resolve, reject) => {
       this.#server.once('error', reject)
