@@ -14,7 +14,7 @@ checkNoLeakedHandles()
 const targets = await databaseTargets()
 const pg = targets.find((t) => t.name === 'postgres')!
 
-const CLUSTER = { clusterListen: '127.0.0.1:0', clusterHeartbeatMs: 200 }
+const CLUSTER = { clusterListen: '127.0.0.1:0', clusterHeartbeatMs: 200, metricsListen: '127.0.0.1:0' }
 
 /** A GET from a chosen loopback source address, so the test can tell the caller from a replica (127.0.0.1). */
 function getFrom(localAddress: string, port: number, host: string, path = '/headers'): Promise<{ status: number; body: string }> {
@@ -31,16 +31,24 @@ function getFrom(localAddress: string, port: number, host: string, path = '/head
   })
 }
 
+async function readyz(server: TestServer): Promise<{ status: number; body: string }> {
+  const res = await fetch(`http://127.0.0.1:${server.metricsAddress!.port}/readyz`)
+  return { status: res.status, body: await res.text() }
+}
+
 describe('a replica without a session of a tunnel forwards its callers to one that has one', { skip: pg.skip }, () => {
   let a: TestServer
   let b: TestServer
   let upstream: TestUpstream
+  let database: string
   const agents: TunnelAgent[] = []
 
   before(async () => {
-    const database = await pg.url()
+    database = await pg.url()
     upstream = await startTestUpstream()
     a = await startTestServer({ ...CLUSTER, clusterNodeId: 'replica-a', database })
+    // The first replica of a cluster, with no tunnel connected anywhere, is ready on its own.
+    assert.equal((await readyz(a)).status, 200)
     b = await startTestServer({ ...CLUSTER, clusterNodeId: 'replica-b', database })
     await eventually(() => a.cluster!.status().links.length === 1 && b.cluster!.status().links.length === 1, 'replicas linked')
   })
@@ -87,5 +95,23 @@ describe('a replica without a session of a tunnel forwards its callers to one th
     assert.match(res.body, /TUN_ERR_INGRESS_NO_SESSION/)
     const unknown = await getFrom('127.0.0.1', b.ingressAddress.port, `nosuchtunnel1.localhost`, '/hello')
     assert.equal(unknown.status, 404, unknown.body)
+  })
+
+  test('/readyz: ready with sessions or an authenticated path to a replica that has them; not ready without either', async () => {
+    // From the first test: one of A and B holds a session, the other forwards to it.
+    for (const r of [a, b]) {
+      const res = await readyz(r)
+      assert.equal(res.status, 200, res.body)
+    }
+    // A replica whose bus links cannot authenticate (its cluster authentication is off, the others
+    // require it) holds no session (agents are not told of it) and has no path to one: not ready.
+    const c = await startTestServer({ ...CLUSTER, clusterNodeId: 'replica-c', database, clusterAuthDisabled: true })
+    try {
+      const res = await readyz(c)
+      assert.equal(res.status, 503, res.body)
+      assert.match(res.body, /no authenticated link to a replica that holds one/)
+    } finally {
+      await c.dispose()
+    }
   })
 })

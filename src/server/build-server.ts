@@ -24,6 +24,7 @@ import { HostRouter } from './ingress/host-router.ts'
 import { IngressServer } from './ingress/ingress-server.ts'
 import { acceptForwardedConnection } from './replica-forward/forward-acceptor.ts'
 import { ReplicaForwarder } from './replica-forward/replica-forwarder.ts'
+import { replicaReadiness } from './replica-forward/replica-readiness.ts'
 import { TunnelService } from './tunnels/tunnel-service.ts'
 
 export interface TunnelServer {
@@ -316,7 +317,25 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
       const listener = await MetricsListener.start(config.metricsListen, {
         render: () => metrics.render(),
         contentType: metrics.contentType,
-        checks: [{ name: 'database', check: () => database.ping() }, listening('https', () => https.listening), listening('ingress', () => ingress.listening)],
+        checks: [
+          { name: 'database', check: () => database.ping() },
+          listening('https', () => https.listening),
+          listening('ingress', () => ingress.listening),
+          // A replica that can neither relay nor forward would turn callers away (docs/scaling.md).
+          ...(cluster === undefined
+            ? []
+            : [
+                replicaReadiness({
+                  ownSessions: () => registry.size,
+                  replicasHoldingAny: () =>
+                    presence.replicasHoldingAny({
+                      exceptNodeId: cluster!.nodeId,
+                      liveSinceIso: new Date(Date.now() - 3 * config.cluster!.heartbeatIntervalMs).toISOString(),
+                    }),
+                  keyedLinks: () => cluster!.status().links.filter((l) => l.kid !== null).map((l) => l.peerId),
+                }),
+              ]),
+        ],
         log: log.child({ component: 'metrics' }),
       }, { headTimeoutMs: config.metricsHeadTimeoutMs, requestTimeoutMs: config.metricsRequestTimeoutMs })
       metricsListener = listener
