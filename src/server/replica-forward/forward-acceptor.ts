@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net'
 import { isTunnelError } from '../../errors/index.ts'
 import type { Logger } from '../../observability/index.ts'
-import { MAX_FORWARD_HEADER_BYTES, decodeForwardHeader, type ForwardHeader } from './forward-header.ts'
+import { FORWARD_ACCEPTED, MAX_FORWARD_HEADER_BYTES, decodeForwardHeader, type ForwardHeader } from './forward-header.ts'
 
 /**
  * The receiving end: a peer proved the cluster key with FLAG_FORWARD; read its forward header
@@ -10,7 +10,7 @@ import { MAX_FORWARD_HEADER_BYTES, decodeForwardHeader, type ForwardHeader } fro
 export function acceptForwardedConnection(
   socket: Socket,
   peer: { peerId: string; leftover: Buffer },
-  deps: { ingress: { acceptForwarded(socket: Socket, header: ForwardHeader & { via: string }, rest: Buffer): void }; log: Logger; timeoutMs: number },
+  deps: { ingress: { readonly listening: boolean; acceptForwarded(socket: Socket, header: ForwardHeader & { via: string }, rest: Buffer): void }; log: Logger; timeoutMs: number },
 ): void {
   let buf = peer.leftover
   const timer = setTimeout(() => finish(new Error('no forward header in time')), deps.timeoutMs)
@@ -28,7 +28,13 @@ export function acceptForwardedConnection(
       socket.destroy()
       return
     }
+    if (!deps.ingress.listening) {
+      // Draining: closed without the accept byte, so the forwarding replica tries elsewhere.
+      socket.destroy()
+      return
+    }
     socket.pause()
+    socket.write(FORWARD_ACCEPTED)
     deps.ingress.acceptForwarded(socket, { ...done.header, via: peer.peerId }, done.rest)
   }
   const tryDecode = (): void => {

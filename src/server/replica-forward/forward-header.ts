@@ -13,6 +13,12 @@ export interface ForwardHeader {
 }
 
 export const MAX_FORWARD_HEADER_BYTES = 512
+/**
+ * The one byte the receiving replica sends before anything else once its ingress has taken the
+ * connection. A connection that closes before it was never served, so the forwarding replica may
+ * try elsewhere whatever the request was.
+ */
+export const FORWARD_ACCEPTED = Buffer.of(0x01)
 const TUNNEL_ID = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
 
 export function encodeForwardHeader(h: ForwardHeader): Buffer {

@@ -5,10 +5,16 @@ import { serializeErrorResponse } from '../../protocol/http1/index.ts'
 import type { RelayStream, RelayStreamHandlers } from '../../transport/session-mux/index.ts'
 import type { AgentSession } from '../agent-gateway/agent-session.ts'
 import type { SessionRegistry } from '../agent-gateway/session-registry.ts'
-import { encodeForwardHeader } from './forward-header.ts'
+import { FORWARD_ACCEPTED, encodeForwardHeader } from './forward-header.ts'
 
 /** Bytes of the caller kept while the connection to the peer is set up; past it the caller waits. */
 const MAX_BUFFERED_BYTES = 64 * 1024
+/**
+ * How long a caller may wait while the replicas that hold the tunnel cannot take it (one starting
+ * and not yet linked, one draining) and this one has no session yet: a restart's gap, not an outage.
+ */
+const FORWARD_WAIT_MS = 5_000
+const RETRY_INTERVAL_MS = 100
 
 export interface ReplicaForwarderDeps {
   registry: SessionRegistry
@@ -110,13 +116,17 @@ class ForwardStream implements IngressStreamSurface {
   readonly #handlers: RelayStreamHandlers
   readonly #deps: ReplicaForwarderDeps
   readonly #onLost: (err: TunnelError) => void
+  /** where the bytes go once known: a peer's connection, or a relay stream of a local session */
   #socket: Socket | undefined
+  #local: RelayStream | undefined
   #buffered: Buffer[] = []
   #bufferedBytes = 0
   #ending = false
   #closed = false
   #held = false
   #answered = false
+  #replayable = true
+  #retry: NodeJS.Timeout | undefined
 
   constructor(tunnelId: string, clientAddress: string, handlers: RelayStreamHandlers, deps: ReplicaForwarderDeps, onLost: (err: TunnelError) => void) {
     this.#tunnelId = tunnelId
@@ -124,52 +134,85 @@ class ForwardStream implements IngressStreamSurface {
     this.#handlers = handlers
     this.#deps = deps
     this.#onLost = onLost
-    void this.#connect()
+    void this.#route(Date.now() + FORWARD_WAIT_MS)
   }
 
   get closed(): boolean {
-    return this.#closed
+    return this.#local?.closed ?? this.#closed
   }
 
   get writableEnded(): boolean {
-    return this.#ending
+    return this.#local?.writableEnded ?? this.#ending
   }
 
   get writableNeedDrain(): boolean {
+    if (this.#local !== undefined) return this.#local.writableNeedDrain
     return this.#socket === undefined ? this.#bufferedBytes > MAX_BUFFERED_BYTES : this.#socket.writableNeedDrain
   }
 
   write(chunk: Buffer): boolean {
+    if (this.#local !== undefined) return this.#local.write(chunk)
     if (this.#closed || this.#ending) return true
-    if (this.#socket !== undefined) return this.#socket.write(chunk)
-    this.#buffered.push(chunk)
-    this.#bufferedBytes += chunk.length
+    if (this.#socket !== undefined) {
+      this.#keep(chunk)
+      return this.#socket.write(chunk)
+    }
+    this.#keep(chunk)
     return this.#bufferedBytes <= MAX_BUFFERED_BYTES
   }
 
+  /** Kept until the peer confirms it took the connection: a refusal sends them elsewhere. */
+  #keep(chunk: Buffer): void {
+    if (this.#answered || !this.#replayable) return
+    this.#buffered.push(chunk)
+    this.#bufferedBytes += chunk.length
+    if (this.#socket !== undefined && this.#bufferedBytes > MAX_BUFFERED_BYTES) {
+      // Too much to keep: a refusal now ends the caller's connection instead of trying elsewhere.
+      this.#replayable = false
+      this.#buffered = []
+      this.#bufferedBytes = 0
+    }
+  }
+
   end(): void {
+    if (this.#local !== undefined) return this.#local.end()
     if (this.#closed || this.#ending) return
     this.#ending = true
     this.#socket?.end()
   }
 
   abort(): void {
+    if (this.#local !== undefined) return this.#local.abort()
     if (this.#closed) return
     this.#closed = true
+    clearTimeout(this.#retry)
     this.#socket?.destroy()
   }
 
   hold(): void {
     this.#held = true
-    this.#socket?.pause()
+    if (this.#local !== undefined) this.#local.hold()
+    else this.#socket?.pause()
   }
 
   release(): void {
     this.#held = false
-    if (this.#socket !== undefined && !this.#closed) this.#socket.resume()
+    if (this.#local !== undefined) this.#local.release()
+    else if (this.#socket !== undefined && !this.#closed) this.#socket.resume()
   }
 
-  async #connect(): Promise<void> {
+  /**
+   * A local session if one came up, else a replica that holds the tunnel; while the replicas that
+   * hold it cannot take the caller (starting, draining), tries again until `deadline`. A tunnel
+   * unknown or connected nowhere is answered at once, as a lone replica would.
+   */
+  async #route(deadline: number): Promise<void> {
+    if (this.#closed) return
+    const local = this.#deps.registry.pick(this.#tunnelId)
+    if (local !== undefined) {
+      this.#useLocal(local)
+      return
+    }
     let described: Awaited<ReturnType<ReplicaForwarderDeps['describeTunnel']>>
     try {
       described = await this.#deps.describeTunnel(this.#tunnelId)
@@ -178,6 +221,10 @@ class ForwardStream implements IngressStreamSurface {
       return
     }
     const peers = [...(described?.otherReplicas ?? [])]
+    if (described === undefined || peers.length === 0) {
+      this.#answer(noSessionError(described))
+      return
+    }
     // Spread callers over the replicas that hold the tunnel; try the next when one cannot be reached.
     for (let i = peers.length - 1; i > 0; i--) {
       const j = Math.floor(Math.random() * (i + 1))
@@ -185,7 +232,6 @@ class ForwardStream implements IngressStreamSurface {
     }
     for (const peerId of peers) {
       if (this.#closed) return
-      // A local session may have come up meanwhile; the peer is still right for this request.
       let socket: Socket
       try {
         socket = await this.#deps.openForward(peerId)
@@ -197,45 +243,79 @@ class ForwardStream implements IngressStreamSurface {
         socket.destroy()
         return
       }
-      this.#attach(socket, peerId)
+      this.#attach(socket, peerId, deadline, peers)
       return
     }
-    this.#answer(noSessionError(described, peers))
+    this.#again(deadline, peers)
   }
 
-  #attach(socket: Socket, peerId: string): void {
+  #again(deadline: number, peers: readonly string[]): void {
+    if (this.#closed) return
+    if (Date.now() >= deadline) {
+      this.#answer(noSessionError({ status: 'CONNECTED', otherReplicas: peers }, peers))
+      return
+    }
+    this.#retry = setTimeout(() => void this.#route(deadline), RETRY_INTERVAL_MS)
+  }
+
+  #useLocal(session: AgentSession): void {
+    const stream = session.openRelay(this.#clientAddress, this.#handlers)
+    this.#local = stream
+    for (const chunk of this.#buffered) stream.write(chunk)
+    this.#buffered = []
+    this.#bufferedBytes = 0
+    if (this.#ending) stream.end()
+    if (this.#held) stream.hold()
+    this.#handlers.writable()
+  }
+
+  #attach(socket: Socket, peerId: string, deadline: number, peers: readonly string[]): void {
     this.#socket = socket
     socket.setNoDelay(true)
+    const refused = (): void => {
+      // Closed before its accept byte: the peer never served it (draining): try again.
+      socket.destroy()
+      this.#socket = undefined
+      if (!this.#replayable) this.#lose(new TunnelError('TUN_ERR_SESSION_LOST', `replica ${peerId} did not take the forwarded connection`))
+      else this.#again(deadline, peers)
+    }
     socket.on('data', (chunk: Buffer) => {
-      if (this.#closed) return
+      if (this.#closed || this.#socket !== socket) return
       if (!this.#answered) {
+        if (chunk[0] !== FORWARD_ACCEPTED[0]) {
+          this.#lose(new TunnelError('TUN_ERR_CLUSTER_BUS_PROTOCOL', `replica ${peerId} answered a forwarded connection with something else`))
+          return
+        }
         this.#answered = true
+        this.#buffered = []
+        this.#bufferedBytes = 0
         this.#handlers.accepted?.()
+        chunk = chunk.subarray(1)
+        if (chunk.length === 0) return
       }
       this.#handlers.data(chunk)
     })
     socket.on('end', () => {
-      if (this.#closed) return
+      if (this.#closed || this.#socket !== socket) return
+      if (!this.#answered) return refused()
       this.#closed = true
       this.#handlers.end()
     })
     socket.on('drain', () => {
-      if (!this.#closed) this.#handlers.writable()
+      if (!this.#closed && this.#socket === socket) this.#handlers.writable()
     })
     socket.on('error', () => {})
     socket.on('close', () => {
-      if (this.#closed) return
+      if (this.#closed || this.#socket !== socket) return
+      if (!this.#answered) return refused()
       this.#lose(new TunnelError('TUN_ERR_SESSION_LOST', `the connection to replica ${peerId} closed`))
     })
     socket.write(encodeForwardHeader({ tunnelId: this.#tunnelId, clientAddress: this.#clientAddress }))
-    const buffered = this.#buffered
-    this.#buffered = []
-    this.#bufferedBytes = 0
     let ok = true
-    for (const chunk of buffered) ok = socket.write(chunk)
+    for (const chunk of this.#buffered) ok = socket.write(chunk)
     if (this.#ending) socket.end()
     if (!this.#held) socket.resume()
-    if (ok && buffered.length > 0) this.#handlers.writable()
+    if (ok) this.#handlers.writable()
     this.#deps.log.debug({ tunnelId: this.#tunnelId, peerId }, 'caller connection forwarded to another replica')
   }
 
@@ -252,6 +332,7 @@ class ForwardStream implements IngressStreamSurface {
   #lose(err: TunnelError): void {
     if (this.#closed) return
     this.#closed = true
+    this.#socket?.destroy()
     this.#onLost(err)
     this.#handlers.lost(err)
   }
