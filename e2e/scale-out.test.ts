@@ -211,7 +211,7 @@ describe('tunnel server replicas on PostgreSQL: three replicas, two on-prem node
     await eventually(() => agents.every((a) => a.sessions!.endpoints.length === 3), 'both nodes keep sessions to the three replicas again', 10_000)
   })
 
-  test('an agent with --replicas 1 keeps sessions to one replica only; the others still call the tunnel CONNECTED', async () => {
+  test('an agent with --replicas 1 keeps sessions to one replica only; the others call the tunnel CONNECTED and forward its callers', async () => {
     const created = await admin('replica-2', ['tunnel', 'create', '--name', 'one replica', '--json'])
     assert.equal(created.code, 0, created.stderr)
     const t = JSON.parse(created.stdout) as { id: string; key: string }
@@ -226,10 +226,11 @@ describe('tunnel server replicas on PostgreSQL: three replicas, two on-prem node
       assert.equal(v.status, 'CONNECTED', `${name}: ${v.statusReason}`)
       if (name !== holding[0]) assert.match(v.statusReason, new RegExp(`connected through replica ${holding[0]}, not through this one`))
     }
-    const other = REPLICAS.find((n) => n !== holding[0])!
-    const res = await ingressRequest(ingressOf(other), host(t.id))
-    assert.equal(res.status, 503)
-    assert.match(res.body.toString(), /no live agent session on this replica; it is connected through/)
+    // The replicas without its session forward callers to the one that has it (decision 37).
+    for (const other of REPLICAS.filter((n) => n !== holding[0])) {
+      const res = await ingressRequest(ingressOf(other), host(t.id))
+      assert.equal(res.status, 200, `${other}: ${res.body.toString()}`)
+    }
   })
 
   test('a key naming a load balancer in front of the replicas: the node goes in through it, then keeps to the replicas and lets the balancer go', async () => {

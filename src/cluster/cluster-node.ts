@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net'
 import type { ClusterSettings } from '../config/cluster-config.ts'
 import type { Logger } from '../observability/index.ts'
 import { ClusterNodeRepository, SecurityPropertyRepository, type AgentEndpoint, type ClusterNodeKind, type ClusterNodeRecord, type Database } from '../store/index.ts'
@@ -5,7 +6,7 @@ import { fitReplicaList, type ReplicaEndpoint } from '../protocol/index.ts'
 import { VERSION } from '../version.ts'
 import { renderAuthStatsPrometheus } from './auth-stats-prometheus.ts'
 import { ClusterAuthStats, type AuthStatsJson } from './auth-stats.ts'
-import { ClusterBus, type EventHandler } from './bus/cluster-bus.ts'
+import { ClusterBus, type EventHandler, type ForwardAcceptor } from './bus/cluster-bus.ts'
 import { DEFAULT_MAX_BUS_FRAME_BYTES } from './bus/bus-messages.ts'
 import { Membership } from './bus/membership.ts'
 import type { PeerLinkInfo } from './bus/peer-link.ts'
@@ -64,6 +65,10 @@ export interface ClusterNode {
   replicas(): ReplicaEndpoint[]
   /** calls back when replicas() changes; returns the unsubscribe function */
   onReplicasChanged(listener: (replicas: ReplicaEndpoint[]) => void): () => void
+  /** takes the connections peers open to forward callers to this node (docs/scaling.md) */
+  acceptForwarded(acceptor: ForwardAcceptor): void
+  /** an authenticated connection to a live peer, to forward one caller connection over */
+  openForward(peerId: string): Promise<Socket>
   close(): Promise<void>
 }
 
@@ -200,6 +205,8 @@ export async function startClusterNode(options: ClusterNodeOptions, deps: { data
     refreshMembership: () => membership.beat(),
     setAgentEndpoint: (endpoint) => membership.setAgentEndpoint(endpoint),
     replicas: () => replicas,
+    acceptForwarded: (acceptor) => bus.acceptForwarded(acceptor),
+    openForward: (peerId) => bus.openForward(peerId),
     onReplicasChanged(listener) {
       replicaListeners.add(listener)
       return () => replicaListeners.delete(listener)

@@ -23,6 +23,9 @@ import { SERVER_INFO_FILE, bootstrapOrg } from './bootstrap.ts'
 import { HostRouter } from './ingress/host-router.ts'
 import { OncePerInterval } from './ingress/once-per-interval.ts'
 import { IngressServer } from './ingress/ingress-server.ts'
+import { acceptForwardedConnection } from './replica-forward/forward-acceptor.ts'
+import { ReplicaForwarder } from './replica-forward/replica-forwarder.ts'
+import { replicaReadiness } from './replica-forward/replica-readiness.ts'
 import { TunnelService } from './tunnels/tunnel-service.ts'
 
 export interface TunnelServer {
@@ -272,6 +275,20 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
       access,
       metrics,
       unsolicitedWarnings: new OncePerInterval(60_000),
+
+      // Replicas forward a caller to one that holds the tunnel when they hold none (decision 37).
+      forwarder:
+        config.cluster === undefined
+          ? undefined
+          : new ReplicaForwarder({
+              registry,
+              describeTunnel: (id) => tunnels.describe(id),
+              openForward: (peerId) => {
+                if (cluster === undefined) return Promise.reject(new TunnelError('TUN_ERR_CLUSTER_CONNECTION_LOST', 'the cluster node is not started'))
+                return cluster.openForward(peerId)
+              },
+              log: log.child({ component: 'replica-forward' }),
+            }),
     })
 
     // Cluster bus: another replica deleted a tunnel → drop its sessions here too, no polling.
@@ -295,6 +312,9 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
       node.subscribe('products.changed', (e) => {
         access.reloadTunnel(e.tunnelId).catch((err: unknown) => log.warn({ err, tunnelId: e.tunnelId }, 'could not reload linked products'))
       })
+      node.acceptForwarded((socket, peer) =>
+        acceptForwardedConnection(socket, peer, { ingress, log: log.child({ component: 'replica-forward' }), timeoutMs: config.headTimeoutMs }),
+      )
       // What a crash of this replica left in tunnel_presence is not true any more.
       await presence.clearNode(nodeId)
       cleanups.push(() => presence.clearNode(nodeId).catch((err: unknown) => log.warn({ err }, 'could not clear this replica from tunnel_presence')))
@@ -317,7 +337,25 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
       const listener = await MetricsListener.start(config.metricsListen, {
         render: () => metrics.render(),
         contentType: metrics.contentType,
-        checks: [{ name: 'database', check: () => database.ping() }, listening('https', () => https.listening), listening('ingress', () => ingress.listening)],
+        checks: [
+          { name: 'database', check: () => database.ping() },
+          listening('https', () => https.listening),
+          listening('ingress', () => ingress.listening),
+          // A replica that can neither relay nor forward would turn callers away (docs/scaling.md).
+          ...(cluster === undefined
+            ? []
+            : [
+                replicaReadiness({
+                  ownSessions: () => registry.size,
+                  replicasHoldingAny: () =>
+                    presence.replicasHoldingAny({
+                      exceptNodeId: cluster!.nodeId,
+                      liveSinceIso: new Date(Date.now() - 3 * config.cluster!.heartbeatIntervalMs).toISOString(),
+                    }),
+                  keyedLinks: () => cluster!.status().links.filter((l) => l.kid !== null).map((l) => l.peerId),
+                }),
+              ]),
+        ],
         log: log.child({ component: 'metrics' }),
       }, { headTimeoutMs: config.metricsHeadTimeoutMs, requestTimeoutMs: config.metricsRequestTimeoutMs })
       metricsListener = listener

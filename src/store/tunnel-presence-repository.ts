@@ -57,4 +57,18 @@ export class TunnelPresenceRepository {
     }
     return out
   }
+
+  /** The live server replicas other than `exceptNodeId` that hold a session of any tunnel. */
+  async replicasHoldingAny(options: { exceptNodeId: string; liveSinceIso: string }): Promise<string[]> {
+    const rows = await this.#db
+      .selectFrom('tunnel_presence as p')
+      .innerJoin('cluster_node as n', 'n.id', 'p.node_id')
+      .select('p.node_id')
+      .distinct()
+      .where('n.kind', '=', 'server')
+      .where('n.heartbeat_at', '>=', options.liveSinceIso)
+      .where('p.node_id', '<>', options.exceptNodeId)
+      .execute()
+    return rows.map((r) => r.node_id)
+  }
 }

@@ -31,6 +31,12 @@ export const KID_BYTES = 8
 export const MAC_BYTES = 32
 /** flags bit 0: the sender has no secret (authentication disabled on its side) */
 export const FLAG_NO_SECRET = 0x01
+/**
+ * flags bit 1. In a CHALLENGE: this node accepts forwarded caller connections. In a PROOF: this
+ * connection carries one caller connection forwarded by a replica, not a bus link. Both flags are
+ * inside the transcript, so the purpose of a connection is as authenticated as the peer itself.
+ */
+export const FLAG_FORWARD = 0x02
 
 const NODE_ID = /^[A-Za-z0-9._-]{1,64}$/
 

@@ -3,6 +3,7 @@ import type { Socket } from 'node:net'
 import { TunnelError } from '../../errors/index.ts'
 import type { Frame } from '../wire/frame-decoder.ts'
 import {
+  FLAG_FORWARD,
   FLAG_NO_SECRET,
   FRAME_CHALLENGE,
   FRAME_ERR,
@@ -23,6 +24,11 @@ import { HandshakeRun, peerRefusal, type AuthenticatedPeer, type HandshakeSideOp
 export interface ClientHandshakeOptions extends HandshakeSideOptions {
   /** the node this connection is meant to reach; another id in the CHALLENGE aborts */
   expectedPeerId?: string | undefined
+  /**
+   * The connection is to carry one forwarded caller connection: the server must offer it, and this
+   * node proves with a key (never without one: an unauthenticated peer could claim any caller).
+   */
+  forward?: boolean
 }
 
 /**
@@ -86,6 +92,10 @@ class ClientHandshake extends HandshakeRun {
     const keys = this.#options.keys
     const nonce = (this.#options.random ?? randomBytes)(NONCE_BYTES)
     if (keys.mode === 'no-key') throw new TunnelError('TUN_ERR_CLUSTER_KEY_UNAVAILABLE', 'this node has not loaded the cluster key yet')
+    if (this.#options.forward === true) {
+      if (keys.mode !== 'enabled') throw new TunnelError('TUN_ERR_CLUSTER_AUTH_REQUIRED', 'a caller connection is forwarded only over an authenticated connection, and cluster authentication is off on this node')
+      if ((challenge.flags & FLAG_FORWARD) === 0) throw new TunnelError('TUN_ERR_CLUSTER_AUTH_PROTOCOL', `node ${challenge.nodeId} does not accept forwarded caller connections`)
+    }
     if (keys.mode !== 'enabled') {
       this.#send(challenge, { flags: FLAG_NO_SECRET, kid: NO_KID, nonce }, undefined)
       return
@@ -99,7 +109,7 @@ class ClientHandshake extends HandshakeRun {
     const named = keys.accepted(challenge.kid)
     if (named === undefined) keys.peerSuggestsKeyChange()
     const key = named ?? keys.current()!
-    this.#send(challenge, { flags: 0, kid: key.kid, nonce }, key)
+    this.#send(challenge, { flags: this.#options.forward === true ? FLAG_FORWARD : 0, kid: key.kid, nonce }, key)
   }
 
   #send(challenge: Challenge, fields: { flags: number; kid: Buffer; nonce: Buffer }, key: ClusterKey | undefined): void {
@@ -127,7 +137,7 @@ class ClientHandshake extends HandshakeRun {
     if (!macEquals(serverMac(this.#proving.key, this.#proving.t), mac)) {
       throw new TunnelError('TUN_ERR_CLUSTER_AUTH_BAD_PROOF', `node ${this.#serverId} failed to prove it holds key ${this.#proving.key.kidHex}`)
     }
-    this.succeed(this.#serverId, this.#proving.key.kidHex)
+    this.succeed(this.#serverId, this.#proving.key.kidHex, this.#options.forward === true)
   }
 
   protected override settled(): void {

@@ -16,6 +16,8 @@ export interface AuthenticatedPeer {
   timeToAuthMs: number
   /** bytes that arrived behind the last handshake frame: the first bus frames */
   leftover: Buffer
+  /** the connection carries a forwarded caller connection (FLAG_FORWARD in the PROOF), not a bus link */
+  forward: boolean
 }
 
 export interface HandshakeRunOptions {
@@ -94,14 +96,14 @@ export abstract class HandshakeRun {
     this.socket.write(encodeFrame(AUTH_FRAME_FORMAT, type, payload))
   }
 
-  protected succeed(peerId: string, kid: string | null): void {
+  protected succeed(peerId: string, kid: string | null, forward = false): void {
     if (this.#settled) return
     const timeToAuthMs = performance.now() - this.#startedAt
     this.#finish()
     this.socket.pause()
     if (kid === null) this.#options.stats.skippedNoSecret()
     else this.#options.stats.success(timeToAuthMs)
-    this.#resolve({ peerId, kid, timeToAuthMs, leftover: this.#decoder.takeRemainder() })
+    this.#resolve({ peerId, kid, timeToAuthMs, leftover: this.#decoder.takeRemainder(), forward })
   }
 
   /**

@@ -9,6 +9,7 @@ import { KeyRing } from '../key-ring.ts'
 import { FrameDecoder, encodeFrame, type Frame } from '../wire/frame-decoder.ts'
 import {
   AUTH_FRAME_FORMAT,
+  FLAG_FORWARD,
   FLAG_NO_SECRET,
   FRAME_CHALLENGE,
   FRAME_ERR,
@@ -63,7 +64,7 @@ interface AuthServer {
 }
 
 /** A real listener that runs the server side on every connection and records how each ended. */
-async function authServer(t: TestContext, options: { nodeId: string; keys: HandshakeKeys; timeoutMs?: number; nonces?: NonceRegistry }): Promise<AuthServer> {
+async function authServer(t: TestContext, options: { nodeId: string; keys: HandshakeKeys; timeoutMs?: number; nonces?: NonceRegistry; acceptsForward?: boolean }): Promise<AuthServer> {
   const stats = new AuthStats()
   const nonces = options.nonces ?? new NonceRegistry()
   const outcomes: Outcome[] = []
@@ -77,7 +78,7 @@ async function authServer(t: TestContext, options: { nodeId: string; keys: Hands
   const server = createServer({ noDelay: true }, (socket) => {
     sockets.add(socket)
     socket.once('close', () => sockets.delete(socket))
-    acceptHandshake(socket, { nodeId: options.nodeId, keys: options.keys, nonces, timeoutMs: options.timeoutMs ?? 5000, stats }).then(
+    acceptHandshake(socket, { nodeId: options.nodeId, keys: options.keys, nonces, timeoutMs: options.timeoutMs ?? 5000, stats, acceptsForward: options.acceptsForward === true }).then(
       (peer) => {
         socket.on('error', () => {})
         socket.resume()
@@ -115,7 +116,7 @@ async function openSocket(t: TestContext, port: number): Promise<Socket> {
 async function dial(
   t: TestContext,
   port: number,
-  options: { nodeId: string; keys: HandshakeKeys; expectedPeerId?: string; timeoutMs?: number; stats?: AuthStats; nonces?: NonceRegistry },
+  options: { nodeId: string; keys: HandshakeKeys; expectedPeerId?: string; timeoutMs?: number; stats?: AuthStats; nonces?: NonceRegistry; forward?: boolean },
 ): Promise<Outcome> {
   const socket = await openSocket(t, port)
   return initiateHandshake(socket, {
@@ -125,6 +126,7 @@ async function dial(
     nonces: options.nonces ?? new NonceRegistry(),
     timeoutMs: options.timeoutMs ?? 5000,
     stats: options.stats ?? new AuthStats(),
+    forward: options.forward === true,
   }).then(
     (peer) => {
       socket.destroy()
@@ -614,5 +616,38 @@ describe('cluster handshake', () => {
       assert.deepEqual([clientStats.total().authsFailed, clientStats.total().authsSkippedNoSecret], [1, 0])
       assert.equal(server.stats.total().authsSkippedNoSecret, 0)
     })
+  })
+
+  test('forwarding a caller: only with the cluster key, only to a node that offers it, and the purpose is MAC-bound', async (t) => {
+    const server = await authServer(t, { nodeId: 'node-a', keys: keysWith('K'), acceptsForward: true })
+    assert.equal(assertPeer(await dial(t, server.port, { nodeId: 'node-b', keys: keysWith('K'), forward: true })).forward, true)
+    assert.equal(assertPeer(await server.next()).forward, true)
+    // A bus link to the same node is not a forwarded connection.
+    assertPeer(await dial(t, server.port, { nodeId: 'node-b', keys: keysWith('K') }))
+    assert.equal(assertPeer(await server.next()).forward, false)
+    // Without the key: no forwarding.
+    assert.notEqual(codeOf(await dial(t, server.port, { nodeId: 'node-c', keys: keysWith('other'), forward: true })), 'OK')
+    assert.notEqual(codeOf(await server.next()), 'OK')
+    // Authentication off on the forwarding side: it does not even try.
+    const off = new TestKeys({ disabledAtStart: true, graceMs: 60_000, clock: fakeClock() })
+    assert.equal(codeOf(await dial(t, server.port, { nodeId: 'node-d', keys: off, forward: true })), 'TUN_ERR_CLUSTER_AUTH_REQUIRED')
+    await server.next()
+    // A node that does not offer forwarding is not sent a caller.
+    const plain = await authServer(t, { nodeId: 'node-e', keys: keysWith('K') })
+    assert.equal(codeOf(await dial(t, plain.port, { nodeId: 'node-b', keys: keysWith('K'), forward: true })), 'TUN_ERR_CLUSTER_AUTH_PROTOCOL')
+    await plain.next()
+  })
+
+  test('a node with authentication off refuses a PROOF that asks to forward, even one without a secret', async (t) => {
+    const off = new TestKeys({ disabledAtStart: true, graceMs: 60_000, clock: fakeClock() })
+    const server = await authServer(t, { nodeId: 'node-a', keys: off, acceptsForward: true })
+    const raw = new RawPeer(await openSocket(t, server.port))
+    const challenge = decodeChallenge((await raw.frame())!.payload)
+    assert.equal(challenge.flags & FLAG_FORWARD, FLAG_FORWARD)
+    const body = { version: 1, flags: FLAG_NO_SECRET | FLAG_FORWARD, kid: Buffer.alloc(8), nonce: randomBytes(NONCE_BYTES), nodeId: 'intruder' }
+    raw.send(FRAME_PROOF, encodeProof({ ...body, mac: Buffer.alloc(32) }))
+    assert.equal(codeOf(await server.next()), 'TUN_ERR_CLUSTER_AUTH_REQUIRED')
+    const answer = await raw.frame()
+    assert.equal(answer?.type, FRAME_ERR)
   })
 })

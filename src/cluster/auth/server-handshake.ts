@@ -3,6 +3,7 @@ import type { Socket } from 'node:net'
 import { TunnelError } from '../../errors/index.ts'
 import type { Frame } from '../wire/frame-decoder.ts'
 import {
+  FLAG_FORWARD,
   FLAG_NO_SECRET,
   FRAME_CHALLENGE,
   FRAME_ERR,
@@ -19,7 +20,10 @@ import {
 import { NO_KID, NO_MAC, clientMac, macEquals, serverMac, transcript } from './auth-transcript.ts'
 import { HandshakeRun, peerRefusal, type AuthenticatedPeer, type HandshakeSideOptions } from './handshake-run.ts'
 
-export type ServerHandshakeOptions = HandshakeSideOptions
+export interface ServerHandshakeOptions extends HandshakeSideOptions {
+  /** offer FLAG_FORWARD in the CHALLENGE: this node takes forwarded caller connections */
+  acceptsForward?: boolean
+}
 
 /**
  * The accepting side. The deadline is absolute and armed at accept: an idle timer would let a peer
@@ -54,7 +58,7 @@ class ServerHandshake extends HandshakeRun {
     this.#challenge = {
       versionMin: PROTOCOL_VERSION,
       versionMax: PROTOCOL_VERSION,
-      flags: current === undefined ? FLAG_NO_SECRET : 0,
+      flags: (current === undefined ? FLAG_NO_SECRET : 0) | (this.#options.acceptsForward === true ? FLAG_FORWARD : 0),
       kid: current === undefined ? NO_KID : current.kid,
       nonce: (this.#options.random ?? randomBytes)(NONCE_BYTES),
       nodeId: this.#options.nodeId,
@@ -82,6 +86,10 @@ class ServerHandshake extends HandshakeRun {
     }
 
     const keys = this.#options.keys
+    if ((proof.flags & FLAG_FORWARD) !== 0 && (this.#options.acceptsForward !== true || keys.mode !== 'enabled')) {
+      // A forwarded connection speaks for a caller: it needs a proven key, never the disabled mode.
+      throw new TunnelError('TUN_ERR_CLUSTER_AUTH_REQUIRED', `the peer ${proof.nodeId} asked to forward a caller connection, which this node takes only over an authenticated connection`)
+    }
     if (keys.mode === 'disabled-at-start' || keys.mode === 'disabled-at-run-time') {
       keys.authSkipped()
       this.send(FRAME_OK, NO_MAC)
@@ -105,7 +113,7 @@ class ServerHandshake extends HandshakeRun {
       throw new TunnelError('TUN_ERR_CLUSTER_AUTH_BAD_PROOF', `the peer ${proof.nodeId} failed to prove it holds key ${key.kidHex}`)
     }
     this.send(FRAME_OK, serverMac(key, t))
-    this.succeed(proof.nodeId, key.kidHex)
+    this.succeed(proof.nodeId, key.kidHex, (proof.flags & FLAG_FORWARD) !== 0)
   }
 
   protected timeoutError(timeoutMs: number): TunnelError {

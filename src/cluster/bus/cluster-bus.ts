@@ -40,6 +40,12 @@ export interface BusKeys extends HandshakeKeys {
   stillAccepts(kidHex: string): boolean
 }
 
+/**
+ * Takes a connection a peer opened to forward one caller connection: the socket is paused, past
+ * the handshake, with the bytes that followed it in `peer.leftover`. Always a keyed handshake.
+ */
+export type ForwardAcceptor = (socket: Socket, peer: AuthenticatedPeer & { kid: string }) => void
+
 /** `from`: the sending node; `kid`: the key its link authenticated with (null: authentication was disabled). */
 export type EventHandler<K extends ClusterTopic> = (data: ClusterEventMap[K], meta: { from: string; kid: string | null }) => void
 
@@ -77,6 +83,8 @@ export class ClusterBus extends EventEmitter {
   #ackFlush: NodeJS.Immediate | undefined
   #seq = 0
   #closing: Promise<void> | undefined
+  #forwardAcceptor: ForwardAcceptor | undefined
+  readonly #forwarding = new Set<Socket>()
 
   constructor(options: ClusterBusOptions, deps: { keys: BusKeys; stats: ClusterAuthStats; log: Logger }) {
     super()
@@ -151,6 +159,43 @@ export class ClusterBus extends EventEmitter {
     return () => set.delete(handler as EventHandler<ClusterTopic>)
   }
 
+  /** From now on the CHALLENGE offers forwarding, and forwarded connections go to `acceptor`. */
+  acceptForwarded(acceptor: ForwardAcceptor): void {
+    this.#forwardAcceptor = acceptor
+  }
+
+  /**
+   * Opens a connection to a live peer to forward one caller connection over: dialled at the peer's
+   * bus address and authenticated like a bus link (with a key, never without), but never a link.
+   * Resolves with the socket paused past the handshake; the caller owns it from there.
+   */
+  async openForward(peerId: string): Promise<Socket> {
+    if (this.#closing !== undefined) throw new TunnelError('TUN_ERR_CLUSTER_CONNECTION_LOST', 'the cluster bus is closing')
+    const address = this.#members.get(peerId)
+    if (address === undefined) throw new TunnelError('TUN_ERR_CLUSTER_CONNECTION_LOST', `node ${peerId} is not a live member`)
+    const { host, port } = splitAddress(address)
+    const socket = connect({ host, port, noDelay: true })
+    this.#forwarding.add(socket)
+    socket.once('close', () => this.#forwarding.delete(socket))
+    try {
+      await connected(socket, this.#options.authTimeoutMs, address)
+      const peer = await initiateHandshake(socket, {
+        nodeId: this.nodeId,
+        expectedPeerId: peerId,
+        keys: this.#keys,
+        nonces: this.#nonces,
+        timeoutMs: this.#options.authTimeoutMs,
+        stats: this.#stats.client,
+        forward: true,
+      })
+      if (peer.leftover.length > 0) throw new TunnelError('TUN_ERR_CLUSTER_AUTH_PROTOCOL', `node ${peerId} sent data before the forwarded connection began`)
+      return socket
+    } catch (err) {
+      socket.destroy()
+      throw err
+    }
+  }
+
   links(): PeerLinkInfo[] {
     return [...this.#links.values()].map((l) => ({ ...l.info }))
   }
@@ -189,6 +234,7 @@ export class ClusterBus extends EventEmitter {
       const stopped = Promise.all(dialers.map((d) => d.stop()))
       const serverClosed = new Promise<void>((resolve) => this.#server.close(() => resolve()))
       for (const s of this.#handshaking) s.destroy()
+      for (const s of this.#forwarding) s.destroy()
       await stopped
       clearImmediate(this.#ackFlush)
       await Promise.all([...this.#links.values()].map((l) => l.close()))
@@ -217,9 +263,22 @@ export class ClusterBus extends EventEmitter {
       nonces: this.#nonces,
       timeoutMs: this.#options.authTimeoutMs,
       stats: this.#stats.server,
+      acceptsForward: this.#forwardAcceptor !== undefined,
     }).then(
       (peer) => {
         this.#handshaking.delete(socket)
+        if (peer.forward) {
+          const acceptor = this.#forwardAcceptor
+          // The handshake refuses FLAG_FORWARD without a key; checked again where it matters.
+          if (acceptor === undefined || peer.kid === null || this.#closing !== undefined) {
+            socket.destroy()
+            return
+          }
+          this.#forwarding.add(socket)
+          socket.once('close', () => this.#forwarding.delete(socket))
+          acceptor(socket, { ...peer, kid: peer.kid })
+          return
+        }
         this.#attach(socket, peer, 'inbound')
       },
       (err: TunnelError) => {

@@ -52,6 +52,14 @@ export interface IngressConnectionDeps {
   metrics?: IngressMetrics | undefined
   /** shared by every connection: the warning about bytes an app sent unasked, once per tunnel per interval */
   unsolicitedWarnings: OncePerInterval
+
+  /**
+   * With replicas: a session through a replica that holds the tunnel, for when this one holds
+   * none (src/server/replica-forward/). Absent on a lone server and on forwarded connections.
+   */
+  forwarder?: { open(tunnelId: string): AgentSession } | undefined
+  /** set on a connection a replica forwarded: the caller's address, proven by the cluster key */
+  forwardedFor?: string | undefined
 }
 
 /** RFC 9110 §9.2.2: a client may repeat these automatically, so the ingress may too. */
@@ -154,7 +162,7 @@ export class IngressConnection {
     this.#socket = socket
     this.#deps = deps
     this.#metrics = deps.metrics ?? NO_INGRESS_METRICS
-    this.#clientAddress = (socket.remoteAddress ?? 'unknown').replace(/^::ffff:/, '')
+    this.#clientAddress = deps.forwardedFor ?? (socket.remoteAddress ?? 'unknown').replace(/^::ffff:/, '')
     socket.setNoDelay(true)
     socket.setTimeout(deps.timeouts.idleTimeoutMs, () => this.#fail(new TunnelError('TUN_ERR_HTTP_REQUEST_TIMEOUT', 'connection idle for too long'), true))
     this.#requests = new RequestFramer(
@@ -331,6 +339,12 @@ export class IngressConnection {
   #openStream(tunnelId: string): boolean {
     const session = this.#deps.registry.pick(tunnelId)
     if (session === undefined) {
+      // Another replica may hold the tunnel: relay through it rather than turn the caller away.
+      const forwarded = this.#deps.forwarder?.open(tunnelId)
+      if (forwarded !== undefined) {
+        this.#bind(forwarded)
+        return true
+      }
       // Pause until we know whether the tunnel exists (404) or is just not connected (503).
       this.#socket.pause()
       this.#closed = true

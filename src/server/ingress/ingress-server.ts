@@ -7,7 +7,8 @@ import { IngressConnection, type IngressConnectionDeps } from './ingress-connect
  */
 export class IngressServer {
   #server: Server
-  #connections = new Set<IngressConnection>()
+  /** each connection with its socket: the drain tells a connection never used from an idle one */
+  #connections = new Map<IngressConnection, Socket>()
   #deps: IngressConnectionDeps
 
   constructor(deps: IngressConnectionDeps) {
@@ -19,8 +20,25 @@ export class IngressServer {
   // IngressConnection ends its side once they are out.
   #accept(socket: Socket): void {
     const conn = new IngressConnection(socket, this.#deps)
-    this.#connections.add(conn)
+    this.#connections.set(conn, socket)
     socket.once('close', () => this.#connections.delete(conn))
+  }
+
+  /**
+   * A caller connection another replica forwarded (already authenticated over the cluster
+   * listener): served like one accepted here, with the caller's address from the forward header
+   * and no forwarding of its own, so a connection is forwarded at most once.
+   */
+  acceptForwarded(socket: Socket, forwarded: { clientAddress: string }, rest: Buffer): void {
+    if (!this.#server.listening) {
+      socket.destroy()
+      return
+    }
+    const conn = new IngressConnection(socket, { ...this.#deps, forwarder: undefined, forwardedFor: forwarded.clientAddress })
+    this.#connections.set(conn, socket)
+    socket.once('close', () => this.#connections.delete(conn))
+    if (rest.length > 0) socket.unshift(rest)
+    socket.resume()
   }
 
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
@@ -52,11 +70,14 @@ export class IngressServer {
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()))
     const deadline = Date.now() + graceMs
     while (this.#connections.size > 0 && Date.now() < deadline) {
-      for (const c of this.#connections) if (c.idle) c.destroy()
+      // A connection accepted just before the listener closed has its first request on the way:
+      // closing it now would fail a caller who did everything right. It is closed once idle after
+      // an exchange, or when the grace runs out.
+      for (const [c, socket] of this.#connections) if (c.idle && socket.bytesRead > 0) c.destroy()
       if (this.#connections.size === 0) break
       await new Promise((r) => setTimeout(r, 50))
     }
-    for (const c of this.#connections) c.destroy()
+    for (const c of this.#connections.keys()) c.destroy()
     await closed
   }
 }
