@@ -341,6 +341,12 @@ async function measureClusterHandshakes(quickRun: boolean): Promise<Figures> {
       json.clusterHandshakesPerSec = Math.round(r.handshakesPerSec)
     }
   }
+  const { benchClusterBusEvents } = await import('../src/cluster/bus-bench.ts')
+  const e = await benchClusterBusEvents({ count: quickRun ? 20_000 : 100_000 })
+  rows.push({ figure: 'cluster-bus events/s over one link (1,000 in flight)', unit: '/s', tunnel: one(e.eventsPerSec) })
+  rows.push({ figure: '… CPU per event, both ends', unit: 'µs', tunnel: one(e.cpuUsPerEvent) })
+  json.clusterBusEventsPerSec = e.eventsPerSec
+  json.clusterBusCpuUsPerEvent = e.cpuUsPerEvent
   return { rows, json }
 }
 
