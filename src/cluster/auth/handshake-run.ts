@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks'
 import { TunnelError, isTunnelError } from '../../errors/index.ts'
 import type { AuthOutcomeRecorder } from '../auth-stats.ts'
 import { FrameDecoder, encodeFrame, type Frame } from '../wire/frame-decoder.ts'
+import type { LinkKeys } from './auth-transcript.ts'
 import type { HandshakeKeys } from './handshake-keys.ts'
 import type { NonceRegistry } from './nonce-registry.ts'
 import { AUTH_FRAME_FORMAT, FRAME_ERR, MAX_PRE_AUTH_BYTES, protocolError, wireByteOf } from './auth-messages.ts'
@@ -16,6 +17,8 @@ export interface AuthenticatedPeer {
   timeToAuthMs: number
   /** bytes that arrived behind the last handshake frame: the first bus frames */
   leftover: Buffer
+  /** this link's bus MAC keys, derived from the handshake transcript */
+  linkKeys: LinkKeys
 }
 
 export interface HandshakeRunOptions {
@@ -94,14 +97,14 @@ export abstract class HandshakeRun {
     this.socket.write(encodeFrame(AUTH_FRAME_FORMAT, type, payload))
   }
 
-  protected succeed(peerId: string, kid: string | null): void {
+  protected succeed(peerId: string, kid: string | null, linkKeys: LinkKeys): void {
     if (this.#settled) return
     const timeToAuthMs = performance.now() - this.#startedAt
     this.#finish()
     this.socket.pause()
     if (kid === null) this.#options.stats.skippedNoSecret()
     else this.#options.stats.success(timeToAuthMs)
-    this.#resolve({ peerId, kid, timeToAuthMs, leftover: this.#decoder.takeRemainder() })
+    this.#resolve({ peerId, kid, timeToAuthMs, leftover: this.#decoder.takeRemainder(), linkKeys })
   }
 
   /**

@@ -16,7 +16,7 @@ import {
   protocolError,
   type Challenge,
 } from './auth-messages.ts'
-import { NO_KID, NO_MAC, clientMac, macEquals, serverMac, transcript } from './auth-transcript.ts'
+import { NO_KID, NO_MAC, clientMac, deriveLinkKeys, macEquals, serverMac, transcript } from './auth-transcript.ts'
 import { HandshakeRun, peerRefusal, type AuthenticatedPeer, type HandshakeSideOptions } from './handshake-run.ts'
 
 export type ServerHandshakeOptions = HandshakeSideOptions
@@ -85,7 +85,7 @@ class ServerHandshake extends HandshakeRun {
     if (keys.mode === 'disabled-at-start' || keys.mode === 'disabled-at-run-time') {
       keys.authSkipped()
       this.send(FRAME_OK, NO_MAC)
-      this.succeed(proof.nodeId, null)
+      this.succeed(proof.nodeId, null, deriveLinkKeys(undefined, transcript(challenge, proof), 'server'))
       return
     }
     if (keys.mode !== 'enabled') throw new TunnelError('TUN_ERR_CLUSTER_KEY_UNAVAILABLE', 'this node has not loaded the cluster key yet')
@@ -105,7 +105,7 @@ class ServerHandshake extends HandshakeRun {
       throw new TunnelError('TUN_ERR_CLUSTER_AUTH_BAD_PROOF', `the peer ${proof.nodeId} failed to prove it holds key ${key.kidHex}`)
     }
     this.send(FRAME_OK, serverMac(key, t))
-    this.succeed(proof.nodeId, key.kidHex)
+    this.succeed(proof.nodeId, key.kidHex, deriveLinkKeys(key, t, 'server'))
   }
 
   protected timeoutError(timeoutMs: number): TunnelError {
