@@ -80,7 +80,7 @@ describe('cluster bus integrity: a man in the middle after the handshake', { ski
     await target.dispose()
   })
 
-  test('an altered, a forged, a replayed and a reflected frame are each refused, counted and logged; no forged event reaches a handler', async () => {
+  test('an altered, a forged, a replayed, a reflected and a cross-link frame are each refused, counted and logged; no forged event reaches a handler', async () => {
     tap = await startFrameTap()
     // node-1 dials node-2 (the smaller id dials) at the address node-2 advertises: the tap's.
     const logs = [capturingLogger(), capturingLogger()]
@@ -94,6 +94,7 @@ describe('cluster bus integrity: a man in the middle after the handshake', { ski
     const node1 = await startClusterNode(options('node-1'), { database: db1, log: logs[0]!.log })
     nodes.push(node1)
 
+    const warns = (i: number): Array<Record<string, unknown>> => logs[i]!.lines.filter((l) => l['level'] === 40 && l['code'] === 'TUN_ERR_CLUSTER_BUS_INTEGRITY')
     const atNode2: string[] = []
     const atNode1: string[] = []
     node2.subscribe('tunnel.changed', (e) => atNode2.push(`${e.tunnelId}:${e.change}`))
@@ -109,7 +110,7 @@ describe('cluster bus integrity: a man in the middle after the handshake', { ski
       linkNo = tap!.connections.length
       return tap!.connections.at(-1)!
     }
-    const linkDropped = (c: TappedConnection): Promise<void> => eventually(() => c.closed, 'the link is closed')
+    const linkDropped = (c: TappedConnection, what: string): Promise<void> => eventually(() => c.closed, `the link is closed after the ${what}`)
 
     // 1. One byte of an event changed on the way: "t-alter" would arrive as "t-blter".
     let c = await freshLink()
@@ -120,7 +121,7 @@ describe('cluster bus integrity: a man in the middle after the handshake', { ski
       return wire
     })
     node1.publish('tunnel.changed', { tunnelId: 't-alter', change: 'created' })
-    await linkDropped(c)
+    await linkDropped(c, 'altered frame')
     await eventually(() => refused(node2, 'server') === 1, 'node-2 counted the altered frame')
     // The genuine event stays in node-1's outbox and arrives over the next link, once.
     c = await freshLink()
@@ -132,7 +133,7 @@ describe('cluster bus integrity: a man in the middle after the handshake', { ski
     const genuine = c.frames['to-server'].filter((f) => f.type === FRAME_EVENT).at(-1)!
     const { json, rebuild } = eventJson(genuine.wire)
     c.inject('to-server', rebuild({ ...json, s: Number(json['s']) + 1000, d: { tunnelId: 'victim', change: 'deleted' } }))
-    await linkDropped(c)
+    await linkDropped(c, 'forged frame')
     await eventually(() => refused(node2, 'server') === 2, 'node-2 counted the forged frame')
 
     // 3. A genuine frame of this link sent again (replay).
@@ -141,26 +142,46 @@ describe('cluster bus integrity: a man in the middle after the handshake', { ski
     await eventually(() => atNode2.includes('t-replay:deleted'), 'the genuine event arrives')
     const recorded = c.frames['to-server'].filter((f) => f.type === FRAME_EVENT).at(-1)!
     c.inject('to-server', recorded.wire)
-    await linkDropped(c)
+    await linkDropped(c, 'replayed frame')
     await eventually(() => refused(node2, 'server') === 3, 'node-2 counted the replayed frame')
 
-    // 4. node-1's own event frame reflected back to node-1, as if node-2 had sent it.
+    // 4. A frame of node-1's reflected back to node-1, as if node-2 had sent it. The tap picks the
+    // one whose place in node-1's stream matches the next place in node-2's, so that only the
+    // direction keys can tell it apart.
     c = await freshLink()
-    node1.publish('tunnel.changed', { tunnelId: 't-reflect', change: 'created' })
-    await eventually(() => atNode2.includes('t-reflect:created'), 'the genuine event arrives')
-    const mine = c.frames['to-server'].filter((f) => f.type === FRAME_EVENT).at(-1)!
-    c.inject('to-client', mine.wire)
-    await linkDropped(c)
+    for (const id of ['t-reflect-1', 't-reflect-2', 't-reflect-3', 't-reflect-4']) node1.publish('tunnel.changed', { tunnelId: id, change: 'created' })
+    await eventually(() => atNode2.includes('t-reflect-4:created'), 'the genuine events arrive')
+    const place = c.frames['to-client'].length
+    assert.ok(place < c.frames['to-server'].length, `node-1 sent more frames (${c.frames['to-server'].length}) than it received (${place})`)
+    c.inject('to-client', c.frames['to-server'][place]!.wire)
+    await linkDropped(c, 'reflected frame')
     await eventually(() => refused(node1, 'client') === 1, 'node-1 counted the reflected frame')
+    // Refused as it came, not later because it put the stream out of step.
+    assert.match(String(warns(0).at(-1)?.['reason']), new RegExp(`^bus frame ${place} \\(`))
+
+    // 5. A frame from an earlier link replayed into this one, at the place it had there.
+    const earlier = c
+    c = await freshLink()
+    node1.publish('tunnel.changed', { tunnelId: 't-cross', change: 'created' })
+    await eventually(() => atNode2.includes('t-cross:created'), 'the genuine event arrives')
+    const at = c.frames['to-server'].length
+    assert.ok(at < earlier.frames['to-server'].length)
+    c.inject('to-server', earlier.frames['to-server'][at]!.wire)
+    await linkDropped(c, 'frame replayed from another link')
+    await eventually(() => refused(node2, 'server') === 4, 'node-2 counted the frame from another link')
+    assert.match(String(warns(1).at(-1)?.['reason']), new RegExp(`^bus frame ${at} \\(`))
     await freshLink()
 
-    assert.deepEqual(atNode2, ['t-alter:created', 't-forge:created', 't-replay:deleted', 't-reflect:created'], 'node-2 saw each genuine event once, and nothing forged')
+    assert.deepEqual(
+      atNode2,
+      ['t-alter:created', 't-forge:created', 't-replay:deleted', 't-reflect-1:created', 't-reflect-2:created', 't-reflect-3:created', 't-reflect-4:created', 't-cross:created'],
+      'node-2 saw each genuine event once, and nothing forged',
+    )
     assert.deepEqual(atNode1, [], 'node-1 never took its own event back as one of node-2\'s')
     assert.equal(refused(node2, 'client'), 0)
     assert.equal(refused(node1, 'server'), 0)
-    assert.deepEqual(node2.status().busFramesRefused, { server: 3, client: 0 })
-    const warns = (i: number): Array<Record<string, unknown>> => logs[i]!.lines.filter((l) => l['level'] === 40 && l['code'] === 'TUN_ERR_CLUSTER_BUS_INTEGRITY')
-    assert.equal(warns(1).length, 3, 'node-2 warned once per refused frame')
+    assert.deepEqual(node2.status().busFramesRefused, { server: 4, client: 0 })
+    assert.equal(warns(1).length, 4, 'node-2 warned once per refused frame')
     assert.equal(warns(0).length, 1, 'node-1 warned once, for the reflected frame')
     assert.match(String(warns(1)[0]!['reason']), /MAC does not verify/)
   })
