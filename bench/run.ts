@@ -341,6 +341,16 @@ async function measureClusterHandshakes(quickRun: boolean): Promise<Figures> {
       json.clusterHandshakesPerSec = Math.round(r.handshakesPerSec)
     }
   }
+  const { benchClusterBusEvents, benchFrameSealing } = await import('../src/cluster/bus-bench.ts')
+  const e = await benchClusterBusEvents({ count: quickRun ? 20_000 : 100_000 })
+  rows.push({ figure: 'cluster-bus events/s over one link (1,000 in flight)', unit: '/s', tunnel: one(e.eventsPerSec) })
+  rows.push({ figure: '… CPU per event, both ends', unit: 'µs', tunnel: one(e.cpuUsPerEvent) })
+  json.clusterBusEventsPerSec = e.eventsPerSec
+  json.clusterBusCpuUsPerEvent = e.cpuUsPerEvent
+  const [typical] = benchFrameSealing({ count: quickRun ? 50_000 : 200_000 })
+  rows.push({ figure: `… bus frame MAC, ${typical!.payloadBytes}-byte event: seal / check`, unit: 'ns', tunnel: one(typical!.sealNsPerFrame), note: `${typical!.sealNsPerFrame} / ${typical!.openNsPerFrame}` })
+  json.clusterBusSealNs = typical!.sealNsPerFrame
+  json.clusterBusOpenNs = typical!.openNsPerFrame
   return { rows, json }
 }
 

@@ -23,6 +23,10 @@ export function renderAuthStatsPrometheus(stats: ClusterAuthStats, labels: { nod
   counter('apptunnel_cluster_auths_failed_total', 'Failed cluster authentications, timeouts excluded.', (s) => s.authsFailed)
   counter('apptunnel_cluster_auths_failed_by_timeout_total', 'Cluster authentications that timed out.', (s) => s.authsFailedByTimeout)
   counter('apptunnel_cluster_auths_skipped_no_secret_total', 'Cluster handshakes that skipped authentication (disabled, or an empty key).', (s) => s.authsSkippedNoSecret)
+  const refused = stats.busFramesRefused()
+  const h0 = 'apptunnel_cluster_bus_frames_refused_total'
+  out.push(`# HELP ${h0} Cluster bus frames refused after the handshake because their MAC did not verify (altered, injected, replayed or reflected); each closed its link.`, `# TYPE ${h0} counter`)
+  for (const side of ['server', 'client'] as const) out.push(`${h0}{side="${side}"${extra}} ${refused[side]}`)
 
   const gauge = (name: string, help: string, pick: (s: AuthStatsJson) => number): void => {
     out.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`)

@@ -151,9 +151,24 @@ export class AuthStats implements AuthOutcomeRecorder {
 export class ClusterAuthStats {
   readonly server: AuthStats
   readonly client: AuthStats
+  readonly #framesRefused = { server: 0, client: 0 }
 
   constructor(clock: Clock = systemClock) {
     this.server = new AuthStats(clock)
     this.client = new AuthStats(clock)
+  }
+
+  /**
+   * A bus frame failed its integrity check after the handshake (altered, injected, replayed or
+   * reflected), on a link this node accepted (server) or dialled (client). Kept apart from the
+   * handshake outcomes above, whose JSON follows the reference's format and sum.
+   */
+  busFrameRefused(side: 'server' | 'client'): void {
+    this.#framesRefused[side]++
+  }
+
+  /** bus frames refused since start, per side (each one closed its link) */
+  busFramesRefused(): { server: number; client: number } {
+    return { ...this.#framesRefused }
   }
 }

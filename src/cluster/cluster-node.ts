@@ -41,6 +41,8 @@ export interface ClusterNodeStatus {
   /** unacknowledged events per peer */
   backlog: Record<string, number>
   authStats: { server: AuthStatsJson; client: AuthStatsJson }
+  /** bus frames refused for a failed MAC since start, per side */
+  busFramesRefused: { server: number; client: number }
 }
 
 export interface ClusterNode {
@@ -130,6 +132,7 @@ export async function startClusterNode(options: ClusterNodeOptions, deps: { data
       links: bus.links(),
       backlog: bus.backlog(),
       authStats: { server: stats.server.total(), client: stats.client.total() },
+      busFramesRefused: stats.busFramesRefused(),
     }
   }
   const membership = new Membership(

@@ -80,6 +80,7 @@ export const errorCatalog = {
   TUN_ERR_CLUSTER_BUSY: { httpStatus: 503, retryable: true, message: 'the cluster node has too many authentications in progress' },
   TUN_ERR_CLUSTER_FRAME_TOO_LARGE: { httpStatus: 413, retryable: false, message: 'a cluster frame is larger than allowed' },
   TUN_ERR_CLUSTER_BUS_PROTOCOL: { httpStatus: 400, retryable: false, message: 'a cluster peer sent a malformed bus message' },
+  TUN_ERR_CLUSTER_BUS_INTEGRITY: { httpStatus: 400, retryable: true, message: 'a cluster bus frame failed its integrity check (altered, injected, replayed or reflected)' },
   TUN_ERR_CLUSTER_CONNECTION_LOST: { httpStatus: 502, retryable: true, message: 'the cluster connection closed' },
   TUN_ERR_CLUSTER_UNREACHABLE: { httpStatus: 503, retryable: true, message: 'the cluster node cannot be reached' },
   TUN_ERR_CLUSTER_KEY_UNAVAILABLE: { httpStatus: 503, retryable: true, message: 'no cluster key is available yet' },

@@ -24,7 +24,11 @@ export const FRAME_PROOF = 0x02
 export const FRAME_OK = 0x03
 export const FRAME_ERR = 0x04
 
-export const PROTOCOL_VERSION = 1
+/**
+ * 2: every bus frame after OK carries a MAC (wire/frame-seal.ts). A version-1 node and a version-2
+ * node refuse each other at the CHALLENGE (TUN_ERR_CLUSTER_AUTH_VERSION) rather than misread frames.
+ */
+export const PROTOCOL_VERSION = 2
 export const MAGIC = Buffer.from('ATCB', 'latin1')
 export const NONCE_BYTES = 32
 export const KID_BYTES = 8

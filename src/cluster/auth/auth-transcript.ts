@@ -21,6 +21,14 @@ export interface ClusterKey {
   /** imported once as KeyObjects: an HMAC per handshake then skips the key import */
   readonly clientToServer: KeyObject
   readonly serverToClient: KeyObject
+  /** input of the per-link bus keys (deriveLinkKeys); never used as a MAC key itself */
+  readonly busRoot: KeyObject
+}
+
+/** The bus keys of one link, from one side's point of view. */
+export interface LinkKeys {
+  send: KeyObject
+  receive: KeyObject
 }
 
 const HKDF_SALT = Buffer.from('apptunnel/cluster-auth/v1', 'latin1')
@@ -43,7 +51,25 @@ export function deriveClusterKey(secret: string): ClusterKey {
     kidHex: kid.toString('hex'),
     clientToServer: createSecretKey(derive('client-to-server', 32)),
     serverToClient: createSecretKey(derive('server-to-client', 32)),
+    busRoot: createSecretKey(derive('bus-link', 32)),
   })
+}
+
+const NO_ROOT = Buffer.alloc(0)
+
+/**
+ * The MAC keys of one bus link: HKDF-SHA256 with the key's bus root as input, the link's whole
+ * handshake transcript as salt, and the direction as info. Both nonces are fresh per connection,
+ * so every link has its own pair; the two directions differ, so a frame reflected back to its
+ * sender does not verify. Without a key (authentication disabled) the input is empty: the frames
+ * are still numbered and checked, which catches corruption, but anyone can compute those keys.
+ */
+export function deriveLinkKeys(key: ClusterKey | undefined, t: Buffer, role: 'client' | 'server'): LinkKeys {
+  const ikm = key?.busRoot ?? NO_ROOT
+  const derive = (info: string): KeyObject => createSecretKey(Buffer.from(hkdfSync('sha256', ikm, t, info, 32)))
+  const c2s = derive('bus client-to-server')
+  const s2c = derive('bus server-to-client')
+  return role === 'client' ? { send: c2s, receive: s2c } : { send: s2c, receive: c2s }
 }
 
 export function transcript(challenge: Challenge, proof: Omit<Proof, 'mac'>): Buffer {

@@ -18,7 +18,7 @@ import {
   protocolError,
   type Challenge,
 } from './auth-messages.ts'
-import { NO_KID, NO_MAC, clientMac, macEquals, serverMac, transcript, type ClusterKey } from './auth-transcript.ts'
+import { NO_KID, NO_MAC, clientMac, deriveLinkKeys, macEquals, serverMac, transcript, type ClusterKey } from './auth-transcript.ts'
 import { HandshakeRun, peerRefusal, type AuthenticatedPeer, type HandshakeSideOptions } from './handshake-run.ts'
 
 export interface ClientHandshakeOptions extends HandshakeSideOptions {
@@ -48,8 +48,9 @@ class ClientHandshake extends HandshakeRun {
   #state: 'await-challenge' | 'await-ok' = 'await-challenge'
   #serverId = ''
   #nonce: Buffer | undefined
-  /** the key proven with and the transcript, or undefined when authentication is skipped */
-  #proving: { key: ClusterKey; t: Buffer } | undefined
+  /** the key proven with, or undefined when authentication is skipped */
+  #proving: ClusterKey | undefined
+  #transcript: Buffer | undefined
 
   constructor(socket: Socket, options: ClientHandshakeOptions) {
     super(socket, options)
@@ -116,28 +117,26 @@ class ClientHandshake extends HandshakeRun {
     const body = { version: PROTOCOL_VERSION, ...fields, nodeId: this.#options.nodeId }
     this.#nonce = fields.nonce
     this.#options.nonces.add(fields.nonce)
-    if (key === undefined) {
-      this.#proving = undefined
-      this.send(FRAME_PROOF, encodeProof({ ...body, mac: NO_MAC }))
-    } else {
-      const t = transcript(challenge, body)
-      this.#proving = { key, t }
-      this.send(FRAME_PROOF, encodeProof({ ...body, mac: clientMac(key, t) }))
-    }
+    const t = transcript(challenge, body)
+    this.#transcript = t
+    this.#proving = key
+    this.send(FRAME_PROOF, encodeProof({ ...body, mac: key === undefined ? NO_MAC : clientMac(key, t) }))
     this.#state = 'await-ok'
   }
 
   #onOk(frame: Frame): void {
     if (frame.type !== FRAME_OK) throw protocolError(`expected an OK frame, got type ${frame.type}`)
     const mac = decodeOk(frame.payload)
-    if (this.#proving === undefined) {
-      this.succeed(this.#serverId, null)
+    const key = this.#proving
+    const t = this.#transcript!
+    if (key === undefined) {
+      this.succeed(this.#serverId, null, deriveLinkKeys(undefined, t, 'client'))
       return
     }
-    if (!macEquals(serverMac(this.#proving.key, this.#proving.t), mac)) {
-      throw new TunnelError('TUN_ERR_CLUSTER_AUTH_BAD_PROOF', `node ${this.#serverId} failed to prove it holds key ${this.#proving.key.kidHex}`)
+    if (!macEquals(serverMac(key, t), mac)) {
+      throw new TunnelError('TUN_ERR_CLUSTER_AUTH_BAD_PROOF', `node ${this.#serverId} failed to prove it holds key ${key.kidHex}`)
     }
-    this.succeed(this.#serverId, this.#proving.key.kidHex, this.#options.forward === true)
+    this.succeed(this.#serverId, key.kidHex, deriveLinkKeys(key, t, 'client'), this.#options.forward === true)
   }
 
   protected override settled(): void {

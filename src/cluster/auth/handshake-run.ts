@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks'
 import { TunnelError, isTunnelError } from '../../errors/index.ts'
 import type { AuthOutcomeRecorder } from '../auth-stats.ts'
 import { FrameDecoder, encodeFrame, type Frame } from '../wire/frame-decoder.ts'
+import type { LinkKeys } from './auth-transcript.ts'
 import type { HandshakeKeys } from './handshake-keys.ts'
 import type { NonceRegistry } from './nonce-registry.ts'
 import { AUTH_FRAME_FORMAT, FRAME_ERR, MAX_PRE_AUTH_BYTES, protocolError, wireByteOf } from './auth-messages.ts'
@@ -18,6 +19,8 @@ export interface AuthenticatedPeer {
   leftover: Buffer
   /** the connection carries a forwarded caller connection (FLAG_FORWARD in the PROOF), not a bus link */
   forward: boolean
+  /** this link's bus MAC keys, derived from the handshake transcript */
+  linkKeys: LinkKeys
 }
 
 export interface HandshakeRunOptions {
@@ -96,14 +99,14 @@ export abstract class HandshakeRun {
     this.socket.write(encodeFrame(AUTH_FRAME_FORMAT, type, payload))
   }
 
-  protected succeed(peerId: string, kid: string | null, forward = false): void {
+  protected succeed(peerId: string, kid: string | null, linkKeys: LinkKeys, forward = false): void {
     if (this.#settled) return
     const timeToAuthMs = performance.now() - this.#startedAt
     this.#finish()
     this.socket.pause()
     if (kid === null) this.#options.stats.skippedNoSecret()
     else this.#options.stats.success(timeToAuthMs)
-    this.#resolve({ peerId, kid, timeToAuthMs, leftover: this.#decoder.takeRemainder(), forward })
+    this.#resolve({ peerId, kid, timeToAuthMs, leftover: this.#decoder.takeRemainder(), linkKeys, forward })
   }
 
   /**

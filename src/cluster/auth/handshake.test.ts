@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
+import { createHmac, randomBytes, type KeyObject } from 'node:crypto'
 import { connect, createServer, type Socket } from 'node:net'
 import { describe, test, type TestContext } from 'node:test'
 import { TunnelError } from '../../errors/index.ts'
@@ -16,13 +16,14 @@ import {
   FRAME_OK,
   FRAME_PROOF,
   NONCE_BYTES,
+  PROTOCOL_VERSION,
   decodeChallenge,
   decodeProof,
   encodeChallenge,
   encodeProof,
   type Challenge,
 } from './auth-messages.ts'
-import { clientMac, deriveClusterKey, serverMac, transcript } from './auth-transcript.ts'
+import { clientMac, deriveClusterKey, deriveLinkKeys, serverMac, transcript } from './auth-transcript.ts'
 import { initiateHandshake } from './client-handshake.ts'
 import type { AuthenticatedPeer } from './handshake-run.ts'
 import type { HandshakeKeys } from './handshake-keys.ts'
@@ -203,7 +204,7 @@ async function rawServer(t: TestContext): Promise<{ port: number; accepted(): Pr
 
 function proofFor(challenge: Challenge, secret: string, nodeId: string, nonce = randomBytes(NONCE_BYTES)): Buffer {
   const key = deriveClusterKey(secret)
-  const body = { version: 1, flags: 0, kid: key.kid, nonce, nodeId }
+  const body = { version: PROTOCOL_VERSION, flags: 0, kid: key.kid, nonce, nodeId }
   return encodeProof({ ...body, mac: clientMac(key, transcript(challenge, body)) })
 }
 
@@ -229,6 +230,30 @@ describe('cluster handshake', () => {
     for (const s of [server.stats.total(), clientStats.total()]) {
       assert.deepEqual([s.authsTotal, s.authsSuccess, s.authsFailed, s.timeToAuthMillis.count], [1, 1, 0, 1])
     }
+  })
+
+  test('link keys: each side sends with what the other receives with; they differ per direction and per link', async (t) => {
+    const server = await authServer(t, { nodeId: 'node-a', keys: keysWith('K') })
+    const mac = (k: KeyObject): string => createHmac('sha256', k).update('x').digest('hex')
+    const links: Array<{ client: AuthenticatedPeer; server: AuthenticatedPeer }> = []
+    for (let i = 0; i < 2; i++) {
+      const client = assertPeer(await dial(t, server.port, { nodeId: 'node-b', keys: keysWith('K') }))
+      links.push({ client, server: assertPeer(await server.next()) })
+    }
+    for (const l of links) {
+      assert.equal(mac(l.client.linkKeys.send), mac(l.server.linkKeys.receive))
+      assert.equal(mac(l.server.linkKeys.send), mac(l.client.linkKeys.receive))
+      assert.notEqual(mac(l.client.linkKeys.send), mac(l.client.linkKeys.receive), 'directions differ (no reflection)')
+    }
+    const all = links.flatMap((l) => [mac(l.client.linkKeys.send), mac(l.client.linkKeys.receive)])
+    assert.equal(new Set(all).size, 4, 'two links between the same nodes, with the same key, share no link key')
+    // Another cluster key gives other link keys for the same transcript: a node without the key
+    // cannot compute them from what it saw on the wire.
+    const challenge: Challenge = { versionMin: PROTOCOL_VERSION, versionMax: PROTOCOL_VERSION, flags: 0, kid: Buffer.alloc(8), nonce: Buffer.alloc(32, 1), nodeId: 'node-a' }
+    const body = { version: PROTOCOL_VERSION, flags: 0, kid: Buffer.alloc(8), nonce: Buffer.alloc(32, 2), nodeId: 'node-b' }
+    const tr = transcript(challenge, body)
+    assert.notEqual(mac(deriveLinkKeys(deriveClusterKey('K'), tr, 'client').send), mac(deriveLinkKeys(deriveClusterKey('L'), tr, 'client').send))
+    assert.notEqual(mac(deriveLinkKeys(deriveClusterKey('K'), tr, 'client').send), mac(deriveLinkKeys(undefined, tr, 'client').send))
   })
 
   test('wrong key, client side: the server refuses the unknown key id and both re-read their keys', async (t) => {
@@ -263,7 +288,7 @@ describe('cluster handshake', () => {
     const result = dial(t, fake.port, { nodeId: 'node-b', keys: keysWith('K'), stats: clientStats })
     const peer = await fake.accepted()
     const key = deriveClusterKey('K')
-    const challenge: Challenge = { versionMin: 1, versionMax: 1, flags: 0, kid: key.kid, nonce: randomBytes(32), nodeId: 'node-a' }
+    const challenge: Challenge = { versionMin: PROTOCOL_VERSION, versionMax: PROTOCOL_VERSION, flags: 0, kid: key.kid, nonce: randomBytes(32), nodeId: 'node-a' }
     peer.send(FRAME_CHALLENGE, encodeChallenge(challenge))
     assert.equal((await peer.frame())?.type, FRAME_PROOF)
     peer.send(FRAME_OK, randomBytes(32))
@@ -278,7 +303,7 @@ describe('cluster handshake', () => {
     const fake = await rawServer(t)
     const result = dial(t, fake.port, { nodeId: 'node-b', keys: keysWith('K') })
     const peer = await fake.accepted()
-    peer.send(FRAME_CHALLENGE, encodeChallenge({ versionMin: 1, versionMax: 1, flags: 0, kid: deriveClusterKey('K').kid, nonce: randomBytes(32), nodeId: 'node-a' }))
+    peer.send(FRAME_CHALLENGE, encodeChallenge({ versionMin: PROTOCOL_VERSION, versionMax: PROTOCOL_VERSION, flags: 0, kid: deriveClusterKey('K').kid, nonce: randomBytes(32), nodeId: 'node-a' }))
     const proof = decodeProof((await peer.frame())!.payload)
     peer.send(FRAME_OK, proof.mac)
     assert.equal(codeOf(await result), 'TUN_ERR_CLUSTER_AUTH_BAD_PROOF')
@@ -372,11 +397,36 @@ describe('cluster handshake', () => {
     assert.equal(codeOf(await server.next()), 'TUN_ERR_CLUSTER_AUTH_WRONG_PEER')
   })
 
+  test('a version-1 peer (bus frames without MACs) fails clearly both ways, with ERR VERSION', async (t) => {
+    // As a server: it offers 1..1 only.
+    const fake = await rawServer(t)
+    const result = dial(t, fake.port, { nodeId: 'node-b', keys: keysWith('K') })
+    const peer = await fake.accepted()
+    peer.send(FRAME_CHALLENGE, encodeChallenge({ versionMin: 1, versionMax: 1, flags: 0, kid: deriveClusterKey('K').kid, nonce: randomBytes(32), nodeId: 'node-a' }))
+    const refused = await result
+    assert.equal(codeOf(refused), 'TUN_ERR_CLUSTER_AUTH_VERSION')
+    assert.match((refused as TunnelError).message, /speaks versions 1\.\.1; this node speaks 2/)
+    const err = await peer.frame()
+    assert.deepEqual([err?.type, err?.payload[0]], [FRAME_ERR, 2])
+
+    // As a client: it proves with version 1, with a MAC that would otherwise verify.
+    const server = await authServer(t, { nodeId: 'node-a', keys: keysWith('K') })
+    const raw = new RawPeer(await openSocket(t, server.port))
+    const c = decodeChallenge((await raw.frame())!.payload)
+    assert.deepEqual([c.versionMin, c.versionMax], [2, 2], 'this node offers version 2 only')
+    const key = deriveClusterKey('K')
+    const body = { version: 1, flags: 0, kid: key.kid, nonce: randomBytes(NONCE_BYTES), nodeId: 'node-b' }
+    raw.send(FRAME_PROOF, encodeProof({ ...body, mac: clientMac(key, transcript(c, body)) }))
+    assert.equal(codeOf(await server.next()), 'TUN_ERR_CLUSTER_AUTH_VERSION')
+    const back = await raw.frame()
+    assert.deepEqual([back?.type, back?.payload[0]], [FRAME_ERR, 2])
+  })
+
   test('a server offering only other versions: VERSION, and the client says so', async (t) => {
     const fake = await rawServer(t)
     const result = dial(t, fake.port, { nodeId: 'node-b', keys: keysWith('K') })
     const peer = await fake.accepted()
-    peer.send(FRAME_CHALLENGE, encodeChallenge({ versionMin: 2, versionMax: 3, flags: 0, kid: deriveClusterKey('K').kid, nonce: randomBytes(32), nodeId: 'node-a' }))
+    peer.send(FRAME_CHALLENGE, encodeChallenge({ versionMin: PROTOCOL_VERSION + 1, versionMax: PROTOCOL_VERSION + 2, flags: 0, kid: deriveClusterKey('K').kid, nonce: randomBytes(32), nodeId: 'node-a' }))
     assert.equal(codeOf(await result), 'TUN_ERR_CLUSTER_AUTH_VERSION')
     const err = await peer.frame()
     assert.deepEqual([err?.type, err?.payload[0]], [FRAME_ERR, 2])
@@ -458,7 +508,7 @@ describe('cluster handshake', () => {
       const result = dial(t, fake.port, { nodeId: 'node-b', keys: keysWith('K') })
       const peer = await fake.accepted()
       const key = deriveClusterKey('K')
-      const c: Challenge = { versionMin: 1, versionMax: 1, flags: 0, kid: key.kid, nonce: randomBytes(32), nodeId: 'node-a' }
+      const c: Challenge = { versionMin: PROTOCOL_VERSION, versionMax: PROTOCOL_VERSION, flags: 0, kid: key.kid, nonce: randomBytes(32), nodeId: 'node-a' }
       const drip = async (frame: Buffer): Promise<void> => {
         for (const b of frame) {
           peer.socket.write(Buffer.of(b))
@@ -575,7 +625,7 @@ describe('cluster handshake', () => {
       const c = decodeChallenge((await raw.frame())!.payload)
       assert.equal(c.flags & FLAG_NO_SECRET, FLAG_NO_SECRET)
       serverKeys.adopt('K')
-      raw.send(FRAME_PROOF, encodeProof({ version: 1, flags: FLAG_NO_SECRET, kid: Buffer.alloc(8), nonce: randomBytes(32), nodeId: 'node-b', mac: Buffer.alloc(32) }))
+      raw.send(FRAME_PROOF, encodeProof({ version: PROTOCOL_VERSION, flags: FLAG_NO_SECRET, kid: Buffer.alloc(8), nonce: randomBytes(32), nodeId: 'node-b', mac: Buffer.alloc(32) }))
       assert.equal(codeOf(await server.next()), 'TUN_ERR_CLUSTER_AUTH_REQUIRED')
       assert.equal(server.stats.total().authsSkippedNoSecret, 0)
     })

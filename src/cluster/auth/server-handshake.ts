@@ -17,7 +17,7 @@ import {
   protocolError,
   type Challenge,
 } from './auth-messages.ts'
-import { NO_KID, NO_MAC, clientMac, macEquals, serverMac, transcript } from './auth-transcript.ts'
+import { NO_KID, NO_MAC, clientMac, deriveLinkKeys, macEquals, serverMac, transcript } from './auth-transcript.ts'
 import { HandshakeRun, peerRefusal, type AuthenticatedPeer, type HandshakeSideOptions } from './handshake-run.ts'
 
 export interface ServerHandshakeOptions extends HandshakeSideOptions {
@@ -93,7 +93,7 @@ class ServerHandshake extends HandshakeRun {
     if (keys.mode === 'disabled-at-start' || keys.mode === 'disabled-at-run-time') {
       keys.authSkipped()
       this.send(FRAME_OK, NO_MAC)
-      this.succeed(proof.nodeId, null)
+      this.succeed(proof.nodeId, null, deriveLinkKeys(undefined, transcript(challenge, proof), 'server'))
       return
     }
     if (keys.mode !== 'enabled') throw new TunnelError('TUN_ERR_CLUSTER_KEY_UNAVAILABLE', 'this node has not loaded the cluster key yet')
@@ -113,7 +113,7 @@ class ServerHandshake extends HandshakeRun {
       throw new TunnelError('TUN_ERR_CLUSTER_AUTH_BAD_PROOF', `the peer ${proof.nodeId} failed to prove it holds key ${key.kidHex}`)
     }
     this.send(FRAME_OK, serverMac(key, t))
-    this.succeed(proof.nodeId, key.kidHex, (proof.flags & FLAG_FORWARD) !== 0)
+    this.succeed(proof.nodeId, key.kidHex, deriveLinkKeys(key, t, 'server'), (proof.flags & FLAG_FORWARD) !== 0)
   }
 
   protected timeoutError(timeoutMs: number): TunnelError {

@@ -10,12 +10,14 @@ import {
   FRAME_PONG,
   busFrameFormat,
   decodeBusMessage,
-  encodeAck,
-  encodeEvent,
+  encodeAckPayload,
+  encodeEventPayload,
   type BusEvent,
   type BusMessage,
 } from './bus-messages.ts'
 import { outcome, fuzzSeed } from '../../testing/fuzz.ts'
+import { createSecretKey } from 'node:crypto'
+import { FrameOpener, FrameSealer, sealedFormat } from '../wire/frame-seal.ts'
 
 // Property-based fuzzing of the messages an authenticated cluster peer sends on the bus: any frame
 // gives a well-formed BusMessage or TUN_ERR_CLUSTER_BUS_PROTOCOL; any byte stream through the bus
@@ -128,30 +130,37 @@ test('a deep JSON payload inside the frame limit is read or refused, never a sta
   )
 })
 
-test('encodeEvent / encodeAck → bus framing in any chunks → decodeBusMessage gives back each message', () => {
+test('event / ack payloads → sealed bus framing in any chunks → opened → decodeBusMessage gives back each message', () => {
   const format = busFrameFormat(1024 * 1024)
+  const key = createSecretKey(Buffer.alloc(32, 0x42))
   const message = fc.oneof(
     event.map((e): BusMessage => ({ type: 'event', event: e })),
     seq.map((s): BusMessage => ({ type: 'ack', seq: s })),
     fc.constantFrom<BusMessage>({ type: 'ping' }, { type: 'pong' }),
   )
   const input = fc.array(message, { minLength: 1, maxLength: 5 }).chain((messages) => {
+    const sealer = new FrameSealer(format, key)
     const bytes = Buffer.concat(
       messages.map((m) =>
-        m.type === 'event' ? encodeEvent(format, m.event) : m.type === 'ack' ? encodeAck(format, m.seq) : encodeFrame(format, m.type === 'ping' ? FRAME_PING : FRAME_PONG),
+        m.type === 'event'
+          ? sealer.seal(FRAME_EVENT, encodeEventPayload(format, m.event))
+          : m.type === 'ack'
+            ? sealer.seal(FRAME_ACK, encodeAckPayload(m.seq))
+            : sealer.seal(m.type === 'ping' ? FRAME_PING : FRAME_PONG),
       ),
     )
     return fc.array(fc.integer({ min: 0, max: bytes.length }), { maxLength: 8 }).map((cuts) => ({ messages, bytes, cuts: [...cuts, bytes.length].sort((a, b) => a - b) }))
   })
   fc.assert(
     fc.property(input, ({ messages, bytes, cuts }) => {
-      const d = new FrameDecoder(format)
+      const d = new FrameDecoder(sealedFormat(format))
+      const opener = new FrameOpener(key)
       const got: BusMessage[] = []
       let at = 0
       for (const cut of cuts) {
         d.push(bytes.subarray(at, cut))
         at = cut
-        for (let f = d.next(); f !== undefined; f = d.next()) got.push(decodeBusMessage(f))
+        for (let f = d.next(); f !== undefined; f = d.next()) got.push(decodeBusMessage(opener.open(f)))
       }
       // JSON carries data as JSON: -0 arrives as 0, and so on.
       const expected = messages.map((m) => (m.type === 'event' ? { type: 'event', event: { ...m.event, data: JSON.parse(JSON.stringify(m.event.data) ?? 'null') } } : m))

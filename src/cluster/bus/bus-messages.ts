@@ -1,9 +1,9 @@
 import { TunnelError } from '../../errors/index.ts'
-import { encodeFrame, type Frame, type FrameFormat } from '../wire/frame-decoder.ts'
+import type { Frame, FrameFormat } from '../wire/frame-decoder.ts'
 
 /**
  * Messages on an authenticated bus link: 4-byte-length frames (wire/frame-decoder.ts) up to a
- * configured maximum (1 MiB by default).
+ * configured maximum (1 MiB by default), each sealed with the link's MAC (wire/frame-seal.ts).
  *
  *   EVENT 0x10  JSON {"i": sender incarnation, "s": sequence number, "t": topic, "d": data}
  *   ACK   0x11  JSON {"s": highest sequence number received and delivered on this link}
@@ -33,12 +33,24 @@ export interface BusEvent {
 
 export type BusMessage = { type: 'event'; event: BusEvent } | { type: 'ack'; seq: number } | { type: 'ping' } | { type: 'pong' }
 
-export function encodeEvent(format: FrameFormat, event: BusEvent): Buffer {
-  return encodeFrame(format, FRAME_EVENT, Buffer.from(JSON.stringify({ i: event.incarnation, s: event.seq, t: event.topic, d: event.data }), 'utf8'))
+/**
+ * The payload of an EVENT frame. Frames are sealed per link when written (wire/frame-seal.ts), so
+ * what an outbox keeps, and resends after a reconnect, is the payload. Refuses
+ * (TUN_ERR_CLUSTER_FRAME_TOO_LARGE) an event over the format's maximum when it is published, not
+ * when a link first tries to write it.
+ */
+export function encodeEventPayload(format: FrameFormat, event: BusEvent): Buffer {
+  const payload = Buffer.from(JSON.stringify({ i: event.incarnation, s: event.seq, t: event.topic, d: event.data }), 'utf8')
+  if (payload.length > format.maxPayloadBytes) {
+    throw new TunnelError('TUN_ERR_CLUSTER_FRAME_TOO_LARGE', `a ${payload.length}-byte event exceeds the ${format.maxPayloadBytes}-byte limit`, {
+      details: { bytes: payload.length, maxPayloadBytes: format.maxPayloadBytes },
+    })
+  }
+  return payload
 }
 
-export function encodeAck(format: FrameFormat, seq: number): Buffer {
-  return encodeFrame(format, FRAME_ACK, Buffer.from(JSON.stringify({ s: seq }), 'utf8'))
+export function encodeAckPayload(seq: number): Buffer {
+  return Buffer.from(JSON.stringify({ s: seq }), 'utf8')
 }
 
 export function decodeBusMessage(frame: Frame): BusMessage {

@@ -11,7 +11,7 @@ import { acceptHandshake } from '../auth/server-handshake.ts'
 import type { ClusterAuthStats } from '../auth-stats.ts'
 import { clusterEventSchemas, isClusterTopic, type ClusterEventMap, type ClusterTopic } from '../cluster-events.ts'
 import type { FrameFormat } from '../wire/frame-decoder.ts'
-import { busFrameFormat, encodeAck, encodeEvent, type BusEvent } from './bus-messages.ts'
+import { FRAME_ACK, FRAME_EVENT, busFrameFormat, encodeAckPayload, encodeEventPayload, type BusEvent } from './bus-messages.ts'
 import type { PeerAddress } from './membership.ts'
 import { PeerDialer, type RedialOptions } from './peer-dialer.ts'
 import { PeerLink, type PeerLinkInfo } from './peer-link.ts'
@@ -145,9 +145,9 @@ export class ClusterBus extends EventEmitter {
     const parsed = clusterEventSchemas[topic].safeParse(data)
     if (!parsed.success) throw new TypeError(`invalid ${topic} event: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`)
     const seq = ++this.#seq
-    const frame = encodeEvent(this.#format, { incarnation: this.#incarnation, seq, topic, data: parsed.data })
+    const payload = encodeEventPayload(this.#format, { incarnation: this.#incarnation, seq, topic, data: parsed.data })
     for (const [peerId, outbox] of this.#outboxes) {
-      outbox.push(seq, frame)
+      outbox.push(seq, payload)
       this.#pump(peerId)
     }
   }
@@ -322,7 +322,7 @@ export class ClusterBus extends EventEmitter {
       socket,
       { peerId: peer.peerId, direction, kid: peer.kid, remoteAddress: `${socket.remoteAddress}:${socket.remotePort}`, since: new Date().toISOString() },
       peer.leftover,
-      { format: this.#format, pingIntervalMs: this.#options.pingIntervalMs, pingTimeoutMs: this.#options.pingTimeoutMs },
+      { format: this.#format, keys: peer.linkKeys, pingIntervalMs: this.#options.pingIntervalMs, pingTimeoutMs: this.#options.pingTimeoutMs },
     )
     const previous = this.#links.get(peer.peerId)
     this.#links.set(peer.peerId, link)
@@ -343,7 +343,14 @@ export class ClusterBus extends EventEmitter {
         this.#links.delete(peer.peerId)
         if (!this.#members.has(peer.peerId)) this.#outboxes.delete(peer.peerId)
       }
-      if (this.#closing === undefined) this.#log.info({ peerId: peer.peerId, direction, code: err?.code, reason: err?.message }, 'cluster link down')
+      if (err?.code === 'TUN_ERR_CLUSTER_BUS_INTEGRITY') {
+        // One line per refused frame: the link closes with it, so nothing more comes over it to log.
+        this.#stats.busFrameRefused(direction === 'inbound' ? 'server' : 'client')
+        this.#log.warn(
+          { peerId: peer.peerId, direction, remoteAddress: link.info.remoteAddress, code: err.code, reason: err.message },
+          'cluster link closed: a bus frame failed its integrity check (altered, injected, replayed or reflected on the way)',
+        )
+      } else if (this.#closing === undefined) this.#log.info({ peerId: peer.peerId, direction, code: err?.code, reason: err?.message }, 'cluster link down')
       this.emit('link-down', link.info, err)
     })
     this.#log.info({ peerId: peer.peerId, direction, kid: peer.kid, timeToAuthMs: Math.round(peer.timeToAuthMs * 1000) / 1000 }, 'cluster link up')
@@ -363,7 +370,7 @@ export class ClusterBus extends EventEmitter {
       const next = outbox.nextAfter(link.sentSeq)
       if (next === undefined) return
       link.sentSeq = next.seq
-      link.send(next.frame)
+      link.send(FRAME_EVENT, next.payload)
     }
   }
 
@@ -396,7 +403,7 @@ export class ClusterBus extends EventEmitter {
 
   #flushAcks(): void {
     this.#ackFlush = undefined
-    for (const [link, seq] of this.#pendingAcks) link.send(encodeAck(this.#format, seq))
+    for (const [link, seq] of this.#pendingAcks) link.send(FRAME_ACK, encodeAckPayload(seq))
     this.#pendingAcks.clear()
   }
 }

@@ -4,8 +4,10 @@ import { connect, createServer, type Server, type Socket } from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import type { TunnelError } from '../../errors/index.ts'
 import { checkNoLeakedHandles } from '../../testing/leak-check.ts'
-import { encodeFrame } from '../wire/frame-decoder.ts'
-import { FRAME_EVENT, FRAME_PING, FRAME_PONG, busFrameFormat, encodeEvent } from './bus-messages.ts'
+import { createSecretKey } from 'node:crypto'
+import { FrameDecoder } from '../wire/frame-decoder.ts'
+import { FrameOpener, FrameSealer, sealedFormat } from '../wire/frame-seal.ts'
+import { FRAME_EVENT, FRAME_PING, FRAME_PONG, busFrameFormat, encodeEventPayload } from './bus-messages.ts'
 import { PeerLink } from './peer-link.ts'
 
 checkNoLeakedHandles()
@@ -13,6 +15,9 @@ checkNoLeakedHandles()
 const format = busFrameFormat(64 * 1024)
 const PING_INTERVAL_MS = 100
 const PING_TIMEOUT_MS = 400
+// The link's keys as its handshake would have derived them; the test's peer holds the same pair mirrored.
+const LINK_SENDS = createSecretKey(Buffer.alloc(32, 1))
+const PEER_SENDS = createSecretKey(Buffer.alloc(32, 2))
 
 /**
  * The bus after authentication, over a real loopback connection: the test plays a peer that got
@@ -31,7 +36,7 @@ describe('cluster bus link after authentication', () => {
   })
   after(() => new Promise<void>((r) => server.close(() => r())))
 
-  async function pair(): Promise<{ link: PeerLink; peer: Socket; closed: Promise<TunnelError | undefined> }> {
+  async function pair(): Promise<{ link: PeerLink; peer: Socket; seal: FrameSealer; closed: Promise<TunnelError | undefined> }> {
     const n = accepted.length
     const peer = connect(port, '127.0.0.1')
     await once(peer, 'connect')
@@ -42,11 +47,11 @@ describe('cluster bus link after authentication', () => {
       socket,
       { peerId: 'peer-b', direction: 'inbound', kid: 'k1', remoteAddress: '127.0.0.1', since: new Date().toISOString() },
       Buffer.alloc(0),
-      { format, pingIntervalMs: PING_INTERVAL_MS, pingTimeoutMs: PING_TIMEOUT_MS, closeTimeoutMs: 200 },
+      { format, keys: { send: LINK_SENDS, receive: PEER_SENDS }, pingIntervalMs: PING_INTERVAL_MS, pingTimeoutMs: PING_TIMEOUT_MS, closeTimeoutMs: 200 },
     )
     const closed = new Promise<TunnelError | undefined>((resolve) => link.once('close', resolve))
     peer.on('error', () => {})
-    return { link, peer, closed }
+    return { link, peer, seal: new FrameSealer(format, PEER_SENDS), closed }
   }
 
   function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -60,10 +65,10 @@ describe('cluster bus link after authentication', () => {
   }
 
   test('a peer dripping one frame byte by byte, never finishing it, is dropped by the ping timeout', async () => {
-    const { link, peer, closed } = await pair()
+    const { link, peer, seal, closed } = await pair()
     // An event frame announcing 1000 bytes of payload, then one byte every 40 ms: traffic never
     // stops, but no frame ever completes, so no PONG can come back either.
-    const frame = encodeFrame(format, FRAME_EVENT, Buffer.alloc(1000, 0x20))
+    const frame = seal.seal(FRAME_EVENT, Buffer.alloc(1000, 0x20))
     let i = 0
     const drip = setInterval(() => {
       if (i < frame.length && peer.writable) peer.write(frame.subarray(i, ++i), () => {})
@@ -83,18 +88,17 @@ describe('cluster bus link after authentication', () => {
   })
 
   test('a peer that answers PINGs stays linked past several ping timeouts', async () => {
-    const { link, peer, closed } = await pair()
-    const ping = encodeFrame(format, FRAME_PING)
-    const pong = encodeFrame(format, FRAME_PONG)
+    const { link, peer, seal, closed } = await pair()
     let pings = 0
-    // Answers every PING the link sends, as a healthy node does; frames here are whole 5-byte units.
-    let buffered = Buffer.alloc(0)
+    // Answers every PING the link sends, as a healthy node does.
+    const decoder = new FrameDecoder(sealedFormat(format))
+    const opener = new FrameOpener(LINK_SENDS)
     peer.on('data', (chunk: Buffer) => {
-      buffered = Buffer.concat([buffered, chunk])
-      while (buffered.length >= ping.length && buffered.subarray(0, ping.length).equals(ping)) {
-        buffered = buffered.subarray(ping.length)
+      decoder.push(chunk)
+      for (let f = decoder.next(); f !== undefined; f = decoder.next()) {
+        if (opener.open(f).type !== FRAME_PING) continue
         pings++
-        peer.write(pong)
+        peer.write(seal.seal(FRAME_PONG))
       }
     })
     let dropped = false
@@ -108,10 +112,10 @@ describe('cluster bus link after authentication', () => {
   })
 
   test('events still flow: a whole event frame reaches the bus', async () => {
-    const { link, peer } = await pair()
+    const { link, peer, seal } = await pair()
     const event = { incarnation: 'i1', seq: 1, topic: 'tunnel.changed', data: { tunnelId: 't1', change: 'deleted' } }
     const got = once(link, 'event')
-    peer.write(encodeEvent(format, event))
+    peer.write(seal.seal(FRAME_EVENT, encodeEventPayload(format, event)))
     const [received] = (await bounded(got, 2000, 'the event arrives')) as [typeof event]
     assert.deepEqual(received, event)
     await link.close()

@@ -1,7 +1,9 @@
 import { EventEmitter } from 'node:events'
 import type { Socket } from 'node:net'
 import { TunnelError, isTunnelError } from '../../errors/index.ts'
-import { FrameDecoder, encodeFrame, type FrameFormat } from '../wire/frame-decoder.ts'
+import type { LinkKeys } from '../auth/auth-transcript.ts'
+import { FrameDecoder, type FrameFormat } from '../wire/frame-decoder.ts'
+import { FrameOpener, FrameSealer, sealedFormat } from '../wire/frame-seal.ts'
 import { FRAME_PING, FRAME_PONG, decodeBusMessage, type BusEvent } from './bus-messages.ts'
 
 export interface PeerLinkInfo {
@@ -16,7 +18,10 @@ export interface PeerLinkInfo {
 }
 
 export interface PeerLinkOptions {
+  /** unsealed limits: the MAC of every frame comes on top */
   format: FrameFormat
+  /** the link's MAC keys from its handshake */
+  keys: LinkKeys
   /** a PING goes out when this long passed without one, in ms */
   pingIntervalMs: number
   /** a peer silent for this long is dropped, in ms */
@@ -26,7 +31,9 @@ export interface PeerLinkOptions {
 }
 
 /**
- * One authenticated connection to a peer, after the handshake handed it over. Decodes bus frames,
+ * One authenticated connection to a peer, after the handshake handed it over. Seals every frame it
+ * writes and checks every frame it reads (wire/frame-seal.ts): the first frame that fails closes
+ * the link with TUN_ERR_CLUSTER_BUS_INTEGRITY before anything of it is acted on. Decodes bus frames,
  * answers PINGs, drops a peer that sent no whole frame for pingTimeoutMs, and reports events and
  * acknowledgements to the bus.
  *
@@ -40,8 +47,8 @@ export class PeerLink extends EventEmitter {
   readonly #socket: Socket
   readonly #options: PeerLinkOptions
   readonly #decoder: FrameDecoder
-  readonly #pingFrame: Buffer
-  readonly #pongFrame: Buffer
+  readonly #sealer: FrameSealer
+  readonly #opener: FrameOpener
   readonly #keepalive: NodeJS.Timeout
   #lastHeardAt = Date.now()
   #closed = false
@@ -53,9 +60,9 @@ export class PeerLink extends EventEmitter {
     this.info = info
     this.#socket = socket
     this.#options = options
-    this.#decoder = new FrameDecoder(options.format)
-    this.#pingFrame = encodeFrame(options.format, FRAME_PING)
-    this.#pongFrame = encodeFrame(options.format, FRAME_PONG)
+    this.#decoder = new FrameDecoder(sealedFormat(options.format))
+    this.#sealer = new FrameSealer(options.format, options.keys.send)
+    this.#opener = new FrameOpener(options.keys.receive)
     this.#closedPromise = new Promise((resolve) => socket.once('close', () => resolve()))
     socket.on('data', this.#onData)
     socket.on('drain', this.#onDrain)
@@ -80,10 +87,11 @@ export class PeerLink extends EventEmitter {
     return !this.#closed && !this.#socket.writableNeedDrain
   }
 
-  /** Writes one encoded frame; false means wait for 'drain'. */
-  send(frame: Buffer): boolean {
+  /** Seals and writes one frame; false means wait for 'drain'. */
+  send(type: number, payload?: Buffer): boolean {
     if (this.#closed) return false
-    return this.#socket.write(frame)
+    // Sealed at the moment of writing: the implicit sequence number is the order on the wire.
+    return this.#socket.write(this.#sealer.seal(type, payload))
   }
 
   /** Ends the link gracefully: the peer sees a clean close; destroyed if it does not close back in time. */
@@ -117,11 +125,12 @@ export class PeerLink extends EventEmitter {
         if (this.#closed) return
         const frame = this.#decoder.next()
         if (frame === undefined) return
-        // Only whole frames count as hearing from the peer: bytes of a frame dripped slower than
-        // the ping timeout would otherwise hold the link (and its buffer) open for ever.
+        const opened = this.#opener.open(frame)
+        // Only whole, genuine frames count as hearing from the peer: bytes of a frame dripped slower
+        // than the ping timeout would otherwise hold the link (and its buffer) open for ever.
         this.#lastHeardAt = Date.now()
-        const m = decodeBusMessage(frame)
-        if (m.type === 'ping') this.#socket.write(this.#pongFrame)
+        const m = decodeBusMessage(opened)
+        if (m.type === 'ping') this.send(FRAME_PONG)
         else if (m.type === 'event') this.emit('event', m.event satisfies BusEvent)
         else if (m.type === 'ack') this.emit('ack', m.seq)
       }
@@ -135,7 +144,7 @@ export class PeerLink extends EventEmitter {
     if (silentMs > this.#options.pingTimeoutMs) {
       this.destroy(new TunnelError('TUN_ERR_CLUSTER_CONNECTION_LOST', `node ${this.info.peerId} was silent for ${silentMs} ms`))
     } else if (silentMs >= this.#options.pingIntervalMs) {
-      this.#socket.write(this.#pingFrame)
+      this.send(FRAME_PING)
     }
   }
 

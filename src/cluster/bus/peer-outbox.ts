@@ -1,11 +1,12 @@
 /**
- * Events sent to one peer and not yet acknowledged, oldest first. A link that comes (back) up
+ * Events sent to one peer and not yet acknowledged, oldest first, as EVENT payloads (each link
+ * seals what it writes with its own keys). A link that comes (back) up
  * sends all of them again, which is what makes delivery at-least-once across reconnects. Bounded:
  * past `maxEntries` the oldest is dropped and counted, so a peer that stays away costs bounded memory.
  */
 export class PeerOutbox {
   readonly #maxEntries: number
-  #entries: Array<{ seq: number; frame: Buffer }> = []
+  #entries: Array<{ seq: number; payload: Buffer }> = []
   #head = 0
   #dropped = 0
 
@@ -22,8 +23,8 @@ export class PeerOutbox {
     return this.#dropped
   }
 
-  push(seq: number, frame: Buffer): void {
-    this.#entries.push({ seq, frame })
+  push(seq: number, payload: Buffer): void {
+    this.#entries.push({ seq, payload })
     if (this.size > this.#maxEntries) {
       this.#head++
       this.#dropped++
@@ -38,7 +39,7 @@ export class PeerOutbox {
   }
 
   /** The oldest event after `seq`, or undefined. */
-  nextAfter(seq: number): { seq: number; frame: Buffer } | undefined {
+  nextAfter(seq: number): { seq: number; payload: Buffer } | undefined {
     let lo = this.#head
     let hi = this.#entries.length
     while (lo < hi) {
