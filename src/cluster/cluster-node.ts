@@ -1,4 +1,3 @@
-import type { Socket } from 'node:net'
 import type { ClusterSettings } from '../config/cluster-config.ts'
 import type { Logger } from '../observability/index.ts'
 import { ClusterNodeRepository, SecurityPropertyRepository, type AgentEndpoint, type ClusterNodeKind, type ClusterNodeRecord, type Database } from '../store/index.ts'
@@ -6,7 +5,7 @@ import { fitReplicaList, type ReplicaEndpoint } from '../protocol/index.ts'
 import { VERSION } from '../version.ts'
 import { renderAuthStatsPrometheus } from './auth-stats-prometheus.ts'
 import { ClusterAuthStats, type AuthStatsJson } from './auth-stats.ts'
-import { ClusterBus, type EventHandler, type ForwardAcceptor } from './bus/cluster-bus.ts'
+import { ClusterBus, type EventHandler, type ForwardAcceptor, type ForwardChannel } from './bus/cluster-bus.ts'
 import { DEFAULT_MAX_BUS_FRAME_BYTES } from './bus/bus-messages.ts'
 import { Membership } from './bus/membership.ts'
 import type { PeerLinkInfo } from './bus/peer-link.ts'
@@ -70,7 +69,7 @@ export interface ClusterNode {
   /** takes the connections peers open to forward callers to this node (docs/scaling.md) */
   acceptForwarded(acceptor: ForwardAcceptor): void
   /** an authenticated connection to a live peer, to forward one caller connection over */
-  openForward(peerId: string): Promise<Socket>
+  openForward(peerId: string): Promise<ForwardChannel>
   close(): Promise<void>
 }
 

@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto'
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { connect, createServer, type Server, type Socket } from 'node:net'
@@ -44,6 +45,13 @@ export interface BusKeys extends HandshakeKeys {
  * Takes a connection a peer opened to forward one caller connection: the socket is paused, past
  * the handshake, with the bytes that followed it in `peer.leftover`. Always a keyed handshake.
  */
+/** An authenticated connection opened to forward one caller connection (ClusterBus.openForward). */
+export interface ForwardChannel {
+  socket: Socket
+  /** this side's send key from the handshake: it MACs the forward header */
+  sendKey: KeyObject
+}
+
 export type ForwardAcceptor = (socket: Socket, peer: AuthenticatedPeer & { kid: string }) => void
 
 /** `from`: the sending node; `kid`: the key its link authenticated with (null: authentication was disabled). */
@@ -167,9 +175,10 @@ export class ClusterBus extends EventEmitter {
   /**
    * Opens a connection to a live peer to forward one caller connection over: dialled at the peer's
    * bus address and authenticated like a bus link (with a key, never without), but never a link.
-   * Resolves with the socket paused past the handshake; the caller owns it from there.
+   * Resolves with the socket paused past the handshake, and the key that authenticates what the
+   * caller writes first (the forward header); the caller owns the socket from there.
    */
-  async openForward(peerId: string): Promise<Socket> {
+  async openForward(peerId: string): Promise<ForwardChannel> {
     if (this.#closing !== undefined) throw new TunnelError('TUN_ERR_CLUSTER_CONNECTION_LOST', 'the cluster bus is closing')
     const address = this.#members.get(peerId)
     if (address === undefined) throw new TunnelError('TUN_ERR_CLUSTER_CONNECTION_LOST', `node ${peerId} is not a live member`)
@@ -189,7 +198,7 @@ export class ClusterBus extends EventEmitter {
         forward: true,
       })
       if (peer.leftover.length > 0) throw new TunnelError('TUN_ERR_CLUSTER_AUTH_PROTOCOL', `node ${peerId} sent data before the forwarded connection began`)
-      return socket
+      return { socket, sendKey: peer.linkKeys.send }
     } catch (err) {
       socket.destroy()
       throw err

@@ -1,7 +1,8 @@
 import type { Socket } from 'node:net'
 import { isTunnelError } from '../../errors/index.ts'
+import type { LinkKeys } from '../../cluster/index.ts'
 import type { Logger } from '../../observability/index.ts'
-import { FORWARD_ACCEPTED, MAX_FORWARD_HEADER_BYTES, decodeForwardHeader, type ForwardHeader } from './forward-header.ts'
+import { FORWARD_ACCEPTED, FORWARD_HEADER_MAC_BYTES, MAX_FORWARD_HEADER_BYTES, decodeForwardHeader, type ForwardHeader } from './forward-header.ts'
 
 /**
  * The receiving end: a peer proved the cluster key with FLAG_FORWARD; read its forward header
@@ -9,7 +10,7 @@ import { FORWARD_ACCEPTED, MAX_FORWARD_HEADER_BYTES, decodeForwardHeader, type F
  */
 export function acceptForwardedConnection(
   socket: Socket,
-  peer: { peerId: string; leftover: Buffer },
+  peer: { peerId: string; leftover: Buffer; linkKeys: LinkKeys },
   deps: { ingress: { readonly listening: boolean; acceptForwarded(socket: Socket, header: ForwardHeader & { via: string }, rest: Buffer): void }; log: Logger; timeoutMs: number },
 ): void {
   let buf = peer.leftover
@@ -40,13 +41,13 @@ export function acceptForwardedConnection(
   const tryDecode = (): void => {
     let done: ReturnType<typeof decodeForwardHeader>
     try {
-      done = decodeForwardHeader(buf)
+      done = decodeForwardHeader(buf, peer.linkKeys.receive)
     } catch (err) {
       finish(err as Error)
       return
     }
     if (done !== undefined) finish(undefined, done)
-    else if (buf.length > 2 + MAX_FORWARD_HEADER_BYTES) finish(new Error('forward header too long'))
+    else if (buf.length > 2 + MAX_FORWARD_HEADER_BYTES + FORWARD_HEADER_MAC_BYTES) finish(new Error('forward header too long'))
   }
   socket.on('error', () => {})
   socket.on('close', onClose)

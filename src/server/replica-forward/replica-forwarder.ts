@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net'
 import { TunnelError, isTunnelError } from '../../errors/index.ts'
 import type { Logger } from '../../observability/index.ts'
+import type { ForwardChannel } from '../../cluster/index.ts'
 import { serializeErrorResponse } from '../../protocol/http1/index.ts'
 import type { RelayStream, RelayStreamHandlers } from '../../transport/session-mux/index.ts'
 import type { AgentSession } from '../agent-gateway/agent-session.ts'
@@ -21,7 +22,7 @@ export interface ReplicaForwarderDeps {
   /** undefined: no such tunnel; else its status and the live replicas that hold sessions of it */
   describeTunnel(tunnelId: string): Promise<{ status: string; otherReplicas?: readonly string[] } | undefined>
   /** an authenticated connection to that replica, paused, ready for the forward header */
-  openForward(peerId: string): Promise<Socket>
+  openForward(peerId: string): Promise<ForwardChannel>
   log: Logger
 }
 
@@ -232,18 +233,18 @@ class ForwardStream implements IngressStreamSurface {
     }
     for (const peerId of peers) {
       if (this.#closed) return
-      let socket: Socket
+      let channel: ForwardChannel
       try {
-        socket = await this.#deps.openForward(peerId)
+        channel = await this.#deps.openForward(peerId)
       } catch (err) {
         this.#deps.log.debug({ tunnelId: this.#tunnelId, peerId, err: isTunnelError(err) ? err.code : String(err) }, 'could not forward to a replica; trying the next')
         continue
       }
       if (this.#closed) {
-        socket.destroy()
+        channel.socket.destroy()
         return
       }
-      this.#attach(socket, peerId, deadline, peers)
+      this.#attach(channel, peerId, deadline, peers)
       return
     }
     this.#again(deadline, peers)
@@ -269,7 +270,7 @@ class ForwardStream implements IngressStreamSurface {
     this.#handlers.writable()
   }
 
-  #attach(socket: Socket, peerId: string, deadline: number, peers: readonly string[]): void {
+  #attach({ socket, sendKey }: ForwardChannel, peerId: string, deadline: number, peers: readonly string[]): void {
     this.#socket = socket
     socket.setNoDelay(true)
     const refused = (): void => {
@@ -310,7 +311,7 @@ class ForwardStream implements IngressStreamSurface {
       if (!this.#answered) return refused()
       this.#lose(new TunnelError('TUN_ERR_SESSION_LOST', `the connection to replica ${peerId} closed`))
     })
-    socket.write(encodeForwardHeader({ tunnelId: this.#tunnelId, clientAddress: this.#clientAddress }))
+    socket.write(encodeForwardHeader({ tunnelId: this.#tunnelId, clientAddress: this.#clientAddress }, sendKey))
     let ok = true
     for (const chunk of this.#buffered) ok = socket.write(chunk)
     if (this.#ending) socket.end()
