@@ -269,6 +269,7 @@ export class IngressConnection {
   /** Binds a relay stream on the least loaded session; false when the connection was answered instead. */
   #openStream(tunnelId: string): boolean {
     const session = this.#deps.registry.pick(tunnelId)
+    if (session === undefined && this.#deps.registry.isFull(tunnelId, this.#deps.maxStreamsPerSession)) throw this.#streamLimit()
     if (session === undefined) {
       // Pause until we know whether the tunnel exists (404) or is just not connected (503).
       this.#socket.pause()
@@ -289,11 +290,16 @@ export class IngressConnection {
         .catch((err: unknown) => this.#fail(err, true))
       return false
     }
-    if (session.activeStreams >= this.#deps.maxStreamsPerSession) {
-      throw new TunnelError('TUN_ERR_INGRESS_STREAM_LIMIT')
-    }
+    if (session.activeStreams >= this.#deps.maxStreamsPerSession) throw this.#streamLimit()
     this.#bind(session)
     return true
+  }
+
+  #streamLimit(): TunnelError {
+    return new TunnelError(
+      'TUN_ERR_INGRESS_STREAM_LIMIT',
+      `every live agent session of the tunnel carries its maximum of relay streams (maxStreamsPerSession ${this.#deps.maxStreamsPerSession}, or the agent's maxStreams if lower)`,
+    )
   }
 
   #bind(session: AgentSession): void {
