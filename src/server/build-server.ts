@@ -22,6 +22,7 @@ import { SessionRegistry } from './agent-gateway/session-registry.ts'
 import { SERVER_INFO_FILE, bootstrapOrg } from './bootstrap.ts'
 import { HostRouter } from './ingress/host-router.ts'
 import { IngressServer } from './ingress/ingress-server.ts'
+import { SourceLimits } from './ingress/source-limits.ts'
 import { TunnelService } from './tunnels/tunnel-service.ts'
 
 export interface TunnelServer {
@@ -36,6 +37,8 @@ export interface TunnelServer {
   readonly tunnels: TunnelService
   /** linked products: who may call each tunnel */
   readonly products: LinkedProductService
+  /** ingress caller connections counted per (tunnel, source address) */
+  readonly sourceLimits: SourceLimits
   /** this replica's cluster node, when started with clusterListen */
   readonly cluster: ClusterNode | undefined
   /** the plain-HTTP /metrics, /healthz and /readyz listener, when started with metricsListen */
@@ -242,6 +245,7 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
       else socket.destroy()
     })
 
+    const sourceLimits = new SourceLimits(config.maxConnectionsPerSource)
     const ingress = new IngressServer({
       registry,
       router,
@@ -251,6 +255,7 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
       timeouts: {
         headTimeoutMs: config.headTimeoutMs,
         idleTimeoutMs: config.idleTimeoutMs,
+        upgradedIdleTimeoutMs: config.upgradedIdleTimeoutMs,
         upstreamResponseTimeoutMs: config.upstreamResponseTimeoutMs,
         bodyTimeoutMs: config.bodyTimeoutMs,
         bodyMinBytesPerSecond: config.bodyMinBytesPerSecond,
@@ -259,6 +264,7 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
       proto: 'http',
       access,
       metrics,
+      sourceLimits,
     })
 
     // Cluster bus: another replica deleted a tunnel → drop its sessions here too, no polling.
@@ -368,6 +374,7 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
       registry,
       tunnels,
       products,
+      sourceLimits,
       cluster,
       metricsAddress: metricsListener?.address,
       applicationLinkUrl,

@@ -17,12 +17,15 @@ import type { RelayStream } from '../../transport/session-mux/index.ts'
 import type { SessionRegistry } from '../agent-gateway/session-registry.ts'
 import type { HostRouter } from './host-router.ts'
 import { rewriteRequestHeaders } from './request-head-policy.ts'
+import type { SourceLimits } from './source-limits.ts'
 
 export interface IngressTimeouts {
   /** a request head must arrive completely within this time of its first byte (slowloris) */
   headTimeoutMs: number
   /** a connection with no traffic either way is closed after this */
   idleTimeoutMs: number
+  /** the same once a 101 made the connection a byte pipe (WebSocket): longer, but never off */
+  upgradedIdleTimeoutMs: number
   /** the upstream must start its response within this time after the request was sent */
   upstreamResponseTimeoutMs: number
   /**
@@ -49,6 +52,8 @@ export interface IngressConnectionDeps {
   access?: { check(tunnelId: string, sourceAddress: string, headers: ReadonlyArray<readonly [string, string]>): void }
   /** responses by status, their durations and bytes each way; absent: nothing is counted */
   metrics?: IngressMetrics | undefined
+  /** connections per (tunnel, source address); absent: no cap */
+  sourceLimits?: SourceLimits | undefined
 }
 
 /** RFC 9110 §9.2.2: a client may repeat these automatically, so the ingress may too. */
@@ -201,6 +206,7 @@ export class IngressConnection {
         throw new TunnelError('TUN_ERR_INGRESS_UNKNOWN_TUNNEL', `no tunnel answers at host "${head.host ?? ''}"`)
       }
       this.#tunnelId = tunnelId
+      this.#countSource(tunnelId)
     } else if (tunnelId !== this.#tunnelId) {
       throw new TunnelError('TUN_ERR_INGRESS_MISDIRECTED', 'this connection already carries another tunnel: open a new connection for a different host')
     }
@@ -223,6 +229,14 @@ export class IngressConnection {
       this.#awaitingContinue = head.expectContinue
       this.#armBodyTimer()
     }
+  }
+
+  /** Counts this connection against its source address until the socket closes, whichever way it closes. */
+  #countSource(tunnelId: string): void {
+    const lease = this.#deps.sourceLimits?.acquire(tunnelId, this.#clientAddress)
+    if (lease === undefined) return
+    if (this.#socket.destroyed) lease.release()
+    else this.#socket.once('close', () => lease.release())
   }
 
   #armBodyTimer(): void {
@@ -469,7 +483,9 @@ export class IngressConnection {
     this.#responseInProgress = false
     this.#pending.length = 0
     this.#clearUpstreamTimer()
-    this.#socket.setTimeout(0)
+    // A pipe may be quiet for long (a WebSocket between messages), but one nobody uses must not
+    // hold its relay stream for ever: idle upgrades from one caller could fill the tunnel.
+    this.#socket.setTimeout(this.#deps.timeouts.upgradedIdleTimeoutMs)
     queueMicrotask(() => {
       if (this.#closed) return
       let held: Buffer
