@@ -32,6 +32,8 @@ export function registerServerCommand(program: Command): void {
     .option('--head-timeout-ms <ms>', 'a request head must arrive within this time (408)', int)
     .option('--body-timeout-ms <ms>', 'window in which a request body must bring --body-min-bytes-per-second × window (408)', int)
     .option('--body-min-bytes-per-second <n>', 'slowest request body the ingress accepts (default 500)', int)
+    .option('--upgraded-idle-timeout-ms <ms>', 'an upgraded ingress connection (WebSocket) with no traffic this long is closed (default 600000)', int)
+    .option('--max-connections-per-source <n>', 'concurrent ingress connections one source address (IPv6: /64) may hold per tunnel; 0: no cap (default 250)', int)
     .option('--tls-handshake-timeout-ms <ms>', 'HTTPS listener: a TLS handshake must finish within this time (default 10000)', int)
     .option('--api-head-timeout-ms <ms>', 'HTTPS listener: a request head must arrive within this time (default 20000)', int)
     .option('--api-request-timeout-ms <ms>', 'HTTPS listener: a whole request must arrive within this time (default 60000)', int)
@@ -59,6 +61,8 @@ export function registerServerCommand(program: Command): void {
           headTimeoutMs: o.headTimeoutMs,
           bodyTimeoutMs: o.bodyTimeoutMs,
           bodyMinBytesPerSecond: o.bodyMinBytesPerSecond,
+          upgradedIdleTimeoutMs: o.upgradedIdleTimeoutMs,
+          maxConnectionsPerSource: o.maxConnectionsPerSource,
           tlsHandshakeTimeoutMs: o.tlsHandshakeTimeoutMs,
           apiHeadTimeoutMs: o.apiHeadTimeoutMs,
           apiRequestTimeoutMs: o.apiRequestTimeoutMs,

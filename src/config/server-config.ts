@@ -41,6 +41,8 @@ export const serverConfigSchema = withCrossFieldChecks(
       drainTimeoutMs: duration(10_000),
       headTimeoutMs: duration(20_000),
       idleTimeoutMs: duration(120_000),
+      /** ingress: an upgraded connection (WebSocket and other 101s) with no traffic either way is closed after this */
+      upgradedIdleTimeoutMs: duration(10 * 60_000),
       upstreamResponseTimeoutMs: duration(60_000),
       /** a request body must bring bodyMinBytesPerSecond × this window in every window of this length */
       bodyTimeoutMs: duration(20_000),
@@ -56,6 +58,8 @@ export const serverConfigSchema = withCrossFieldChecks(
       /** a console session ends this long after sign-in, used or not (12 h) */
       consoleSessionMaxMs: duration(12 * 3600_000),
       maxStreamsPerSession: z.number().int().min(1).max(100_000).default(1_000),
+      /** ingress: concurrent caller connections one source address (IPv6: one /64) may hold per tunnel; 0: no cap (docs/decisions.md, entry 36) */
+      maxConnectionsPerSource: z.number().int().min(0).max(1_000_000).default(250),
       /** agent sessions one tunnel may hold open at once, over all its nodes (each node keeps --sessions) */
       maxSessionsPerTunnel: z.number().int().min(1).max(10_000).default(64),
       maxHeadBytes: z.number().int().min(1024).max(1024 * 1024).default(16 * 1024),

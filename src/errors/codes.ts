@@ -53,6 +53,8 @@ export const errorCatalog = {
   TUN_ERR_INGRESS_FORBIDDEN: { httpStatus: 403, retryable: false, message: 'this caller is not allowed to use the tunnel' },
   TUN_ERR_INGRESS_MISDIRECTED: { httpStatus: 421, retryable: false, message: 'request host names another tunnel than this connection carries' },
   TUN_ERR_INGRESS_STREAM_LIMIT: { httpStatus: 503, retryable: true, message: 'the tunnel has too many concurrent connections' },
+  // 429, not 503: the refusal is about this caller's own connections; the tunnel itself is healthy.
+  TUN_ERR_INGRESS_SOURCE_LIMIT: { httpStatus: 429, retryable: true, message: 'this source address already holds as many connections to the tunnel as one source may' },
   TUN_ERR_UPSTREAM_REFUSED: { httpStatus: 502, retryable: true, message: 'the upstream port refused the connection' },
   TUN_ERR_UPSTREAM_FAILED: { httpStatus: 502, retryable: true, message: 'the upstream closed the connection before answering' },
   TUN_ERR_UPSTREAM_TIMEOUT: { httpStatus: 504, retryable: true, message: 'the upstream did not answer in time' },

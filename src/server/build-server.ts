@@ -26,6 +26,7 @@ import { IngressServer } from './ingress/ingress-server.ts'
 import { acceptForwardedConnection } from './replica-forward/forward-acceptor.ts'
 import { ReplicaForwarder } from './replica-forward/replica-forwarder.ts'
 import { replicaReadiness } from './replica-forward/replica-readiness.ts'
+import { SourceLimits } from './ingress/source-limits.ts'
 import { TunnelService } from './tunnels/tunnel-service.ts'
 
 export interface TunnelServer {
@@ -40,6 +41,8 @@ export interface TunnelServer {
   readonly tunnels: TunnelService
   /** linked products: who may call each tunnel */
   readonly products: LinkedProductService
+  /** ingress caller connections counted per (tunnel, source address) */
+  readonly sourceLimits: SourceLimits
   /** this replica's cluster node, when started with clusterListen */
   readonly cluster: ClusterNode | undefined
   /** the plain-HTTP /metrics, /healthz and /readyz listener, when started with metricsListen */
@@ -257,6 +260,7 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
       else socket.destroy()
     })
 
+    const sourceLimits = new SourceLimits(config.maxConnectionsPerSource)
     const ingress = new IngressServer({
       registry,
       router,
@@ -266,6 +270,7 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
       timeouts: {
         headTimeoutMs: config.headTimeoutMs,
         idleTimeoutMs: config.idleTimeoutMs,
+        upgradedIdleTimeoutMs: config.upgradedIdleTimeoutMs,
         upstreamResponseTimeoutMs: config.upstreamResponseTimeoutMs,
         bodyTimeoutMs: config.bodyTimeoutMs,
         bodyMinBytesPerSecond: config.bodyMinBytesPerSecond,
@@ -289,6 +294,7 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
               },
               log: log.child({ component: 'replica-forward' }),
             }),
+      sourceLimits,
     })
 
     // Cluster bus: another replica deleted a tunnel → drop its sessions here too, no polling.
@@ -425,6 +431,7 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
       registry,
       tunnels,
       products,
+      sourceLimits,
       cluster,
       metricsAddress: metricsListener?.address,
       applicationLinkUrl,

@@ -10,6 +10,8 @@ export interface TestUpstream {
   seen: Array<{ method: string; url: string; headers: IncomingMessage['headers'] }>
   /** connections whose peer reset or closed them before the response finished */
   aborted: number
+  /** TCP connections to the app open now, upgraded ones included */
+  openConnections: number
   close(): Promise<void>
 }
 
@@ -116,6 +118,9 @@ export async function startTestUpstream(port = 0): Promise<TestUpstream> {
     seen,
     get aborted() {
       return state.aborted
+    },
+    get openConnections() {
+      return sockets.size
     },
     close: () =>
       new Promise<void>((resolve) => {

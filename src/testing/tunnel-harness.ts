@@ -74,7 +74,7 @@ export interface SimpleResponse {
 export function ingressRequest(
   ingress: { port: number },
   hostHeader: string,
-  options: { method?: string; path?: string; body?: Buffer | string; headers?: Record<string, string>; agent?: HttpAgent | false; timeoutMs?: number } = {},
+  options: { method?: string; path?: string; body?: Buffer | string; headers?: Record<string, string>; agent?: HttpAgent | false; timeoutMs?: number; localAddress?: string } = {},
 ): Promise<SimpleResponse> {
   return new Promise((resolve, reject) => {
     const req = request(
@@ -85,6 +85,7 @@ export function ingressRequest(
         path: options.path ?? '/hello',
         headers: { host: hostHeader, ...(options.headers ?? {}) },
         agent: options.agent ?? false,
+        ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }),
         timeout: options.timeoutMs ?? 30_000,
       },
       (res) => {

@@ -6,7 +6,7 @@ import { processMetricsRegistry } from './process-metrics.ts'
 /** What the server metrics read at scrape time; nothing here is called on the data path. */
 export interface ServerMetricsSource {
   /** every registered agent session, live or draining (AgentSession fits) */
-  sessions(): Iterable<{ readonly info: { readonly tunnelId: string }; readonly isOpen: boolean; readonly activeStreams: number }>
+  sessions(): Iterable<{ readonly info: { readonly tunnelId: string }; readonly isLive: boolean; readonly activeStreams: number }>
   /** every tunnel with its cloud status (INCOMPLETE, CONNECTED, UNAVAILABLE); reads the database */
   tunnelStatuses(): Promise<ReadonlyArray<{ readonly id: string; readonly status: string }>>
   /** caller connections the ingress holds open */
@@ -102,7 +102,7 @@ export class ServerMetrics implements IngressMetrics, GatewayMetrics {
       registers,
       collect() {
         const byTunnel = new Map<string, number>()
-        for (const s of source.sessions()) if (s.isOpen) byTunnel.set(s.info.tunnelId, (byTunnel.get(s.info.tunnelId) ?? 0) + 1)
+        for (const s of source.sessions()) if (s.isLive) byTunnel.set(s.info.tunnelId, (byTunnel.get(s.info.tunnelId) ?? 0) + 1)
         this.reset()
         for (const [tunnel, n] of byTunnel) this.set({ tunnel }, n)
       },

@@ -71,6 +71,22 @@ export class AgentSession extends EventEmitter {
     return this.#state === 'open' && this.#mux.canOpen
   }
 
+  /**
+   * Connected and not leaving, whether or not it can take another relay right now: a session
+   * carrying as many relays as the agent accepts is not isOpen, but the tunnel is not down.
+   */
+  get isLive(): boolean {
+    return this.#state === 'open' && (this.#mux.canOpen || this.#mux.atStreamLimit)
+  }
+
+  /**
+   * Live, but carrying as many relays as it may: the agent's own stream limit, or maxStreams when
+   * that is lower (the server's limit). Such a session takes new relays again as soon as one ends.
+   */
+  isFull(maxStreams: number): boolean {
+    return this.isLive && (this.#mux.atStreamLimit || this.#mux.streamCount >= maxStreams)
+  }
+
   get closeReason(): TunnelError | undefined {
     return this.#closeReason
   }

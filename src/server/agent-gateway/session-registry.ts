@@ -49,6 +49,17 @@ export class SessionRegistry extends EventEmitter {
     return best
   }
 
+  /**
+   * pick() found nothing because the tunnel is full, not because it is down: some session is live
+   * but carries its maximum of relays (a full session is not open for new relays, so pick() skips it).
+   */
+  isFull(tunnelId: string, maxStreams: number): boolean {
+    const set = this.#byTunnel.get(tunnelId)
+    if (set === undefined) return false
+    for (const s of set) if (s.isFull(maxStreams)) return true
+    return false
+  }
+
   isConnected(tunnelId: string): boolean {
     return this.pick(tunnelId) !== undefined
   }

@@ -18,12 +18,15 @@ import type { SessionRegistry } from '../agent-gateway/session-registry.ts'
 import type { HostRouter } from './host-router.ts'
 import type { OncePerInterval } from './once-per-interval.ts'
 import { rewriteRequestHeaders } from './request-head-policy.ts'
+import type { SourceLimits } from './source-limits.ts'
 
 export interface IngressTimeouts {
   /** a request head must arrive completely within this time of its first byte (slowloris) */
   headTimeoutMs: number
   /** a connection with no traffic either way is closed after this */
   idleTimeoutMs: number
+  /** the same once a 101 made the connection a byte pipe (WebSocket): longer, but never off */
+  upgradedIdleTimeoutMs: number
   /** the upstream must start its response within this time after the request was sent */
   upstreamResponseTimeoutMs: number
   /**
@@ -60,6 +63,8 @@ export interface IngressConnectionDeps {
   forwarder?: { open(tunnelId: string): AgentSession } | undefined
   /** set on a connection a replica forwarded: the caller's address, proven by the cluster key */
   forwardedFor?: string | undefined
+  /** connections per (tunnel, source address); absent: no cap */
+  sourceLimits?: SourceLimits | undefined
 }
 
 /** RFC 9110 §9.2.2: a client may repeat these automatically, so the ingress may too. */
@@ -246,6 +251,7 @@ export class IngressConnection {
         throw new TunnelError('TUN_ERR_INGRESS_UNKNOWN_TUNNEL', `no tunnel answers at host "${head.host ?? ''}"`)
       }
       this.#tunnelId = tunnelId
+      this.#countSource(tunnelId)
     } else if (tunnelId !== this.#tunnelId) {
       throw new TunnelError('TUN_ERR_INGRESS_MISDIRECTED', 'this connection already carries another tunnel: open a new connection for a different host')
     }
@@ -294,6 +300,14 @@ export class IngressConnection {
     this.#deps.log.debug({ code: e.code, tunnelId: this.#tunnelId, owed: this.#pending.length }, 'request refused; answering after the earlier requests')
   }
 
+  /** Counts this connection against its source address until the socket closes, whichever way it closes. */
+  #countSource(tunnelId: string): void {
+    const lease = this.#deps.sourceLimits?.acquire(tunnelId, this.#clientAddress)
+    if (lease === undefined) return
+    if (this.#socket.destroyed) lease.release()
+    else this.#socket.once('close', () => lease.release())
+  }
+
   #armBodyTimer(): void {
     clearTimeout(this.#bodyTimer)
     this.#bodyWindowBytes = 0
@@ -338,6 +352,7 @@ export class IngressConnection {
   /** Binds a relay stream on the least loaded session; false when the connection was answered instead. */
   #openStream(tunnelId: string): boolean {
     const session = this.#deps.registry.pick(tunnelId)
+    if (session === undefined && this.#deps.registry.isFull(tunnelId, this.#deps.maxStreamsPerSession)) throw this.#streamLimit()
     if (session === undefined) {
       // Another replica may hold the tunnel: relay through it rather than turn the caller away.
       const forwarded = this.#deps.forwarder?.open(tunnelId)
@@ -364,11 +379,16 @@ export class IngressConnection {
         .catch((err: unknown) => this.#fail(err, true))
       return false
     }
-    if (session.activeStreams >= this.#deps.maxStreamsPerSession) {
-      throw new TunnelError('TUN_ERR_INGRESS_STREAM_LIMIT')
-    }
+    if (session.activeStreams >= this.#deps.maxStreamsPerSession) throw this.#streamLimit()
     this.#bind(session)
     return true
+  }
+
+  #streamLimit(): TunnelError {
+    return new TunnelError(
+      'TUN_ERR_INGRESS_STREAM_LIMIT',
+      `every live agent session of the tunnel carries its maximum of relay streams (maxStreamsPerSession ${this.#deps.maxStreamsPerSession}, or the agent's maxStreams if lower)`,
+    )
   }
 
   #bind(session: AgentSession): void {
@@ -648,7 +668,9 @@ export class IngressConnection {
     this.#responseInProgress = false
     this.#pending.length = 0
     this.#clearUpstreamTimer()
-    this.#socket.setTimeout(0)
+    // A pipe may be quiet for long (a WebSocket between messages), but one nobody uses must not
+    // hold its relay stream for ever: idle upgrades from one caller could fill the tunnel.
+    this.#socket.setTimeout(this.#deps.timeouts.upgradedIdleTimeoutMs)
     queueMicrotask(() => {
       if (this.#closed) return
       let held: Buffer

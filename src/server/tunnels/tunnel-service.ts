@@ -139,7 +139,8 @@ export class TunnelService {
 
   /** The tunnel as this replica sees it, given the other replicas that hold sessions of it. */
   view(t: Tunnel, otherReplicas: readonly string[] = []): TunnelView {
-    const sessions = this.#registry.sessionsOf(t.id).filter((s) => s.isOpen)
+    // Live, not isOpen: a tunnel whose sessions carry all the relays they may is busy, not down.
+    const sessions = this.#registry.sessionsOf(t.id).filter((s) => s.isLive)
     const nodes = new Set(sessions.map((s) => s.info.nodeId)).size
     const others = otherReplicas.length === 0 ? '' : `; also connected through ${otherReplicas.length === 1 ? 'replica' : 'replicas'} ${otherReplicas.join(', ')}`
     let status: CloudTunnelStatus

@@ -143,6 +143,11 @@ export class SessionMux extends EventEmitter implements StreamTransport {
     )
   }
 
+  /** server role: open and usable, but carrying as many streams as the peer accepts */
+  get atStreamLimit(): boolean {
+    return !this.#closed && this.#peer !== undefined && this.#streams.size >= this.#peer.maxStreams
+  }
+
   /** bytes queued here and in the socket, not yet handed to the kernel */
   get queuedBytes(): number {
     return this.#outBytes + this.#socket.writableLength
