@@ -231,6 +231,8 @@ describe('metrics and health endpoints on both sides (issue 8)', () => {
         { name: 'database', ok: true },
         { name: 'https', ok: true },
         { name: 'ingress', ok: true },
+        // a replica (this server runs the cluster bus): it holds a session, so it is ready (decision 37)
+        { name: 'tunnels', ok: true },
       ],
     })
     const agentReady = await readiness(agent.metricsAddress)

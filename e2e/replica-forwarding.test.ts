@@ -14,7 +14,10 @@ checkNoLeakedHandles()
 const targets = await databaseTargets()
 const pg = targets.find((t) => t.name === 'postgres')!
 
-const CLUSTER = { clusterListen: '127.0.0.1:0', clusterHeartbeatMs: 200, metricsListen: '127.0.0.1:0' }
+// replicaReadyGraceMs 1: an authenticated path to the replica that holds the tunnel makes /readyz
+// ready at once here (the wait for agents is tested in replica-readiness.test.ts and by the
+// rolling restart).
+const CLUSTER = { clusterListen: '127.0.0.1:0', clusterHeartbeatMs: 200, metricsListen: '127.0.0.1:0', replicaReadyGraceMs: 1 }
 
 /** A GET from a chosen loopback source address, so the test can tell the caller from a replica (127.0.0.1). */
 function getFrom(localAddress: string, port: number, host: string, path = '/headers'): Promise<{ status: number; body: string }> {

@@ -33,6 +33,7 @@ export function registerServerCommand(program: Command): void {
     .option('--body-timeout-ms <ms>', 'window in which a request body must bring --body-min-bytes-per-second × window (408)', int)
     .option('--body-min-bytes-per-second <n>', 'slowest request body the ingress accepts (default 500)', int)
     .option('--upgraded-idle-timeout-ms <ms>', 'an upgraded ingress connection (WebSocket) with no traffic this long is closed (default 600000)', int)
+    .option('--replica-ready-grace-ms <ms>', "a replica's /readyz waits this long from start for agents to dial it before a path to a peer replica counts (default 30000)", int)
     .option('--max-connections-per-source <n>', 'concurrent ingress connections one source address (IPv6: /64) may hold per tunnel; 0: no cap (default 250)', int)
     .option('--tls-handshake-timeout-ms <ms>', 'HTTPS listener: a TLS handshake must finish within this time (default 10000)', int)
     .option('--api-head-timeout-ms <ms>', 'HTTPS listener: a request head must arrive within this time (default 20000)', int)
@@ -63,6 +64,7 @@ export function registerServerCommand(program: Command): void {
           bodyMinBytesPerSecond: o.bodyMinBytesPerSecond,
           upgradedIdleTimeoutMs: o.upgradedIdleTimeoutMs,
           maxConnectionsPerSource: o.maxConnectionsPerSource,
+          replicaReadyGraceMs: o.replicaReadyGraceMs,
           tlsHandshakeTimeoutMs: o.tlsHandshakeTimeoutMs,
           apiHeadTimeoutMs: o.apiHeadTimeoutMs,
           apiRequestTimeoutMs: o.apiRequestTimeoutMs,

@@ -59,6 +59,8 @@ export const serverConfigSchema = withCrossFieldChecks(
       consoleSessionMaxMs: duration(12 * 3600_000),
       maxStreamsPerSession: z.number().int().min(1).max(100_000).default(1_000),
       /** ingress: concurrent caller connections one source address (IPv6: one /64) may hold per tunnel; 0: no cap (docs/decisions.md, entry 36) */
+      /** a replica's /readyz waits this long from start for agents to dial it before a path to a peer replica counts (decision 37) */
+      replicaReadyGraceMs: duration(30_000),
       maxConnectionsPerSource: z.number().int().min(0).max(1_000_000).default(250),
       /** agent sessions one tunnel may hold open at once, over all its nodes (each node keeps --sessions) */
       maxSessionsPerTunnel: z.number().int().min(1).max(10_000).default(64),

@@ -70,6 +70,7 @@ function displayHost(host: string): string {
  * admin API and ingress. Shuts down in the order the style guide gives: ingress, sessions, store.
  */
 export async function startServer(config: Readonly<ServerConfig>, deps: ServerDeps = {}): Promise<TunnelServer> {
+  const startedAtMs = performance.now()
   const log = deps.log ?? silentLogger()
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 })
   const migrating = new TerminalProgress({ out: deps.terminal })
@@ -352,13 +353,15 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
             ? []
             : [
                 replicaReadiness({
-                  ownSessions: () => registry.size,
-                  replicasHoldingAny: () =>
-                    presence.replicasHoldingAny({
+                  ownTunnels: () => new Set([...registry.all()].map((s) => s.info.tunnelId)),
+                  heldByPeers: () =>
+                    presence.liveReplicas({
                       exceptNodeId: cluster!.nodeId,
                       liveSinceIso: new Date(Date.now() - 3 * config.cluster!.heartbeatIntervalMs).toISOString(),
                     }),
                   keyedLinks: () => cluster!.status().links.filter((l) => l.kid !== null).map((l) => l.peerId),
+                  uptimeMs: () => performance.now() - startedAtMs,
+                  graceMs: config.replicaReadyGraceMs,
                 }),
               ]),
         ],

@@ -694,7 +694,7 @@ describe('cluster handshake', () => {
     const raw = new RawPeer(await openSocket(t, server.port))
     const challenge = decodeChallenge((await raw.frame())!.payload)
     assert.equal(challenge.flags & FLAG_FORWARD, FLAG_FORWARD)
-    const body = { version: 1, flags: FLAG_NO_SECRET | FLAG_FORWARD, kid: Buffer.alloc(8), nonce: randomBytes(NONCE_BYTES), nodeId: 'intruder' }
+    const body = { version: PROTOCOL_VERSION, flags: FLAG_NO_SECRET | FLAG_FORWARD, kid: Buffer.alloc(8), nonce: randomBytes(NONCE_BYTES), nodeId: 'intruder' }
     raw.send(FRAME_PROOF, encodeProof({ ...body, mac: Buffer.alloc(32) }))
     assert.equal(codeOf(await server.next()), 'TUN_ERR_CLUSTER_AUTH_REQUIRED')
     const answer = await raw.frame()
