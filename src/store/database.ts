@@ -1,9 +1,10 @@
 import { mkdirSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import type BetterSqlite3 from 'better-sqlite3'
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Migration, type MigrationProvider } from 'kysely'
+import { Kysely, Migrator, SqliteDialect, sql, type Migration, type MigrationProvider } from 'kysely'
 import { TunnelError } from '../errors/index.ts'
 import { migrationProvider } from './migrations/index.ts'
+import { SchemaScopedPostgresDialect } from './postgres-introspector.ts'
 import type { StoreSchema } from './schema.ts'
 
 export type StoreDialect = 'sqlite' | 'postgres'
@@ -137,7 +138,7 @@ async function openPostgres(url: string, schema: string | undefined): Promise<Op
       cause: err,
     })
   }
-  return wrap(new Kysely<StoreSchema>({ dialect: new PostgresDialect({ pool }) }), 'postgres')
+  return wrap(new Kysely<StoreSchema>({ dialect: new SchemaScopedPostgresDialect({ pool }, schema) }), 'postgres')
 }
 
 function wrap(db: Kysely<StoreSchema>, dialect: StoreDialect): OpenedDatabase {
