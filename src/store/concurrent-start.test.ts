@@ -1,9 +1,94 @@
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
 import { describe, test } from 'node:test'
+import BetterSqlite3 from 'better-sqlite3'
 import pg from 'pg'
 import { databaseTargets } from '../testing/test-databases.ts'
 import { openDatabase } from './index.ts'
+import { migrationProvider } from './migrations/index.ts'
+
+const ROOT = new URL('../../', import.meta.url).pathname
+const CHILD = new URL('../testing/open-database-child.ts', import.meta.url).pathname
+const PROCESSES = 5
+const TRIALS = 10
+// Bounds a hung child; never reached when the test passes.
+const CHILD_LIMIT_MS = 60_000
+
+type OpenResult = { migrated: string[] } | { code?: string; message: string }
+
+/** `count` processes that have loaded the store and open a database on request. */
+async function startOpeners(count: number): Promise<{ openTogether(target: string): Promise<OpenResult[]>; stop(): Promise<void> }> {
+  const openers = Array.from({ length: count }, () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', CHILD], { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'], timeout: CHILD_LIMIT_MS })
+    const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]()
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
+    const next = async (): Promise<string> => {
+      const line = await lines.next()
+      if (line.done === true) throw new Error(`an opener exited early (${String(await exited)})`)
+      return line.value
+    }
+    return { child, next, exited }
+  })
+  for (const opener of openers) assert.equal(await opener.next(), 'ready')
+  return {
+    async openTogether(target) {
+      // All have loaded already, so the opens start within a few milliseconds of each other.
+      for (const opener of openers) opener.child.stdin.write(target + '\n')
+      return Promise.all(openers.map(async (opener) => JSON.parse(await opener.next()) as OpenResult))
+    },
+    async stop() {
+      for (const opener of openers) opener.child.stdin.end()
+      await Promise.all(openers.map((opener) => opener.exited))
+    },
+  }
+}
+
+describe('nodes starting together', () => {
+  test(`${PROCESSES} processes opening a fresh SQLite file at once all succeed, and the schema is migrated exactly once (${TRIALS} trials)`, async () => {
+    const names = Object.keys(await migrationProvider('sqlite').getMigrations()).sort()
+    const dir = await mkdtemp(join(tmpdir(), 'apptunnel-concurrent-'))
+    const openers = await startOpeners(PROCESSES)
+    try {
+      const reference = join(dir, 'reference.sqlite')
+      await (await openDatabase(reference)).close()
+      const tablesOf = (file: string): string[] => {
+        const db = new BetterSqlite3(file, { readonly: true })
+        try {
+          return (db.prepare(`select name from sqlite_master where type = 'table' order by name`).all() as Array<{ name: string }>).map((r) => r.name)
+        } finally {
+          db.close()
+        }
+      }
+      const expectedTables = tablesOf(reference)
+
+      for (let trial = 1; trial <= TRIALS; trial++) {
+        const file = join(dir, `trial-${trial}.sqlite`)
+        const results = await openers.openTogether(file)
+        const failures = results.filter((r) => !('migrated' in r))
+        assert.deepEqual(failures, [], `trial ${trial}: every process opens the database`)
+        // Each migration ran in exactly one of them, and the others found it done.
+        const applied = results.flatMap((r) => ('migrated' in r ? r.migrated : [])).sort()
+        assert.deepEqual(applied, names, `trial ${trial}: each migration applied once`)
+        assert.deepEqual(tablesOf(file), expectedTables, `trial ${trial}: the schema is complete`)
+        const db = new BetterSqlite3(file, { readonly: true })
+        try {
+          const recorded = (db.prepare('select name from kysely_migration order by name').all() as Array<{ name: string }>).map((r) => r.name)
+          assert.deepEqual(recorded, names)
+        } finally {
+          db.close()
+        }
+      }
+    } finally {
+      await openers.stop()
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
 
 const [, postgres] = await databaseTargets()
 const PG_URL = process.env['APPTUNNEL_TEST_PG'] || 'postgres://postgres@127.0.0.1:5432/test'

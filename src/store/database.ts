@@ -35,6 +35,12 @@ export interface OpenDatabaseOptions {
 }
 
 const POOL_SIZE = 10
+// How long a SQLite statement waits for another process's write lock before SQLITE_BUSY.
+const SQLITE_BUSY_TIMEOUT_MS = 5_000
+const WAL_SWITCH_RETRY_MS = 10
+// How long a node starting next to another waits for that one's migrations to finish: far longer
+// than any statement, since a migration may rewrite a large table.
+const SQLITE_MIGRATION_LOCK_TIMEOUT_MS = 120_000
 // Bounds both the first connect and the wait for a free pooled connection, so a dead server
 // surfaces as an error instead of a request that hangs forever.
 const PG_CONNECT_TIMEOUT_MS = 10_000
@@ -85,19 +91,40 @@ async function openSqlite(path: string, schema: string | undefined): Promise<Ope
   }
   // Each driver is loaded only when its dialect is used: a SQLite server never pays for pg.
   const { default: BetterSqlite3Ctor } = await import('better-sqlite3')
-  let file: BetterSqlite3.Database
+  let file: BetterSqlite3.Database | undefined
   try {
     if (path !== ':memory:') mkdirSync(dirname(resolve(path)), { recursive: true })
-    file = new BetterSqlite3Ctor(path)
-    file.pragma('journal_mode = WAL')
-    file.pragma('busy_timeout = 5000')
+    // The busy timeout is given at open, before the first pragma: nodes starting together on a
+    // fresh file contend already for the switch to WAL.
+    file = new BetterSqlite3Ctor(path, { timeout: SQLITE_BUSY_TIMEOUT_MS })
+    await useWal(file)
     file.pragma('foreign_keys = ON')
   } catch (err) {
+    file?.close()
     throw new TunnelError('TUN_ERR_STORE_UNREACHABLE', `cannot open SQLite database at ${path}: ${reasonOf(err)}`, {
       cause: err,
     })
   }
   return wrap(new Kysely<StoreSchema>({ dialect: new SqliteDialect({ database: file }) }), 'sqlite')
+}
+
+/**
+ * Switches the file to WAL (a setting kept in the file, so only its first opener changes it).
+ * SQLite answers SQLITE_BUSY to that switch at once, without waiting out the busy timeout, while
+ * another process holds the file; nodes started together on a fresh file hit it. So the switch is
+ * retried, for as long as the busy timeout, until it succeeds or another process has made it.
+ */
+async function useWal(file: BetterSqlite3.Database): Promise<void> {
+  const deadline = Date.now() + SQLITE_BUSY_TIMEOUT_MS
+  for (;;) {
+    try {
+      if (file.pragma('journal_mode', { simple: true }) !== 'wal') file.pragma('journal_mode = WAL')
+      return
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'SQLITE_BUSY' || Date.now() >= deadline) throw err
+      await new Promise((resolve) => setTimeout(resolve, WAL_SWITCH_RETRY_MS))
+    }
+  }
 }
 
 async function openPostgres(url: string, schema: string | undefined): Promise<OpenedDatabase> {
@@ -163,23 +190,54 @@ async function migrate(database: OpenedDatabase, schema: string | undefined, onM
     // told which one to use; a kysely_migration table in any other schema of the same database
     // would make it skip creating ours. So on PostgreSQL the schema is always spelled out.
     const migrationTableSchema = database.dialect === 'postgres' ? (schema ?? (await currentSchema(database))) : undefined
-    const options = { db: database.db, ...(migrationTableSchema === undefined ? {} : { migrationTableSchema }) }
-    const provider = migrationProvider(database.dialect)
-    const migrator = new Migrator({ ...options, provider: onMigration === undefined ? provider : await announcing(provider, new Migrator({ ...options, provider }), onMigration) })
-    const { error, results } = await migrator.migrateToLatest()
-    if (error !== undefined) {
-      const failed = results?.find((r) => r.status === 'Error')?.migrationName
-      const where = failed === undefined ? '' : ` (migration ${failed})`
-      throw new TunnelError('TUN_ERR_STORE_MIGRATION_FAILED', `database migration failed${where}: ${reasonOf(error)}`, {
-        cause: error,
-      })
-    }
-    return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName)
+    if (database.dialect === 'postgres') return await runMigrations(database.db, database.dialect, migrationTableSchema, onMigration)
+    return await database.db.connection().execute((db) => underSqliteWriteLock(db, () => runMigrations(db, database.dialect, undefined, onMigration)))
   } catch (err) {
     await database.close().catch(() => {})
     if (err instanceof TunnelError) throw err
     throw new TunnelError('TUN_ERR_STORE_MIGRATION_FAILED', `database migration failed: ${reasonOf(err)}`, { cause: err })
   }
+}
+
+/**
+ * Kysely takes no lock on SQLite and runs migrations outside any transaction, so nodes started
+ * together on a fresh file each found no tables and all but one failed with `table "org" already
+ * exists`. BEGIN IMMEDIATE takes the file's write lock before the migration table is even read:
+ * the others wait (for as long as a migration may take, not a statement) and then find it done.
+ * Every migration of this open commits or rolls back as one.
+ */
+async function underSqliteWriteLock<T>(db: Kysely<StoreSchema>, run: () => Promise<T>): Promise<T> {
+  await sql.raw(`pragma busy_timeout = ${SQLITE_MIGRATION_LOCK_TIMEOUT_MS}`).execute(db)
+  try {
+    await sql`begin immediate`.execute(db)
+  } finally {
+    await sql.raw(`pragma busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`).execute(db)
+  }
+  let result: T
+  try {
+    result = await run()
+  } catch (err) {
+    // SQLite may already have rolled back (a full disk does); there is nothing left to undo then.
+    await sql`rollback`.execute(db).catch(() => {})
+    throw err
+  }
+  await sql`commit`.execute(db)
+  return result
+}
+
+async function runMigrations(db: Kysely<StoreSchema>, dialect: StoreDialect, migrationTableSchema: string | undefined, onMigration: MigrationStepListener | undefined): Promise<string[]> {
+  const options = { db, ...(migrationTableSchema === undefined ? {} : { migrationTableSchema }) }
+  const provider = migrationProvider(dialect)
+  const migrator = new Migrator({ ...options, provider: onMigration === undefined ? provider : await announcing(provider, new Migrator({ ...options, provider }), onMigration) })
+  const { error, results } = await migrator.migrateToLatest()
+  if (error !== undefined) {
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName
+    const where = failed === undefined ? '' : ` (migration ${failed})`
+    throw new TunnelError('TUN_ERR_STORE_MIGRATION_FAILED', `database migration failed${where}: ${reasonOf(error)}`, {
+      cause: error,
+    })
+  }
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName)
 }
 
 type MigrationStepListener = (step: MigrationStep) => void
