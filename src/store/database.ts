@@ -2,10 +2,11 @@ import { mkdirSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import type BetterSqlite3 from 'better-sqlite3'
 import { Kysely, Migrator, SqliteDialect, sql, type Migration, type MigrationProvider } from 'kysely'
-import { TunnelError } from '../errors/index.ts'
+import { TunnelError, isTunnelError } from '../errors/index.ts'
 import { migrationProvider } from './migrations/index.ts'
 import { SchemaScopedPostgresDialect } from './postgres-introspector.ts'
 import type { StoreSchema } from './schema.ts'
+import { translateStoreError, translatingDialect, type StoreLocation } from './store-errors.ts'
 
 export type StoreDialect = 'sqlite' | 'postgres'
 
@@ -91,6 +92,7 @@ async function openSqlite(path: string, schema: string | undefined): Promise<Ope
   }
   // Each driver is loaded only when its dialect is used: a SQLite server never pays for pg.
   const { default: BetterSqlite3Ctor } = await import('better-sqlite3')
+  const where: StoreLocation = { dialect: 'sqlite', file: path === ':memory:' ? path : resolve(path) }
   let file: BetterSqlite3.Database | undefined
   try {
     if (path !== ':memory:') mkdirSync(dirname(resolve(path)), { recursive: true })
@@ -101,11 +103,14 @@ async function openSqlite(path: string, schema: string | undefined): Promise<Ope
     file.pragma('foreign_keys = ON')
   } catch (err) {
     file?.close()
+    const translated = translateStoreError(err, where)
+    if (isTunnelError(translated)) throw translated
     throw new TunnelError('TUN_ERR_STORE_UNREACHABLE', `cannot open SQLite database at ${path}: ${reasonOf(err)}`, {
       cause: err,
     })
   }
-  return wrap(new Kysely<StoreSchema>({ dialect: new SqliteDialect({ database: file }) }), 'sqlite')
+  const opened = file
+  return wrap(new Kysely<StoreSchema>({ dialect: translatingDialect(new SqliteDialect({ database: opened }), where, () => opened.inTransaction) }), 'sqlite')
 }
 
 /**
@@ -132,6 +137,7 @@ async function openPostgres(url: string, schema: string | undefined): Promise<Op
     throw new TunnelError('TUN_ERR_CONFIG_INVALID', `database schema "${schema}" is not a plain lower-case identifier`)
   }
   const address = postgresAddress(url)
+  const where: StoreLocation = { dialect: 'postgres', address }
   const { default: pgDriver } = await import('pg')
   const pool = new pgDriver.Pool({
     connectionString: url,
@@ -161,11 +167,14 @@ async function openPostgres(url: string, schema: string | undefined): Promise<Op
     }
   } catch (err) {
     await pool.end().catch(() => {})
+    const translated = translateStoreError(err, where)
+    if (isTunnelError(translated)) throw translated
     throw new TunnelError('TUN_ERR_STORE_UNREACHABLE', `cannot reach PostgreSQL at ${address}: ${reasonOf(err)}`, {
       cause: err,
     })
   }
-  return wrap(new Kysely<StoreSchema>({ dialect: new SchemaScopedPostgresDialect({ pool }, schema) }), 'postgres')
+  const dialect = translatingDialect(new SchemaScopedPostgresDialect({ pool }, schema), where)
+  return wrap(new Kysely<StoreSchema>({ dialect }), 'postgres')
 }
 
 function wrap(db: Kysely<StoreSchema>, dialect: StoreDialect): OpenedDatabase {
@@ -231,6 +240,8 @@ async function runMigrations(db: Kysely<StoreSchema>, dialect: StoreDialect, mig
   const migrator = new Migrator({ ...options, provider: onMigration === undefined ? provider : await announcing(provider, new Migrator({ ...options, provider }), onMigration) })
   const { error, results } = await migrator.migrateToLatest()
   if (error !== undefined) {
+    // Out of space says more than "migration failed", and has its own remedy.
+    if (isTunnelError(error) && error.code === 'TUN_ERR_STORE_DISK_FULL') throw error
     const failed = results?.find((r) => r.status === 'Error')?.migrationName
     const where = failed === undefined ? '' : ` (migration ${failed})`
     throw new TunnelError('TUN_ERR_STORE_MIGRATION_FAILED', `database migration failed${where}: ${reasonOf(error)}`, {
