@@ -5,13 +5,15 @@ import { TunnelError, isTunnelError } from '../errors/index.ts'
 /** What a store error message names: the SQLite file, or the PostgreSQL server (never its URL: it may carry a password). */
 export type StoreLocation = { dialect: 'sqlite'; file: string } | { dialect: 'postgres'; address: string }
 
-// SQLite's result code, as better-sqlite3 spells it.
+// SQLite's primary result codes, as better-sqlite3 spells them; extended codes start with these.
 const SQLITE_FULL = 'SQLITE_FULL'
-// PostgreSQL's SQLSTATE disk_full.
+const SQLITE_CORRUPT = /^SQLITE_(CORRUPT|NOTADB)/
+// PostgreSQL SQLSTATEs: disk_full, data_corrupted, index_corrupted.
 const PG_DISK_FULL = '53100'
+const PG_CORRUPT = new Set(['XX001', 'XX002'])
 
 /**
- * The store's own error for a driver failure an operator must act on (no space),
+ * The store's own error for a driver failure an operator must act on (no space, damaged file),
  * or the error itself. Anything else passes through unchanged: a constraint violation is the
  * repository's to interpret.
  */
@@ -22,9 +24,11 @@ export function translateStoreError(err: unknown, where: StoreLocation): unknown
   const reason = err instanceof Error ? err.message : code
   if (where.dialect === 'sqlite') {
     if (code === SQLITE_FULL) return diskFull(where, reason, err)
+    if (SQLITE_CORRUPT.test(code)) return corrupt(where, reason, err)
     return err
   }
   if (code === PG_DISK_FULL) return diskFull(where, reason, err)
+  if (PG_CORRUPT.has(code)) return corrupt(where, reason, err)
   return err
 }
 
@@ -36,8 +40,17 @@ export function diskFull(where: StoreLocation, reason: string, cause?: unknown):
   return new TunnelError('TUN_ERR_STORE_DISK_FULL', message, { cause })
 }
 
+export function corrupt(where: StoreLocation, reason: string, cause?: unknown): TunnelError {
+  const message =
+    where.dialect === 'sqlite'
+      ? `the SQLite database ${where.file} is damaged (${reason}): stop every node that uses it and restore the file from a backup`
+      : `PostgreSQL at ${where.address} reports damaged data (${reason}): restore the database from a backup`
+  return new TunnelError('TUN_ERR_STORE_CORRUPT', message, { cause })
+}
+
 /**
- * `inner` with every driver failure passed through translateStoreError, so a full disk reaches the API, the CLI and the logs as a store code naming where, from any repository,
+ * `inner` with every driver failure passed through translateStoreError, so a full disk or a damaged
+ * page reaches the API, the CLI and the logs as a store code naming where, from any repository,
  * instead of an internal error. `inTransaction` tells whether the connection is still in a
  * transaction (SQLite: one connection).
  */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, open, readFile, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, open, readFile, rm, stat } from 'node:fs/promises'
 import { request } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -138,3 +138,57 @@ function adminPost(server: TestServer, token: string, path: string, body: unknow
     req.end(json)
   })
 }
+
+describe('a damaged database file', () => {
+  const PAGE = 4096
+
+  /** A real store with enough rows to span many pages, closed (so everything is in the main file). */
+  async function storeWithRows(file: string): Promise<number> {
+    const database = await openDatabase(file)
+    try {
+      await new OrgRepository(database).create({ id: 'org-1', name: 'Acme' })
+      const audit = new AuditRepository(database)
+      for (let i = 0; i < 400; i++) await audit.record({ orgId: 'org-1', actor: 'token:t', action: 'tunnel.create', target: `tunnel-${i}`, details: { i, note: randomBytes(200).toString('hex') } })
+    } finally {
+      await database.close()
+    }
+    return (await stat(file)).size / PAGE
+  }
+
+  async function overwritePages(file: string, first: number, count: number): Promise<void> {
+    const handle = await open(file, 'r+')
+    try {
+      await handle.write(randomBytes(count * PAGE), 0, count * PAGE, first * PAGE)
+    } finally {
+      await handle.close()
+    }
+  }
+
+  test('pages overwritten with garbage are found at open: TUN_ERR_STORE_CORRUPT naming the file and the restore', async () => {
+    const file = join(root, 'damaged-pages', 'apptunnel.db')
+    const pages = await storeWithRows(file)
+    assert.ok(pages > 40, `the file has ${pages} pages`)
+    // Pages in the second half hold audit rows, which opening alone never reads.
+    await overwritePages(file, Math.floor(pages / 2), 8)
+    await assert.rejects(openDatabase(file), isStoreError('TUN_ERR_STORE_CORRUPT', file, 'restore the file from a backup'))
+  })
+
+  test('a damaged header is TUN_ERR_STORE_CORRUPT too, not "cannot reach"', async () => {
+    const file = join(root, 'damaged-header', 'apptunnel.db')
+    await storeWithRows(file)
+    await overwritePages(file, 0, 1)
+    await assert.rejects(openDatabase(file), isStoreError('TUN_ERR_STORE_CORRUPT', file, 'restore the file from a backup'))
+  })
+
+  test('`apptunnel server` on a damaged data directory exits naming the code, the file and the remedy', async () => {
+    const dataDir = join(root, 'damaged-server')
+    const file = join(dataDir, 'apptunnel.db')
+    const pages = await storeWithRows(file)
+    await overwritePages(file, Math.floor(pages / 2), 8)
+    const started = await cli(['server', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--ingress-listen', '127.0.0.1:0'])
+    assert.notEqual(started.code, 0)
+    assert.match(started.stderr, /\[TUN_ERR_STORE_CORRUPT\]/)
+    assert.ok(started.stderr.includes(file), started.stderr)
+    assert.match(started.stderr, /restore the file from a backup/)
+  })
+})
