@@ -88,6 +88,21 @@ describe('nodes starting together', () => {
       await rm(dir, { recursive: true, force: true })
     }
   })
+
+  test('opens of a fresh SQLite file racing in one process all succeed (the wait for the migration lock leaves the event loop free)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'apptunnel-concurrent-'))
+    const file = join(dir, 'store.sqlite')
+    try {
+      const opened = await Promise.allSettled(Array.from({ length: PROCESSES }, () => openDatabase(file)))
+      const databases = opened.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []))
+      for (const database of databases) await database.close()
+      assert.deepEqual(opened.filter((o) => o.status === 'rejected'), [])
+      const names = Object.keys(await migrationProvider('sqlite').getMigrations()).sort()
+      assert.deepEqual(databases.flatMap((d) => d.migrated).sort(), names)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
 })
 
 const [, postgres] = await databaseTargets()

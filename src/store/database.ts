@@ -38,7 +38,8 @@ export interface OpenDatabaseOptions {
 const POOL_SIZE = 10
 // How long a SQLite statement waits for another process's write lock before SQLITE_BUSY.
 const SQLITE_BUSY_TIMEOUT_MS = 5_000
-const WAL_SWITCH_RETRY_MS = 10
+// How often a SQLite lock SQLite does not wait for itself is tried again.
+const SQLITE_BUSY_RETRY_MS = 10
 // How long a node starting next to another waits for that one's migrations to finish: far longer
 // than any statement, since a migration may rewrite a large table.
 const SQLITE_MIGRATION_LOCK_TIMEOUT_MS = 120_000
@@ -121,14 +122,20 @@ async function openSqlite(path: string, schema: string | undefined): Promise<Ope
  * retried, for as long as the busy timeout, until it succeeds or another process has made it.
  */
 async function useWal(file: BetterSqlite3.Database): Promise<void> {
-  const deadline = Date.now() + SQLITE_BUSY_TIMEOUT_MS
+  await whileBusy(() => {
+    if (file.pragma('journal_mode', { simple: true }) !== 'wal') file.pragma('journal_mode = WAL')
+  }, SQLITE_BUSY_TIMEOUT_MS)
+}
+
+/** Runs `attempt` until it does not fail with SQLITE_BUSY, for up to `timeoutMs`, without blocking the event loop. */
+async function whileBusy<T>(attempt: () => T | Promise<T>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs
   for (;;) {
     try {
-      if (file.pragma('journal_mode', { simple: true }) !== 'wal') file.pragma('journal_mode = WAL')
-      return
+      return await attempt()
     } catch (err) {
       if ((err as { code?: unknown }).code !== 'SQLITE_BUSY' || Date.now() >= deadline) throw err
-      await new Promise((resolve) => setTimeout(resolve, WAL_SWITCH_RETRY_MS))
+      await new Promise((resolve) => setTimeout(resolve, SQLITE_BUSY_RETRY_MS))
     }
   }
 }
@@ -212,6 +219,9 @@ async function migrate(database: OpenedDatabase, schema: string | undefined, onM
     // would make it skip creating ours. So on PostgreSQL the schema is always spelled out.
     const migrationTableSchema = database.dialect === 'postgres' ? (schema ?? (await currentSchema(database))) : undefined
     if (database.dialect === 'postgres') return await runMigrations(database.db, database.dialect, migrationTableSchema, onMigration)
+    // The usual start finds nothing pending and takes no write lock, so it never waits for a node
+    // that is busy writing.
+    if (!(await hasPendingMigrations(database.db, database.dialect))) return []
     return await database.db.connection().execute((db) => underSqliteWriteLock(db, () => runMigrations(db, database.dialect, undefined, onMigration)))
   } catch (err) {
     await database.close().catch(() => {})
@@ -225,12 +235,14 @@ async function migrate(database: OpenedDatabase, schema: string | undefined, onM
  * together on a fresh file each found no tables and all but one failed with `table "org" already
  * exists`. BEGIN IMMEDIATE takes the file's write lock before the migration table is even read:
  * the others wait (for as long as a migration may take, not a statement) and then find it done.
- * Every migration of this open commits or rolls back as one.
+ * Every migration of this open commits or rolls back as one. The wait polls rather than using
+ * SQLite's busy timeout, which sleeps inside the call and so blocks the event loop: a second open
+ * in the same process would then keep the first from ever finishing and releasing the lock.
  */
 async function underSqliteWriteLock<T>(db: Kysely<StoreSchema>, run: () => Promise<T>): Promise<T> {
-  await sql.raw(`pragma busy_timeout = ${SQLITE_MIGRATION_LOCK_TIMEOUT_MS}`).execute(db)
+  await sql`pragma busy_timeout = 0`.execute(db)
   try {
-    await sql`begin immediate`.execute(db)
+    await whileBusy(() => sql`begin immediate`.execute(db), SQLITE_MIGRATION_LOCK_TIMEOUT_MS)
   } finally {
     await sql.raw(`pragma busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`).execute(db)
   }
@@ -244,6 +256,11 @@ async function underSqliteWriteLock<T>(db: Kysely<StoreSchema>, run: () => Promi
   }
   await sql`commit`.execute(db)
   return result
+}
+
+async function hasPendingMigrations(db: Kysely<StoreSchema>, dialect: StoreDialect): Promise<boolean> {
+  const migrations = await new Migrator({ db, provider: migrationProvider(dialect) }).getMigrations()
+  return migrations.some((m) => m.executedAt === undefined)
 }
 
 async function runMigrations(db: Kysely<StoreSchema>, dialect: StoreDialect, migrationTableSchema: string | undefined, onMigration: MigrationStepListener | undefined): Promise<string[]> {
