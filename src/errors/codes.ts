@@ -98,6 +98,9 @@ export const errorCatalog = {
 
   TUN_ERR_STORE_MIGRATION_FAILED: { httpStatus: 500, retryable: false, message: 'database migration failed' },
   TUN_ERR_STORE_UNREACHABLE: { httpStatus: 503, retryable: true, message: 'the database cannot be reached' },
+  // Retryable: nothing was written, and the same request succeeds once space is freed.
+  TUN_ERR_STORE_DISK_FULL: { httpStatus: 507, retryable: true, message: 'the disk holding the database is full' },
+  TUN_ERR_STORE_CORRUPT: { httpStatus: 500, retryable: false, message: 'the database file is damaged: restore it from a backup' },
   TUN_ERR_CLI_USAGE: { httpStatus: 400, retryable: false, message: 'invalid command usage' },
 } as const satisfies Record<string, { httpStatus: number; retryable: boolean; message: string }>
 

@@ -1,10 +1,12 @@
 import { mkdirSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import type BetterSqlite3 from 'better-sqlite3'
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Migration, type MigrationProvider } from 'kysely'
-import { TunnelError } from '../errors/index.ts'
+import { Kysely, Migrator, SqliteDialect, sql, type Migration, type MigrationProvider } from 'kysely'
+import { TunnelError, isTunnelError } from '../errors/index.ts'
 import { migrationProvider } from './migrations/index.ts'
+import { SchemaScopedPostgresDialect } from './postgres-introspector.ts'
 import type { StoreSchema } from './schema.ts'
+import { corrupt, translateStoreError, translatingDialect, type StoreLocation } from './store-errors.ts'
 
 export type StoreDialect = 'sqlite' | 'postgres'
 
@@ -34,6 +36,13 @@ export interface OpenDatabaseOptions {
 }
 
 const POOL_SIZE = 10
+// How long a SQLite statement waits for another process's write lock before SQLITE_BUSY.
+const SQLITE_BUSY_TIMEOUT_MS = 5_000
+// How often a SQLite lock SQLite does not wait for itself is tried again.
+const SQLITE_BUSY_RETRY_MS = 10
+// How long a node starting next to another waits for that one's migrations to finish: far longer
+// than any statement, since a migration may rewrite a large table.
+const SQLITE_MIGRATION_LOCK_TIMEOUT_MS = 120_000
 // Bounds both the first connect and the wait for a free pooled connection, so a dead server
 // surfaces as an error instead of a request that hangs forever.
 const PG_CONNECT_TIMEOUT_MS = 10_000
@@ -84,19 +93,62 @@ async function openSqlite(path: string, schema: string | undefined): Promise<Ope
   }
   // Each driver is loaded only when its dialect is used: a SQLite server never pays for pg.
   const { default: BetterSqlite3Ctor } = await import('better-sqlite3')
-  let file: BetterSqlite3.Database
+  const where: StoreLocation = { dialect: 'sqlite', file: path === ':memory:' ? path : resolve(path) }
+  let file: BetterSqlite3.Database | undefined
   try {
     if (path !== ':memory:') mkdirSync(dirname(resolve(path)), { recursive: true })
-    file = new BetterSqlite3Ctor(path)
-    file.pragma('journal_mode = WAL')
-    file.pragma('busy_timeout = 5000')
+    // The busy timeout is given at open, before the first pragma: nodes starting together on a
+    // fresh file contend already for the switch to WAL.
+    file = new BetterSqlite3Ctor(path, { timeout: SQLITE_BUSY_TIMEOUT_MS })
+    await useWal(file)
     file.pragma('foreign_keys = ON')
+    if (path !== ':memory:') checkPages(file, where)
   } catch (err) {
+    file?.close()
+    const translated = translateStoreError(err, where)
+    if (isTunnelError(translated)) throw translated
     throw new TunnelError('TUN_ERR_STORE_UNREACHABLE', `cannot open SQLite database at ${path}: ${reasonOf(err)}`, {
       cause: err,
     })
   }
-  return wrap(new Kysely<StoreSchema>({ dialect: new SqliteDialect({ database: file }) }), 'sqlite')
+  const opened = file
+  return wrap(new Kysely<StoreSchema>({ dialect: translatingDialect(new SqliteDialect({ database: opened }), where, () => opened.inTransaction) }), 'sqlite')
+}
+
+/**
+ * Switches the file to WAL (a setting kept in the file, so only its first opener changes it).
+ * SQLite answers SQLITE_BUSY to that switch at once, without waiting out the busy timeout, while
+ * another process holds the file; nodes started together on a fresh file hit it. So the switch is
+ * retried, for as long as the busy timeout, until it succeeds or another process has made it.
+ */
+async function useWal(file: BetterSqlite3.Database): Promise<void> {
+  await whileBusy(() => {
+    if (file.pragma('journal_mode', { simple: true }) !== 'wal') file.pragma('journal_mode = WAL')
+  }, SQLITE_BUSY_TIMEOUT_MS)
+}
+
+/** Runs `attempt` until it does not fail with SQLITE_BUSY, for up to `timeoutMs`, without blocking the event loop. */
+async function whileBusy<T>(attempt: () => T | Promise<T>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      return await attempt()
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'SQLITE_BUSY' || Date.now() >= deadline) throw err
+      await new Promise((resolve) => setTimeout(resolve, SQLITE_BUSY_RETRY_MS))
+    }
+  }
+}
+
+/**
+ * A damaged page would otherwise surface only when some later request happens to read it, as an
+ * internal error. quick_check reads every page once (about 0.3 s per 100 MB from the page cache,
+ * 3 s from disk): cheap next to serving from a damaged file, and it runs before anything is served.
+ */
+function checkPages(file: BetterSqlite3.Database, where: StoreLocation): void {
+  const rows = file.pragma('quick_check(5)') as Array<{ quick_check: string }>
+  const problems = rows.map((r) => r.quick_check).filter((r) => r !== 'ok')
+  if (problems.length > 0) throw corrupt(where, `quick_check: ${problems.join('; ')}`)
 }
 
 async function openPostgres(url: string, schema: string | undefined): Promise<OpenedDatabase> {
@@ -104,6 +156,7 @@ async function openPostgres(url: string, schema: string | undefined): Promise<Op
     throw new TunnelError('TUN_ERR_CONFIG_INVALID', `database schema "${schema}" is not a plain lower-case identifier`)
   }
   const address = postgresAddress(url)
+  const where: StoreLocation = { dialect: 'postgres', address }
   const { default: pgDriver } = await import('pg')
   const pool = new pgDriver.Pool({
     connectionString: url,
@@ -133,11 +186,14 @@ async function openPostgres(url: string, schema: string | undefined): Promise<Op
     }
   } catch (err) {
     await pool.end().catch(() => {})
+    const translated = translateStoreError(err, where)
+    if (isTunnelError(translated)) throw translated
     throw new TunnelError('TUN_ERR_STORE_UNREACHABLE', `cannot reach PostgreSQL at ${address}: ${reasonOf(err)}`, {
       cause: err,
     })
   }
-  return wrap(new Kysely<StoreSchema>({ dialect: new PostgresDialect({ pool }) }), 'postgres')
+  const dialect = translatingDialect(new SchemaScopedPostgresDialect({ pool }, schema), where)
+  return wrap(new Kysely<StoreSchema>({ dialect }), 'postgres')
 }
 
 function wrap(db: Kysely<StoreSchema>, dialect: StoreDialect): OpenedDatabase {
@@ -162,23 +218,66 @@ async function migrate(database: OpenedDatabase, schema: string | undefined, onM
     // told which one to use; a kysely_migration table in any other schema of the same database
     // would make it skip creating ours. So on PostgreSQL the schema is always spelled out.
     const migrationTableSchema = database.dialect === 'postgres' ? (schema ?? (await currentSchema(database))) : undefined
-    const options = { db: database.db, ...(migrationTableSchema === undefined ? {} : { migrationTableSchema }) }
-    const provider = migrationProvider(database.dialect)
-    const migrator = new Migrator({ ...options, provider: onMigration === undefined ? provider : await announcing(provider, new Migrator({ ...options, provider }), onMigration) })
-    const { error, results } = await migrator.migrateToLatest()
-    if (error !== undefined) {
-      const failed = results?.find((r) => r.status === 'Error')?.migrationName
-      const where = failed === undefined ? '' : ` (migration ${failed})`
-      throw new TunnelError('TUN_ERR_STORE_MIGRATION_FAILED', `database migration failed${where}: ${reasonOf(error)}`, {
-        cause: error,
-      })
-    }
-    return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName)
+    if (database.dialect === 'postgres') return await runMigrations(database.db, database.dialect, migrationTableSchema, onMigration)
+    // The usual start finds nothing pending and takes no write lock, so it never waits for a node
+    // that is busy writing.
+    if (!(await hasPendingMigrations(database.db, database.dialect))) return []
+    return await database.db.connection().execute((db) => underSqliteWriteLock(db, () => runMigrations(db, database.dialect, undefined, onMigration)))
   } catch (err) {
     await database.close().catch(() => {})
     if (err instanceof TunnelError) throw err
     throw new TunnelError('TUN_ERR_STORE_MIGRATION_FAILED', `database migration failed: ${reasonOf(err)}`, { cause: err })
   }
+}
+
+/**
+ * Kysely takes no lock on SQLite and runs migrations outside any transaction, so nodes started
+ * together on a fresh file each found no tables and all but one failed with `table "org" already
+ * exists`. BEGIN IMMEDIATE takes the file's write lock before the migration table is even read:
+ * the others wait (for as long as a migration may take, not a statement) and then find it done.
+ * Every migration of this open commits or rolls back as one. The wait polls rather than using
+ * SQLite's busy timeout, which sleeps inside the call and so blocks the event loop: a second open
+ * in the same process would then keep the first from ever finishing and releasing the lock.
+ */
+async function underSqliteWriteLock<T>(db: Kysely<StoreSchema>, run: () => Promise<T>): Promise<T> {
+  await sql`pragma busy_timeout = 0`.execute(db)
+  try {
+    await whileBusy(() => sql`begin immediate`.execute(db), SQLITE_MIGRATION_LOCK_TIMEOUT_MS)
+  } finally {
+    await sql.raw(`pragma busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`).execute(db)
+  }
+  let result: T
+  try {
+    result = await run()
+  } catch (err) {
+    // SQLite may already have rolled back (a full disk does); there is nothing left to undo then.
+    await sql`rollback`.execute(db).catch(() => {})
+    throw err
+  }
+  await sql`commit`.execute(db)
+  return result
+}
+
+async function hasPendingMigrations(db: Kysely<StoreSchema>, dialect: StoreDialect): Promise<boolean> {
+  const migrations = await new Migrator({ db, provider: migrationProvider(dialect) }).getMigrations()
+  return migrations.some((m) => m.executedAt === undefined)
+}
+
+async function runMigrations(db: Kysely<StoreSchema>, dialect: StoreDialect, migrationTableSchema: string | undefined, onMigration: MigrationStepListener | undefined): Promise<string[]> {
+  const options = { db, ...(migrationTableSchema === undefined ? {} : { migrationTableSchema }) }
+  const provider = migrationProvider(dialect)
+  const migrator = new Migrator({ ...options, provider: onMigration === undefined ? provider : await announcing(provider, new Migrator({ ...options, provider }), onMigration) })
+  const { error, results } = await migrator.migrateToLatest()
+  if (error !== undefined) {
+    // Out of space or a damaged file says more than "migration failed", and has its own remedy.
+    if (isTunnelError(error) && (error.code === 'TUN_ERR_STORE_DISK_FULL' || error.code === 'TUN_ERR_STORE_CORRUPT')) throw error
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName
+    const where = failed === undefined ? '' : ` (migration ${failed})`
+    throw new TunnelError('TUN_ERR_STORE_MIGRATION_FAILED', `database migration failed${where}: ${reasonOf(error)}`, {
+      cause: error,
+    })
+  }
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName)
 }
 
 type MigrationStepListener = (step: MigrationStep) => void
