@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict'
 import { Writable } from 'node:stream'
-import { connect, createServer, type Server, type Socket } from 'node:net'
+import { createServer, type Server, type Socket } from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import type { TunnelAgent } from '../src/agent/build-agent.ts'
 import { createLogger } from '../src/observability/index.ts'
 import { eventually } from '../src/testing/eventually.ts'
 import { checkNoLeakedHandles } from '../src/testing/leak-check.ts'
+import { rawExchange } from '../src/testing/raw-exchange.ts'
 import { startTestUpstream, type TestUpstream } from '../src/testing/test-upstream.ts'
 import { startTestAgent, startTestServer, type TestServer } from '../src/testing/tunnel-harness.ts'
 
@@ -17,36 +18,7 @@ checkNoLeakedHandles()
  * half-closed after its requests. Callers and misbehaving apps are raw sockets.
  */
 
-interface Part {
-  bytes: string
-  delayMs?: number
-}
-
-/** Writes the parts (each after its delay), optionally half-closes, and collects everything until the ingress closes (at most 5 s). */
-function exchange(port: number, parts: Part[], options: { halfCloseAfterMs?: number } = {}): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = connect(port, '127.0.0.1')
-    let out = ''
-    const timers: NodeJS.Timeout[] = []
-    const giveUp = setTimeout(() => {
-      s.destroy()
-      reject(new Error(`the ingress did not close the connection; it sent: ${JSON.stringify(out)}`))
-    }, 5000)
-    s.on('data', (d: Buffer) => (out += d.toString('latin1')))
-    s.on('error', () => {})
-    s.on('close', () => {
-      timers.forEach(clearTimeout)
-      clearTimeout(giveUp)
-      resolve(out)
-    })
-    let at = 0
-    for (const p of parts) {
-      at += p.delayMs ?? 0
-      timers.push(setTimeout(() => s.writable && s.write(Buffer.from(p.bytes, 'latin1')), at))
-    }
-    if (options.halfCloseAfterMs !== undefined) timers.push(setTimeout(() => s.writable && s.end(), at + options.halfCloseAfterMs))
-  })
-}
+const exchange = rawExchange
 
 interface Response {
   status: number

@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict'
 import { connect } from 'node:net'
-import { request as httpsRequest } from 'node:https'
 import { after, before, describe, test } from 'node:test'
 import { eventually } from '../src/testing/eventually.ts'
 import { checkNoLeakedHandles } from '../src/testing/leak-check.ts'
 import type { TestUpstream } from '../src/testing/test-upstream.ts'
 import { errorCodeOf, ingressRequest, startConnectedTunnel, startTestAgent, type ConnectedTunnel, type TestServer } from '../src/testing/tunnel-harness.ts'
 import type { TunnelAgent } from '../src/agent/build-agent.ts'
-import { AGENT_UPGRADE_TOKEN, formatAgentAuthorization } from '../src/protocol/index.ts'
+import { agentConnect } from '../src/testing/agent-connect.ts'
 
 checkNoLeakedHandles()
 
@@ -89,37 +88,13 @@ describe('ingress limits and error answers', () => {
   })
 
   test('failed agent authentications from one address are cut off with 429 after the limit', async () => {
-    const connectOnce = (): Promise<{ status: number; body: string }> =>
-      new Promise((resolve, reject) => {
-        const req = httpsRequest({
-          host: '127.0.0.1',
-          port: server.apiAddress.port,
-          path: '/agent/v1/connect',
-          ca: server.certificatePem,
-          servername: 'localhost',
-          agent: false,
-          headers: {
-            Connection: 'Upgrade',
-            Upgrade: AGENT_UPGRADE_TOKEN,
-            Authorization: formatAgentAuthorization(tunnel.id, Buffer.alloc(32, 5)),
-            'x-apptunnel-node-id': 'guesser',
-          },
-        })
-        req.on('response', (res) => {
-          let body = ''
-          res.on('data', (c: Buffer) => (body += c.toString()))
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
-        })
-        req.on('upgrade', () => reject(new Error('a wrong secret was accepted')))
-        req.on('error', reject)
-        req.end()
-      })
+    const connectOnce = () => agentConnect(server, tunnel.id, Buffer.alloc(32, 5))
     const statuses: number[] = []
     for (let i = 0; i < 21; i++) statuses.push((await connectOnce()).status)
     assert.deepEqual(statuses.slice(0, 20), Array(20).fill(401))
     assert.equal(statuses[20], 429)
     const last = await connectOnce()
-    assert.match(last.body, /TUN_ERR_HANDSHAKE_RATE_LIMITED/)
+    assert.equal(last.code, 'TUN_ERR_HANDSHAKE_RATE_LIMITED')
   })
 })
 

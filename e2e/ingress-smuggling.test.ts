@@ -1,29 +1,12 @@
 import assert from 'node:assert/strict'
-import { connect } from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import { checkNoLeakedHandles } from '../src/testing/leak-check.ts'
+import { rawExchange } from '../src/testing/raw-exchange.ts'
 import { startConnectedTunnel, type ConnectedTunnel } from '../src/testing/tunnel-harness.ts'
 
 checkNoLeakedHandles()
 
-/** Writes the bytes, then collects everything until the server closes (at most 5 s). */
-function exchange(port: number, bytes: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = connect(port, '127.0.0.1')
-    let out = ''
-    const giveUp = setTimeout(() => {
-      s.destroy()
-      reject(new Error(`the ingress did not close the connection; it sent: ${JSON.stringify(out)}`))
-    }, 5000)
-    s.on('data', (d: Buffer) => (out += d.toString('latin1')))
-    s.on('error', () => {})
-    s.on('close', () => {
-      clearTimeout(giveUp)
-      resolve(out)
-    })
-    s.write(Buffer.from(bytes, 'latin1'))
-  })
-}
+const exchange = rawExchange
 
 /**
  * Every attempt carries a second request to /smuggled that a lenient parser somewhere along the
