@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises'
+import { mkdir, rename, writeFile } from 'node:fs/promises'
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
 import type { Socket } from 'node:net'
 import { join } from 'node:path'
@@ -397,10 +397,15 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
       await cluster.refreshMembership()
     }
 
+    // Written aside and renamed into place: the CLI and scripts poll for this file, and one read
+    // between create and write would find it empty.
+    const infoFile = join(config.dataDir, SERVER_INFO_FILE)
+    const infoTmp = `${infoFile}.${process.pid}.tmp`
     await writeFile(
-      join(config.dataDir, SERVER_INFO_FILE),
+      infoTmp,
       JSON.stringify({ url: `https://${displayHost(apiAddress.host)}:${apiAddress.port}`, publicUrl, certificateFile: cert.certPath, ingress: `${ingressAddress.host}:${ingressAddress.port}` }, null, 2) + '\n',
     )
+    await rename(infoTmp, infoFile)
     log.info({ url: publicUrl, ingress: `${ingressAddress.host}:${ingressAddress.port}`, database: database.dialect }, 'tunnel server listening')
 
     let closing: Promise<void> | undefined
