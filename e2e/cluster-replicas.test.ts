@@ -65,6 +65,7 @@ describe('tunnel server replicas sharing one database over the cluster bus', () 
   test('cluster probe authenticates against a replica (exit 0); a wrong key file is refused (exit 1); both are counted', async () => {
     const address = b.cluster!.address
     const before = b.cluster!.stats.server.total()
+    const windowStart = new Date().toISOString()
     const ok = await cli(['cluster', 'probe', address, '--data-dir', dirA, '--json'])
     assert.equal(ok.code, 0, ok.stderr)
     const result = JSON.parse(ok.stdout) as { ok: boolean; timeToAuthMs: number; error: unknown; peerId: string; kid: string }
@@ -87,7 +88,10 @@ describe('tunnel server replicas sharing one database over the cluster bus', () 
     assert.match(human.stderr, /^apptunnel: probe of 127\.0\.0\.1:1 failed: .* \[TUN_ERR_CLUSTER_UNREACHABLE\]\n$/)
 
     const after = b.cluster!.stats.server.total()
-    assert.equal(after.authsSuccess - before.authsSuccess, 1)
+    // A's bus link may have been dialled again meanwhile (a missed ping on a loaded machine): that
+    // handshake is counted too, and it shows as an inbound link authenticated in the window.
+    const redials = b.cluster!.status().links.filter((l) => l.direction === 'inbound' && l.since >= windowStart).length
+    assert.equal(after.authsSuccess - before.authsSuccess, 1 + redials)
     assert.equal(after.authsFailed - before.authsFailed, 1)
   })
 
