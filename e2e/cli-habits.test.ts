@@ -1,0 +1,168 @@
+import assert from 'node:assert/strict'
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { cli } from '../src/testing/cli-runner.ts'
+import { checkNoLeakedHandles } from '../src/testing/leak-check.ts'
+
+// The habits a person and a script expect of a command-line tool: shell completion, NO_COLOR,
+// errors a script can parse with --json, a short answer to a typo, and a start-up banner that says
+// where to sign in. Everything runs the real `apptunnel` binary, in the real shells.
+
+checkNoLeakedHandles()
+
+for (const tool of ['bash', 'zsh', 'fish', 'script']) {
+  const found = spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0
+  assert.ok(found, `these tests need ${tool} (Debian: ${tool === 'script' ? 'bsdutils' : tool}); .ci/run installs it`)
+}
+
+/** Runs `shell args…` with `input` on standard input; resolves with its exit code and output. */
+function shell(command: string, args: string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], env: options.env ?? process.env, timeout: 30_000 })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')))
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')))
+    child.once('error', reject)
+    child.once('close', (code) => resolve({ code, stdout, stderr }))
+    child.stdin.end(options.input ?? '')
+  })
+}
+
+describe('apptunnel completion', () => {
+  let dir: string
+  const scripts: Record<string, string> = {}
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'apptunnel-completion-'))
+    for (const sh of ['bash', 'zsh', 'fish']) {
+      const r = await cli(['completion', sh])
+      assert.equal(r.code, 0, r.stderr)
+      scripts[sh] = join(dir, `apptunnel.${sh}`)
+      await writeFile(scripts[sh]!, r.stdout)
+    }
+  })
+  after(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  test('bash: valid bash (bash -n); sourced, it registers itself and completes subcommands, options, choices and files', async () => {
+    const syntax = await shell('bash', ['-n', scripts.bash!])
+    assert.equal(syntax.code, 0, syntax.stderr)
+    // What bash does on Tab: set COMP_WORDS/COMP_CWORD and call the function `complete -p` names.
+    const probe = `
+      source ${JSON.stringify(scripts.bash)}
+      complete -p apptunnel
+      fn=$(complete -p apptunnel | sed -n 's/.*-F \\([^ ]*\\) .*/\\1/p')
+      while IFS= read -r line; do
+        eval "COMP_WORDS=($line)"
+        COMP_CWORD=$(( \${#COMP_WORDS[@]} - 1 ))
+        COMPREPLY=()
+        "$fn"
+        echo "\${COMPREPLY[*]}"
+      done`
+    const lines = [
+      `apptunnel se`,
+      `apptunnel server --lis`,
+      `apptunnel tunnel product ''`,
+      `apptunnel config verify --side ''`,
+      `apptunnel completion ''`,
+      // the value of --name is not a subcommand, even when it is spelled like one
+      `apptunnel tunnel create --name server --j`,
+      `apptunnel help tun`,
+      `apptunnel server --tls-cert ${join(dir, 'apptunnel.b')}`,
+    ]
+    const r = await shell('bash', ['--norc', '--noprofile', '-c', probe], { input: lines.join('\n') + '\n' })
+    assert.equal(r.code, 0, r.stderr)
+    const [registration, ...answers] = r.stdout.trimEnd().split('\n')
+    assert.match(registration!, /^complete -F _apptunnel apptunnel$/)
+    assert.deepEqual(answers, ['server', '--listen', 'add list remove help', 'server agent', 'bash zsh fish', '--json', 'tunnel', scripts.bash])
+  })
+
+  test('zsh: valid zsh (zsh -n); in an interactive zsh, Tab lists subcommands and options with their descriptions', async () => {
+    const syntax = await shell('zsh', ['-n', scripts.zsh!])
+    assert.equal(syntax.code, 0, syntax.stderr)
+    // zsh completes only in its line editor: drive an interactive zsh on a pseudo-terminal (zpty),
+    // load the script as a user would (compinit, then source), press Tab, read the screen.
+    const driver = (typed: string, expect: string) => `
+      zmodload zsh/zpty
+      zpty z 'zsh -f -i'
+      zpty -w z 'PS1="%% "; autoload -U compinit; compinit -u -d ${dir}/zcompdump; source ${scripts.zsh}; echo SOURCED""-OK'
+      zpty -r z out '*SOURCED-OK*'
+      zpty -w -n z $'${typed}\\t'
+      zpty -r z out ${JSON.stringify(expect)}
+      print -r -- "$out"
+      zpty -d z`
+    const listed = await shell('zsh', ['-f', '-c', driver('apptunnel tunnel product ', "*remove*--*its credential*")])
+    assert.equal(listed.code, 0, listed.stderr)
+    assert.match(listed.stdout, /add +-- allow a caller/)
+    assert.match(listed.stdout, /list +-- list a tunnel's linked products/)
+    const options = await shell('zsh', ['-f', '-c', driver('apptunnel server --ingress-', '*--ingress-public-url*--*')])
+    assert.equal(options.code, 0, options.stderr)
+    assert.match(options.stdout, /--ingress-domain +-- tunnels answer at <tunnel-id>\.<domain>/)
+    assert.match(options.stdout, /--ingress-listen +-- ingress listener/)
+  })
+
+  test('fish: valid fish (fish --no-execute); complete -C offers subcommands, options, choices, and skips option values', async () => {
+    const syntax = await shell('fish', ['--no-execute', scripts.fish!])
+    assert.equal(syntax.code, 0, syntax.stderr)
+    const ask = (line: string) => `complete -C ${JSON.stringify(line)} | string replace -r '\\t.*' ''; echo ---`
+    const r = await shell('fish', [
+      '--no-config',
+      '-c',
+      [`source ${scripts.fish}`, ask('apptunnel se'), ask('apptunnel server --lis'), ask('apptunnel tunnel product '), ask('apptunnel config verify --side '), ask('apptunnel tunnel create --name server --j')].join('; '),
+    ])
+    assert.equal(r.code, 0, r.stderr)
+    const answers = r.stdout.split('---\n').slice(0, -1).map((a) => a.trim().split('\n').sort().join(' '))
+    assert.deepEqual(answers, ['server', '--listen', 'add help list remove', 'agent server', '--json'])
+  })
+
+  test('an unknown shell is a usage error naming the three', async () => {
+    const r = await cli(['completion', 'csh'])
+    assert.equal(r.code, 2)
+    assert.match(r.stderr, /^apptunnel: .*'csh' is invalid.*bash, zsh, fish\.\nRun 'apptunnel completion --help' for the options\.\n$/)
+  })
+})
+
+describe('usage errors', () => {
+  test("an unknown option is one line with a did-you-mean and the command's --help hint, exit 2, not the whole help", async () => {
+    const r = await cli(['server', '--lisen', '127.0.0.1:0'])
+    assert.equal(r.code, 2)
+    assert.equal(r.stdout, '')
+    assert.equal(r.stderr, "apptunnel: unknown option '--lisen' for 'server' (did you mean --listen?)\nRun 'apptunnel server --help' for the options.\n")
+    const nested = await cli(['tunnel', 'product', 'add', 'x', '--name', 'n', '--nmae', 'n'])
+    assert.equal(nested.code, 2)
+    assert.equal(nested.stderr, "apptunnel: unknown option '--nmae' for 'tunnel product add' (did you mean --name?)\nRun 'apptunnel tunnel product add --help' for the options.\n")
+  })
+
+  test('an unknown command gets a did-you-mean and the --help hint of the level it was typed at, exit 2', async () => {
+    const top = await cli(['sever'])
+    assert.equal(top.code, 2)
+    assert.equal(top.stderr, "apptunnel: unknown command 'sever' (did you mean server?)\nRun 'apptunnel --help' for the commands.\n")
+    const sub = await cli(['tunnel', 'lst'])
+    assert.equal(sub.code, 2)
+    assert.equal(sub.stderr, "apptunnel: unknown command 'lst' (did you mean list?)\nRun 'apptunnel tunnel --help' for the commands.\n")
+  })
+
+  test('with --json a usage error is one JSON object on stderr, exit code unchanged (2)', async () => {
+    for (const args of [
+      ['tunnel', 'create', '--json'],
+      ['tunnel', 'list', '--json', '--jsn'],
+      ['key', 'status', '--json'],
+    ]) {
+      const r = await cli(args)
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`)
+      assert.equal(r.stdout, '')
+      assert.equal(r.stderr.split('\n').length, 2, `one line: ${r.stderr}`)
+      const parsed = JSON.parse(r.stderr) as { error: { code: string; message: string } }
+      assert.deepEqual(Object.keys(parsed), ['error'])
+      assert.deepEqual(Object.keys(parsed.error), ['code', 'message'])
+      assert.equal(parsed.error.code, 'TUN_ERR_CLI_USAGE')
+    }
+    const missing = JSON.parse((await cli(['tunnel', 'create', '--json'])).stderr) as { error: { message: string } }
+    assert.equal(missing.error.message, "required option '--name <name>' not specified")
+  })
+})
