@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict'
-import { spawn, spawnSync } from 'node:child_process'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { request } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { cli } from '../src/testing/cli-runner.ts'
+import { CLI, cli } from '../src/testing/cli-runner.ts'
+import { eventually } from '../src/testing/eventually.ts'
 import { checkNoLeakedHandles } from '../src/testing/leak-check.ts'
 
 // The habits a person and a script expect of a command-line tool: shell completion, NO_COLOR,
@@ -28,7 +30,10 @@ function shell(command: string, args: string[], options: { input?: string; env?:
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')))
     child.once('error', reject)
     child.once('close', (code) => resolve({ code, stdout, stderr }))
-    child.stdin.end(options.input ?? '')
+    // A shell that does not read its input (bash -n) may exit before the write: that is no failure.
+    child.stdin.on('error', () => {})
+    if (options.input === undefined) child.stdin.end()
+    else child.stdin.end(options.input)
   })
 }
 
@@ -164,5 +169,119 @@ describe('usage errors', () => {
     }
     const missing = JSON.parse((await cli(['tunnel', 'create', '--json'])).stderr) as { error: { message: string } }
     assert.equal(missing.error.message, "required option '--name <name>' not specified")
+  })
+})
+
+interface Launched {
+  output(): string
+  waitFor(pattern: RegExp, what: string): Promise<void>
+  stop(): Promise<number | null>
+  kill(): void
+}
+
+/** `apptunnel server` on a pseudo-terminal (util-linux `script`) or with stderr on a pipe. */
+function launchServer(dataDir: string, onTerminal: boolean, env: Record<string, string> = {}): Launched {
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, SHELL: '/bin/sh', ...env }
+  delete childEnv['APPTUNNEL_LOG_FORMAT']
+  if (!('NO_COLOR' in env)) delete childEnv['NO_COLOR']
+  const args = [CLI, 'server', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--ingress-listen', '127.0.0.1:0']
+  let child: ChildProcess
+  let output = ''
+  if (onTerminal) {
+    const command = `exec ${[process.execPath, ...args].map((s) => `'${s.replaceAll("'", "'\\''")}'`).join(' ')}`
+    child = spawn('script', ['-qfec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env: childEnv })
+    child.stdout!.on('data', (d: Buffer) => (output += d.toString('utf8')))
+  } else {
+    child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: childEnv })
+  }
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString('utf8')))
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  return {
+    output: () => output,
+    async waitFor(pattern, what) {
+      await eventually(() => pattern.test(output) || child.exitCode !== null, what, 30_000)
+      assert.match(output, pattern, `${what}; the process exited with ${child.exitCode}:\n${output}`)
+    },
+    stop() {
+      if (onTerminal) child.stdin!.write('\u0003')
+      else child.kill('SIGTERM')
+      return exited
+    },
+    kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    },
+  }
+}
+
+function httpsStatus(url: string, ca: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { ca, agent: false }, (res) => {
+      res.resume()
+      res.on('end', () => resolve(res.statusCode ?? 0))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+const SGR = /\u001b\[[0-9;]*m/
+
+describe('apptunnel server start: the ready banner, and colour only where it belongs', () => {
+  let root: string
+  const running: Launched[] = []
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'apptunnel-banner-'))
+  })
+  after(async () => {
+    for (const r of running) r.kill()
+    await rm(root, { recursive: true, force: true })
+  })
+
+  test('the banner and the "tunnel server listening" log line give the console URL and where the first credentials are', async () => {
+    const dataDir = join(root, 'pipe')
+    const server = launchServer(dataDir, false)
+    running.push(server)
+    await server.waitFor(/create a tunnel: /, 'the server is ready')
+    const out = server.output()
+    const passwordFile = join(dataDir, 'console-admin-password')
+    const tokenFile = join(dataDir, 'admin-token')
+    const consoleUrl = /^ {2}console: (https:\/\/127\.0\.0\.1:\d+\/console\/)$/m.exec(out)?.[1]
+    assert.ok(consoleUrl !== undefined, out)
+    assert.ok(out.includes(`    sign in as admin, first password in ${passwordFile} (change it: apptunnel admin set-password --data-dir ${dataDir})\n`), out)
+    assert.ok(out.includes(`    admin API token in ${tokenFile}\n`), out)
+    const listening = out
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((e) => e['msg'] === 'tunnel server listening')
+    assert.ok(listening !== undefined, out)
+    assert.equal(listening['consoleUrl'], consoleUrl)
+    assert.equal(listening['consoleUser'], 'admin')
+    assert.equal(listening['consolePasswordFile'], passwordFile)
+    assert.equal(listening['adminTokenFile'], tokenFile)
+    // the URL is the console, and the file holds its password (which never reaches the output)
+    const info = JSON.parse(await readFile(join(dataDir, 'server.json'), 'utf8')) as { certificateFile: string }
+    assert.equal(await httpsStatus(consoleUrl, await readFile(info.certificateFile, 'utf8')), 200)
+    const password = (await readFile(passwordFile, 'utf8')).trim()
+    assert.equal((await stat(passwordFile)).mode & 0o777, 0o600)
+    assert.ok(!out.includes(password))
+    assert.equal(await server.stop(), 0)
+  })
+
+  test('on a terminal: the banner, and coloured log lines; with NO_COLOR=1 the same lines without a colour code', async () => {
+    const coloured = launchServer(join(root, 'tty'), true)
+    running.push(coloured)
+    await coloured.waitFor(/create a tunnel: /, 'the server is ready on a terminal')
+    assert.match(coloured.output(), /\r?\n {2}console: https:\/\/127\.0\.0\.1:\d+\/console\/\r?\n {4}sign in as admin, first password in /)
+    assert.match(coloured.output(), SGR, 'a terminal gets colour')
+    assert.match(coloured.output(), /INFO .*tunnel server listening/)
+    assert.equal(await coloured.stop(), 0)
+
+    const plain = launchServer(join(root, 'tty'), true, { NO_COLOR: '1' })
+    running.push(plain)
+    await plain.waitFor(/create a tunnel: /, 'the server is ready on a terminal with NO_COLOR')
+    assert.doesNotMatch(plain.output(), SGR, 'NO_COLOR: no colour code at all')
+    assert.match(plain.output(), /INFO +tunnel server listening/, 'still the readable lines of a terminal')
+    assert.equal(await plain.stop(), 0)
   })
 })
