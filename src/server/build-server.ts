@@ -404,10 +404,8 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
       await cluster.refreshMembership()
     }
 
-    await writeFile(
-      join(config.dataDir, SERVER_INFO_FILE),
-      JSON.stringify({ url: `https://${displayHost(apiAddress.host)}:${apiAddress.port}`, publicUrl, certificateFile: cert.certPath, ingress: `${ingressAddress.host}:${ingressAddress.port}` }, null, 2) + '\n',
-    )
+    // Looked up before server.json is written, so that the line below follows that file at once,
+    // as it did before: a script that waits for the file finds the line right behind it.
     const existing = (file: string) => fileAccess(file).then(() => file, () => undefined)
     const entry = {
       consoleUrl: new URL(`${CLOUD_CONSOLE_PATH}/`, publicUrl).href,
@@ -415,6 +413,10 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
       consolePasswordFile: await existing(join(config.dataDir, CONSOLE_PASSWORD_FILE)),
       adminTokenFile: await existing(join(config.dataDir, ADMIN_TOKEN_FILE)),
     }
+    await writeFile(
+      join(config.dataDir, SERVER_INFO_FILE),
+      JSON.stringify({ url: `https://${displayHost(apiAddress.host)}:${apiAddress.port}`, publicUrl, certificateFile: cert.certPath, ingress: `${ingressAddress.host}:${ingressAddress.port}` }, null, 2) + '\n',
+    )
     // Paths only: the files' contents never reach a log.
     log.info({ url: publicUrl, ingress: `${ingressAddress.host}:${ingressAddress.port}`, database: database.dialect, ...entry }, 'tunnel server listening')
 
