@@ -94,6 +94,26 @@ describe('apptunnel CLI as outside scripts use it', () => {
     }
   })
 
+  test('with --json a server error is one JSON object {error: {code, message}} on stderr, nothing on stdout, exit code unchanged', async () => {
+    const first = await cli(['tunnel', 'create', '--name', 'json errors', '--data-dir', dataDir])
+    assert.equal(first.code, 0, first.stderr)
+    const human = await cli(['tunnel', 'create', '--name', 'json errors', '--data-dir', dataDir])
+    const dup = await cli(['tunnel', 'create', '--name', 'json errors', '--json', '--data-dir', dataDir])
+    assert.equal(dup.code, human.code)
+    assert.equal(dup.code, 1)
+    assert.equal(dup.stdout, '')
+    assert.match(dup.stderr, /^\{.*\}\n$/)
+    const { error } = JSON.parse(dup.stderr) as { error: { code: string; message: string } }
+    assert.equal(error.code, 'TUN_ERR_TUNNEL_NAME_TAKEN')
+    assert.equal(`apptunnel: ${error.message} [${error.code}]\n`, human.stderr, 'the same message a person reads')
+    const missing = await cli(['tunnel', 'show', 'aaaaaaaaaaaaaaaa', '--json', '--data-dir', dataDir])
+    assert.equal(missing.code, 1)
+    assert.equal((JSON.parse(missing.stderr) as { error: { code: string } }).error.code, 'TUN_ERR_TUNNEL_NOT_FOUND')
+    const unreachable = await cli(['tunnel', 'list', '--json', '--server', 'https://127.0.0.1:1', '--token', 'x'])
+    assert.equal(unreachable.code, 1)
+    assert.equal((JSON.parse(unreachable.stderr) as { error: { code: string } }).error.code, 'TUN_ERR_SERVER_UNREACHABLE')
+  })
+
   test('the 101st tunnel of an org is refused with a clear error', async () => {
     const token = (await readFile(join(dataDir, 'admin-token'), 'utf8')).trim()
     const target = { url: info.url, token, ca: await readFile(info.certificateFile, 'utf8') }

@@ -65,6 +65,8 @@ test('without APPTUNNEL_DEBUG there is no debug line; APPTUNNEL_LOG_FORMAT=prett
   assert.doesNotMatch(stderr, /DEBUG/)
   assert.match(stderr, /^\d\d:\d\d:\d\d\.\d{3} {2}INFO {2}.*tunnel server listening/m)
   assert.ok(!stderr.split('\n').some((l) => l.startsWith('{')), 'no JSON lines')
+  // readable lines, but standard error is a pipe here: no colour, whatever NO_COLOR says
+  assert.doesNotMatch(stderr, /\u001b\[/)
 })
 
 test('an unknown debug module is refused before the server starts, naming the modules', async () => {

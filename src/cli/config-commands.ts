@@ -3,6 +3,7 @@ import { CONFIG_SIDES, readConfigFile, type ConfigFile, type ConfigSide, type So
 import { EMPTY_LAYER, fileLayer, formatIssue, loadConfigFromSources, optionsOfSide, type ConfigLayer } from '../config/config-sources.ts'
 import { TunnelError, isTunnelError } from '../errors/index.ts'
 import { runCommand } from './run-command.ts'
+import { printError } from './output.ts'
 
 interface ConfigCommandOptions {
   config?: string
@@ -80,7 +81,7 @@ async function verify(o: ConfigCommandOptions): Promise<void> {
     process.stdout.write(lines.join('\n') + '\n')
   }
   if (lines.length > 0) {
-    process.stderr.write(`apptunnel: ${path}: ${lines.length} problem${lines.length === 1 ? '' : 's'} [TUN_ERR_CONFIG_INVALID]\n`)
+    printError('TUN_ERR_CONFIG_INVALID', `${path}: ${lines.length} problem${lines.length === 1 ? '' : 's'}`)
     process.exitCode = 2
   }
 }

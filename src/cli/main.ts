@@ -1,8 +1,9 @@
-import { Command } from 'commander'
 import { VERSION } from '../version.ts'
 import { registerAdminCommands } from './admin-commands.ts'
 import { registerAgentCommand } from './agent-start.ts'
+import { AppCommand } from './app-command.ts'
 import { registerClusterCommands } from './cluster-commands.ts'
+import { registerCompletionCommand } from './completion.ts'
 import { registerConfigCommands } from './config-commands.ts'
 import { registerDemoCommand } from './demo.ts'
 import { registerDoctorCommand } from './doctor-command.ts'
@@ -11,13 +12,11 @@ import { registerServerCommand } from './server-start.ts'
 import { registerTokenCommands } from './token-commands.ts'
 import { registerTunnelCommands } from './tunnel-commands.ts'
 
-const program = new Command()
+const program = new AppCommand()
 program
   .name('apptunnel')
   .description('Self-hosted application tunnel: reach an app in a private network through an outbound TLS connection')
   .version(VERSION)
-  .showHelpAfterError()
-  .configureOutput({ outputError: (str, write) => write(`apptunnel: ${str.replace(/^error: /, '')}`) })
   .exitOverride((err) => {
     process.exit(err.exitCode === 0 ? 0 : 2)
   })
@@ -32,5 +31,7 @@ registerConfigCommands(program)
 registerDemoCommand(program)
 registerDoctorCommand(program)
 registerAdminCommands(program)
+// Last: the completion script is generated from every command registered above.
+registerCompletionCommand(program)
 
 await program.parseAsync(process.argv)

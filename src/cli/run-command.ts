@@ -1,17 +1,18 @@
 import { isTunnelError } from '../errors/index.ts'
+import { printError } from './output.ts'
 
 /**
- * Runs a command body and turns any failure into one line on stderr and a non-zero exit code:
- * a person sees what is wrong and its code, never a stack trace.
+ * Runs a command body and turns any failure into one line on stderr (JSON with --json) and a
+ * non-zero exit code: a person sees what is wrong and its code, never a stack trace.
  */
 export function runCommand(body: () => Promise<void>): Promise<void> {
   return body().catch((err: unknown) => {
     if (isTunnelError(err)) {
-      process.stderr.write(`apptunnel: ${err.message} [${err.code}]\n`)
+      printError(err.code, err.message)
       process.exitCode = err.code === 'TUN_ERR_CLI_USAGE' || err.code === 'TUN_ERR_CONFIG_INVALID' ? 2 : 1
     } else {
       const e = err as NodeJS.ErrnoException
-      process.stderr.write(`apptunnel: unexpected error: ${e?.message ?? String(err)}${e?.code ? ` [${e.code}]` : ''}\n`)
+      printError('TUN_ERR_INTERNAL', `unexpected error: ${e?.message ?? String(err)}${e?.code ? ` [${e.code}]` : ''}`, { showCode: false })
       if (process.env.APPTUNNEL_DEBUG_STACK === '1' && e?.stack) process.stderr.write(e.stack + '\n')
       process.exitCode = 1
     }

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { Writable } from 'node:stream'
 import { test } from 'node:test'
 import { createLogger, logOptionsFromEnv } from './logger.ts'
+import { colorAllowed } from './pretty-lines.ts'
 
 test('secrets are redacted at the top level, one and two levels down, and in the credential header', () => {
   let out = ''
@@ -72,4 +73,12 @@ test('pretty format: one readable line per entry, secrets still redacted', () =>
   assert.equal(c.text().split('\n').length, 2, 'one line')
   assert.match(line, /^\d\d:\d\d:\d\d\.\d{3} {2}WARN {3}ingress {2}caller refused {2}tunnelId=t1 secret=\[redacted\] note="two words"$/)
   assert.ok(!line.includes('S-pretty'))
+})
+
+test('colour only on a terminal, and never with NO_COLOR set to anything but the empty string (no-color.org)', () => {
+  assert.equal(colorAllowed({ isTTY: true }, {}), true)
+  assert.equal(colorAllowed({ isTTY: true }, { NO_COLOR: '' }), true)
+  for (const value of ['1', '0', 'true', 'false', 'yes']) assert.equal(colorAllowed({ isTTY: true }, { NO_COLOR: value }), false, `NO_COLOR=${value}`)
+  assert.equal(colorAllowed({ isTTY: false }, {}), false)
+  assert.equal(colorAllowed({}, {}), false)
 })

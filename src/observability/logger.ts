@@ -1,6 +1,6 @@
 import { pino, type Logger, type LevelWithSilent } from 'pino'
 import { TunnelError } from '../errors/index.ts'
-import { prettyLines } from './pretty-lines.ts'
+import { colorAllowed, prettyLines } from './pretty-lines.ts'
 import { aboveProgress } from './terminal-progress.ts'
 
 export type { Logger }
@@ -63,7 +63,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     if ((all || (typeof component === 'string' && debugComponents.has(component))) && child.levelVal > pino.levels.values['debug']!) child.level = 'debug'
   }
   const sink = options.destination ?? pino.destination({ fd: 2, sync: true })
-  const lines = options.format === 'pretty' ? prettyLines(sink, { color: options.destination === undefined && process.stderr.isTTY === true }) : sink
+  const lines = options.format === 'pretty' ? prettyLines(sink, { color: options.destination === undefined && colorAllowed(process.stderr) }) : sink
   // A line logged during a migration or a drain would otherwise be glued to the progress line.
   const out = options.destination === undefined && process.stderr.isTTY === true ? aboveProgress(lines, process.stderr) : lines
   return pino(

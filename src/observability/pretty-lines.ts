@@ -6,6 +6,15 @@ const RESET = '\u001b[0m'
 const DIM = '\u001b[2m'
 
 /**
+ * Whether colour may be written to `stream`: only to a terminal, and never when NO_COLOR is set to
+ * anything but the empty string (no-color.org). Logs piped to a file or a collector stay plain.
+ */
+export function colorAllowed(stream: { isTTY?: boolean | undefined }, env: NodeJS.ProcessEnv = process.env): boolean {
+  const noColor = env['NO_COLOR']
+  return stream.isTTY === true && (noColor === undefined || noColor === '')
+}
+
+/**
  * A pino destination that turns each JSON line into one line a person reads on a terminal:
  * `12:04:05.123 INFO  ingress  message  key=value …`. It formats what pino already serialised and
  * redacted, so nothing can appear here that the JSON would not show.

@@ -1,4 +1,4 @@
-import { mkdir, rename, writeFile } from 'node:fs/promises'
+import { access as fileAccess, mkdir, rename, writeFile } from 'node:fs/promises'
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
 import type { Socket } from 'node:net'
 import { join } from 'node:path'
@@ -15,11 +15,12 @@ import { tlsPolicy } from '../transport/tls-policy.ts'
 import { AccessPolicies } from './ingress/access-policies.ts'
 import { LinkedProductService } from './tunnels/linked-product-service.ts'
 import { AdminApi } from './admin-api/admin-api.ts'
-import { CloudConsole } from './console/cloud-console.ts'
+import { CLOUD_CONSOLE_PATH, CloudConsole } from './console/cloud-console.ts'
 import { ApiTokenService } from './admin-api/api-token-service.ts'
+import { BOOTSTRAP_USERNAME, CONSOLE_PASSWORD_FILE } from '../web/bootstrap-admin.ts'
 import { AgentGateway } from './agent-gateway/agent-gateway.ts'
 import { SessionRegistry } from './agent-gateway/session-registry.ts'
-import { SERVER_INFO_FILE, bootstrapOrg } from './bootstrap.ts'
+import { ADMIN_TOKEN_FILE, SERVER_INFO_FILE, bootstrapOrg } from './bootstrap.ts'
 import { HostRouter } from './ingress/host-router.ts'
 import { OncePerInterval } from './ingress/once-per-interval.ts'
 import { IngressServer } from './ingress/ingress-server.ts'
@@ -47,6 +48,12 @@ export interface TunnelServer {
   readonly cluster: ClusterNode | undefined
   /** the plain-HTTP /metrics, /healthz and /readyz listener, when started with metricsListen */
   readonly metricsAddress: { host: string; port: number } | undefined
+  /**
+   * Where a person starts: the cloud console's URL, and the files holding the first credentials
+   * (undefined when the file is not in this data directory: changed and deleted, or written by the
+   * replica that started first).
+   */
+  readonly entry: { consoleUrl: string; consoleUser: string; consolePasswordFile: string | undefined; adminTokenFile: string | undefined }
   applicationLinkUrl(tunnelId: string): string
   /** Drains (ingress first, then agent sessions, each up to drainTimeoutMs) and closes everything; idempotent. */
   close(): Promise<void>
@@ -397,6 +404,15 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
       await cluster.refreshMembership()
     }
 
+    // Looked up before server.json is written, so that the line below follows that file at once,
+    // as it did before: a script that waits for the file finds the line right behind it.
+    const existing = (file: string) => fileAccess(file).then(() => file, () => undefined)
+    const entry = {
+      consoleUrl: new URL(`${CLOUD_CONSOLE_PATH}/`, publicUrl).href,
+      consoleUser: BOOTSTRAP_USERNAME,
+      consolePasswordFile: await existing(join(config.dataDir, CONSOLE_PASSWORD_FILE)),
+      adminTokenFile: await existing(join(config.dataDir, ADMIN_TOKEN_FILE)),
+    }
     // Written aside and renamed into place: the CLI and scripts poll for this file, and one read
     // between create and write would find it empty.
     const infoFile = join(config.dataDir, SERVER_INFO_FILE)
@@ -406,7 +422,8 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
       JSON.stringify({ url: `https://${displayHost(apiAddress.host)}:${apiAddress.port}`, publicUrl, certificateFile: cert.certPath, ingress: `${ingressAddress.host}:${ingressAddress.port}` }, null, 2) + '\n',
     )
     await rename(infoTmp, infoFile)
-    log.info({ url: publicUrl, ingress: `${ingressAddress.host}:${ingressAddress.port}`, database: database.dialect }, 'tunnel server listening')
+    // Paths only: the files' contents never reach a log.
+    log.info({ url: publicUrl, ingress: `${ingressAddress.host}:${ingressAddress.port}`, database: database.dialect, ...entry }, 'tunnel server listening')
 
     let closing: Promise<void> | undefined
     const close = (): Promise<void> =>
@@ -442,6 +459,7 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
       sourceLimits,
       cluster,
       metricsAddress: metricsListener?.address,
+      entry,
       applicationLinkUrl,
       close,
     }
