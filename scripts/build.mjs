@@ -40,11 +40,7 @@ export function bundleIsStale(root = ROOT) {
  * of lines) and a read-only checkout or another user's one is an ordinary case, not a crash.
  */
 export async function cannotBuild(root = ROOT) {
-  try {
-    await import('esbuild')
-  } catch {
-    return 'esbuild is not installed (a production install: `npm ci` installs it)'
-  }
+  if (!(await hasEsbuild())) return 'esbuild is not installed (a production install: `npm ci` installs it)'
   const dist = join(root, 'dist')
   const target = existsSync(dist) ? dist : root
   try {
@@ -53,6 +49,15 @@ export async function cannotBuild(root = ROOT) {
     return `${target} is not writable (${err.code})`
   }
   return undefined
+}
+
+async function hasEsbuild() {
+  try {
+    await import('esbuild')
+    return true
+  } catch {
+    return false
+  }
 }
 
 /**
@@ -99,8 +104,10 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   // npm runs `prepare` for `npm pack` and `npm publish` too: a package gets exactly one build.
   const packing = process.env.npm_command === 'pack' || process.env.npm_command === 'publish'
   const reason = await cannotBuild()
-  if (reason !== undefined && (process.env.npm_config_omit ?? '').includes('dev') && !packing) {
-    // `npm ci --omit=dev` in a checkout asks for no build tools; fail at run time, not the install.
+  const installing = process.env.npm_command === 'install' || process.env.npm_command === 'ci'
+  if (reason !== undefined && installing && !(await hasEsbuild())) {
+    // `npm ci --omit=dev` (or NODE_ENV=production) in a checkout asks for no build tools: the CLI
+    // then says the bundle is missing, but the install itself succeeds as asked.
     process.stderr.write(`apptunnel build: not bundling src/ (${reason}); install the package from \`npm pack\` instead\n`)
     process.exit(0)
   }
