@@ -165,7 +165,8 @@ try {
   const config = join(home, 'server.yaml')
   writeFileSync(config, `dataDir: ${serverData}\nlisten: 127.0.0.1:${httpsPort}\ningressListen: 127.0.0.1:${ingressPort}\n`)
   const [serverCmd, ...serverArgs] = forDoc(doc.server).replace('/etc/apptunnel/server.yaml', config).split(' ')
-  const server = start('server', serverCmd, serverArgs, nobodyEnv())
+  // With the memory cap of docs/operations.md, "Memory", which must reach the bundle through the bin.
+  const server = start('server', serverCmd, serverArgs, nobodyEnv({ NODE_OPTIONS: '--max-semi-space-size=1' }))
 
   const upstream = createServer((_req, res) => res.end('installed-upstream'))
   await new Promise((r) => upstream.listen(0, '127.0.0.1', r))
