@@ -134,21 +134,23 @@ try {
   if (existsSync(join(headers, 'node.h'))) env.npm_config_nodedir = join(headers, '..', '..')
   else console.log('# note: no Node.js headers next to node; node-gyp may fetch them from nodejs.org')
 
+  const checked = new Set()
   for (const line of doc.install) {
     step(`docs/operations.md: ${line}`)
     const out = run('bash', ['-euo', 'pipefail', '-c', forDoc(line)], { env, timeout: INSTALL_MS })
     process.stdout.write(out.split('\n').slice(-3).join('\n') + '\n')
+    // The package is checked as soon as it exists: a wrong one fails before the long install.
+    for (const t of readdirSync(ROOT).filter((f) => /^apptunnel-.*\.tgz$/.test(f) && !checked.has(f))) {
+      checked.add(t)
+      step(`package contents: ${t}`)
+      const files = run('tar', ['tzf', join(ROOT, t)]).trim().split('\n').map((f) => f.replace(/^package\//, ''))
+      const unwanted = files.filter((f) => /\.ts$/.test(f) || /^(e2e|bench|scripts|\.ci|docs|test-)/.test(f) || f.includes('/testing/'))
+      if (unwanted.length > 0) fail(`the package carries what does not run: ${unwanted.join(', ')}`)
+      for (const f of ['bin/apptunnel.js', 'dist/apptunnel.mjs', 'package.json']) if (!files.includes(f)) fail(`the package lacks ${f}`)
+      console.log(`${files.length} files`)
+    }
   }
-  const tarballs = readdirSync(ROOT).filter((f) => /^apptunnel-.*\.tgz$/.test(f))
-  for (const t of tarballs) {
-    step(`package contents: ${t}`)
-    const files = run('tar', ['tzf', join(ROOT, t)]).trim().split('\n').map((f) => f.replace(/^package\//, ''))
-    const unwanted = files.filter((f) => /\.ts$/.test(f) || /^(e2e|bench|scripts|\.ci|docs|test-)/.test(f) || f.includes('/testing/'))
-    if (unwanted.length > 0) fail(`the package carries what does not run: ${unwanted.join(', ')}`)
-    for (const f of ['bin/apptunnel.js', 'dist/apptunnel.mjs', 'package.json']) if (!files.includes(f)) fail(`the package lacks ${f}`)
-    console.log(`${files.length} files`)
-    rmSync(join(ROOT, t))
-  }
+  if (checked.size === 0) fail('the Install commands of docs/operations.md made no package')
 
   const bin = join(prefix, 'bin', 'apptunnel')
   run('chmod', ['-R', 'a-w', prefix])
@@ -205,6 +207,7 @@ try {
   console.error(err instanceof Error ? err.message : err)
 } finally {
   for (const c of children) if (c.child.exitCode === null && c.child.signalCode === null) c.child.kill('SIGKILL')
+  for (const f of readdirSync(ROOT)) if (/^apptunnel-.*\.tgz$/.test(f)) rmSync(join(ROOT, f))
   spawnSync('chmod', ['-R', 'u+w', work])
   rmSync(work, { recursive: true, force: true })
 }
