@@ -40,6 +40,7 @@ export function registerServerCommand(program: Command): void {
     .option('--api-request-timeout-ms <ms>', 'HTTPS listener: a whole request must arrive within this time (default 60000)', int)
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent', 'info')
     .option('--metrics-listen <host:port>', 'plain HTTP listener for /metrics, /healthz and /readyz (off by default; no authentication: keep it private)')
+    .option('--access-log <file>', 'append one JSON line per ingress request to this file (created 0600), or - for standard output; reopened on SIGHUP (off by default)')
     .option('--cluster-node-id <id>', 'cluster node id of this replica (default: kept in the data directory)')
   addClusterOptions(command).action((opts: Record<string, string | number | undefined>, cmd: Command) =>
       runCommand(async () => {
@@ -70,6 +71,7 @@ export function registerServerCommand(program: Command): void {
           apiRequestTimeoutMs: o.apiRequestTimeoutMs,
           logLevel: o.logLevel,
           metricsListen: o.metricsListen,
+          accessLog: o.accessLog,
           clusterNodeId: o.clusterNodeId,
           ...clusterOptionValues(o),
         })
@@ -82,6 +84,8 @@ export function registerServerCommand(program: Command): void {
         process.stderr.write(
           `apptunnel server ready\n  admin API and agent endpoint: ${server.publicUrl}\n  ingress: http://${server.ingressAddress.host}:${server.ingressAddress.port} (tunnels at http://<tunnel-id>.${config.ingressDomain}:${server.ingressAddress.port}/)\n  data directory: ${config.dataDir}\n${server.cluster === undefined ? '' : `  cluster node ${server.cluster.nodeId}: bus at ${server.cluster.address}\n`}${server.metricsAddress === undefined ? '' : `  metrics and health: http://${server.metricsAddress.host}:${server.metricsAddress.port}/metrics, /healthz, /readyz\n`}  create a tunnel: apptunnel tunnel create --name NAME --data-dir ${config.dataDir}\n`,
         )
+        // logrotate's postrotate sends SIGHUP: the access log starts a fresh file.
+        if (config.accessLog !== undefined) process.on('SIGHUP', () => server.reopenLogs())
         await closeOnSignal(() => server.close())
       }),
     )
