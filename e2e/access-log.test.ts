@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { connect } from 'node:net'
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
+import { mkdtemp, readFile, rename, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
+import { CLI, cli } from '../src/testing/cli-runner.ts'
 import { eventually } from '../src/testing/eventually.ts'
 import { checkNoLeakedHandles } from '../src/testing/leak-check.ts'
 import { rawExchange } from '../src/testing/raw-exchange.ts'
@@ -189,5 +191,90 @@ describe('access log (--access-log): one JSON line per caller request', () => {
     await closed
     const [line] = await newLines(before, 1)
     assert.deepEqual([line!.path, line!.status, line!.bytesOut, line!.code, line!.incomplete], ['/never', null, 0, null, true])
+  })
+})
+
+/**
+ * Runs `apptunnel server` with extra flags; `exchange(get)` makes requests through `get(path)`
+ * (an unknown tunnel: a 404 the ingress answers itself, needing no agent). Returns the stdout.
+ */
+async function withServerProcess(flags: string[], exchange: (get: (path: string) => Promise<number>, pid: number) => Promise<void>): Promise<string> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'apptunnel-access-cli-'))
+  const child = spawn(process.execPath, [CLI, 'server', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--ingress-listen', '127.0.0.1:0', '--log-level', 'warn', ...flags], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString('utf8')))
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString('utf8')))
+  try {
+    const deadline = Date.now() + 20_000
+    let info: { ingress: string } | undefined
+    while (info === undefined) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`the server did not start: ${stderr}`)
+      info = await readFile(join(dataDir, 'server.json'), 'utf8').then((t) => JSON.parse(t) as { ingress: string }, () => undefined)
+      if (info === undefined) await new Promise((r) => setTimeout(r, 50))
+    }
+    const port = Number(info.ingress.split(':').pop())
+    const get = async (path: string): Promise<number> => {
+      const answer = await rawExchange(port, `GET ${path} HTTP/1.1\r\nHost: nosuchtunnel.localhost\r\nConnection: close\r\n\r\n`)
+      return Number(answer.slice(9, 12))
+    }
+    await exchange(get, child.pid!)
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = once(child, 'exit')
+      child.kill('SIGTERM')
+      await exited
+    }
+    await rm(dataDir, { recursive: true, force: true })
+  }
+  return stdout
+}
+
+describe('access log from the command line', () => {
+  test('off by default: the server writes no line anywhere', async () => {
+    const stdout = await withServerProcess([], async (get) => {
+      assert.equal(await get('/a?x=1'), 404)
+    })
+    assert.equal(stdout, '')
+  })
+
+  test('--access-log -: the lines go to standard output', async () => {
+    const stdout = await withServerProcess(['--access-log', '-'], async (get) => {
+      assert.equal(await get('/a?x=1'), 404)
+      assert.equal(await get('/b'), 404)
+    })
+    const lines = stdout.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Line)
+    assert.deepEqual(lines.map((l) => [l.path, l.status, l.code, l.tunnel]), [
+      ['/a', 404, 'TUN_ERR_INGRESS_UNKNOWN_TUNNEL', 'nosuchtunnel'],
+      ['/b', 404, 'TUN_ERR_INGRESS_UNKNOWN_TUNNEL', 'nosuchtunnel'],
+    ])
+  })
+
+  test('SIGHUP after logrotate moved the file: later lines go to a fresh file at the same path', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'apptunnel-access-rotate-'))
+    const file = join(dir, 'access.log')
+    try {
+      await withServerProcess(['--access-log', file], async (get, pid) => {
+        assert.equal(await get('/before'), 404)
+        await eventually(async () => (await readLines(file)).length === 1, 'the first line')
+        await rename(file, `${file}.1`)
+        process.kill(pid, 'SIGHUP')
+        await eventually(async () => (await stat(file).catch(() => undefined)) !== undefined, 'the file reopened')
+        assert.equal(await get('/after'), 404)
+        await eventually(async () => (await readLines(file)).length === 1, 'the line after the rotation')
+      })
+      assert.deepEqual((await readLines(`${file}.1`)).map((l) => l.path), ['/before'])
+      assert.deepEqual((await readLines(file)).map((l) => l.path), ['/after'])
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  test('a file that cannot be opened stops the start with the option named', async () => {
+    const r = await cli(['server', '--data-dir', join(tmpdir(), 'apptunnel-never-started-access'), '--listen', '127.0.0.1:0', '--ingress-listen', '127.0.0.1:0', '--access-log', join(tmpdir(), 'no-such-dir-apptunnel', 'access.log')])
+    assert.notEqual(r.code, 0)
+    assert.match(r.stderr, /accessLog: cannot open .*no-such-dir-apptunnel.*: no such directory/)
   })
 })
