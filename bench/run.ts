@@ -306,31 +306,40 @@ async function measureAccessLog(load: Child, upstreamPort: number, progress: Pro
     agents.push(await startBenchAgent(b.key, upstreamPort, 'bench-logged'))
     await waitForStatus(plain, [a.id], 'CONNECTED', 20_000)
     await waitForStatus(withLog, [b.id], 'CONNECTED', 20_000)
-    const targets = { direct: { port: plain.ingressPort, host: a.host }, other: { port: withLog.ingressPort, host: b.host }, otherName: 'access log on', directName: 'access log off' }
-    const serverUs: number[] = []
-    const r = await alternate<RequestsResult>(
-      load,
-      progress,
-      '100-byte GET, 50 connections',
-      targets,
-      (t) => ({ kind: 'requests', target: t, path: '/small', connections: 50, durationMs: plan.durationMs, warmupMs: plan.warmupMs }),
-      plan.durationMs + plan.warmupMs + 30_000,
-      (res, cpu) => serverUs.push((cpu.server * 1000) / res.totalRequests),
-      { server: withLog.proc.pid, agent: agents[1]!.pid },
-      rounds,
-    )
-    for (const res of [...r.direct, ...r.other]) if (res.errors > 0) throw new Error(`${res.errors} requests failed in the access log rounds`)
-    const off = spread(r.direct.map((x) => x.rps))
-    const on = spread(r.other.map((x) => x.rps))
+    const sides = {
+      off: { target: { port: plain.ingressPort, host: a.host }, pids: [plain.proc.pid, agents[0]!.pid], runs: [] as RequestsResult[], serverUs: [] as number[], tunnelUs: [] as number[] },
+      on: { target: { port: withLog.ingressPort, host: b.host }, pids: [withLog.proc.pid, agents[1]!.pid], runs: [] as RequestsResult[], serverUs: [] as number[], tunnelUs: [] as number[] },
+    }
+    for (let round = 0; round < rounds; round++) {
+      for (const which of round % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const)) {
+        const side = sides[which]
+        progress.step(`100-byte GET, 50 connections · access log ${which} · round ${round + 1}/${rounds}`)
+        const [s0, a0] = side.pids.map(cpuMs) as [number, number]
+        const res = await load.call<RequestsResult>(
+          { kind: 'requests', target: side.target, path: '/small', connections: 50, durationMs: plan.durationMs, warmupMs: plan.warmupMs },
+          plan.durationMs + plan.warmupMs + 30_000,
+        )
+        const [s1, a1] = side.pids.map(cpuMs) as [number, number]
+        if (res.errors > 0) throw new Error(`${res.errors} requests failed in the access log rounds`)
+        side.runs.push(res)
+        side.serverUs.push(((s1 - s0) * 1000) / res.totalRequests)
+        side.tunnelUs.push(((s1 - s0 + a1 - a0) * 1000) / res.totalRequests)
+      }
+    }
+    const off = spread(sides.off.runs.map((x) => x.rps))
+    const on = spread(sides.on.runs.map((x) => x.rps))
     // Paired by round: each "on" against the "off" measured next to it, so drift of the machine cancels.
-    const ratios = r.other.map((x, i) => x.rps / r.direct[i]!.rps)
-    const ratio = spread(ratios)
+    const ratio = spread(sides.on.runs.map((x, i) => x.rps / sides.off.runs[i]!.rps))
+    const extraServerUs = spread(sides.on.serverUs.map((x, i) => x - sides.off.serverUs[i]!))
     const logBytes = (await stat(join(dataDir, 'access.log'))).size
     rows.push({ figure: 'access log: requests/s, 100-byte GET, c=50 (direct column: log off; tunnel column: log on)', unit: 'rps', direct: off, tunnel: on, higherIsBetter: true })
-    rows.push({ figure: '… p99 latency, log off / on', unit: 'ms', direct: spread(r.direct.map((x) => x.p99Ms)), tunnel: spread(r.other.map((x) => x.p99Ms)), higherIsBetter: false })
+    rows.push({ figure: '… p99 latency, log off / on', unit: 'ms', direct: spread(sides.off.runs.map((x) => x.p99Ms)), tunnel: spread(sides.on.runs.map((x) => x.p99Ms)), higherIsBetter: false })
     rows.push({ figure: '… requests/s with the log over without, paired by round', unit: '×', tunnel: ratio })
-    rows.push({ figure: '… server CPU per request with the log', unit: 'µs', tunnel: spread(serverUs) })
+    rows.push({ figure: '… server CPU per request, log off / on', unit: 'µs', direct: spread(sides.off.serverUs), tunnel: spread(sides.on.serverUs), higherIsBetter: false })
+    rows.push({ figure: '… server CPU per request the log adds, paired by round', unit: 'µs', tunnel: extraServerUs })
+    rows.push({ figure: '… tunnel CPU per request (server + agent), log off / on', unit: 'µs', direct: spread(sides.off.tunnelUs), tunnel: spread(sides.on.tunnelUs), higherIsBetter: false })
     rows.push({ figure: '… access log written', unit: 'MiB', tunnel: { median: logBytes / 2 ** 20, min: Number.NaN, max: Number.NaN } })
+    json.accessLogExtraServerUs = r2(extraServerUs.median)
     json.accessLogRpsRatio = Math.round(ratio.median * 1000) / 1000
     json.accessLogOffRps = Math.round(off.median)
     json.accessLogOnRps = Math.round(on.median)
