@@ -77,7 +77,7 @@ function q(s: string | null | undefined): string {
 export class AccessLog {
   readonly #path: string | undefined
   readonly #log: Logger
-  readonly #maxChars: number
+  readonly #maxBytes: number
   #fd: number
   /** the chunk lines are encoded into, and its bytes used; allocated on the first line after a write */
   #chunk: Buffer | undefined
@@ -106,7 +106,7 @@ export class AccessLog {
     this.#fd = fd
     this.#path = path
     this.#log = deps.log
-    this.#maxChars = deps.maxBufferedBytes ?? ACCESS_LOG_MAX_BUFFERED_BYTES
+    this.#maxBytes = deps.maxBufferedBytes ?? ACCESS_LOG_MAX_BUFFERED_BYTES
   }
 
   /** Opens (creates 0600, or appends to) `destination`, or standard output for `-`; fails at once when it cannot. */
@@ -144,7 +144,7 @@ export class AccessLog {
       (s?.peerId === undefined ? '' : `,"forwardedTo":${q(s.peerId)}`) +
       (conn.forwardedFrom === undefined ? '' : `,"forwardedFrom":${q(conn.forwardedFrom)}`) +
       (incomplete === true ? ',"incomplete":true}\n' : '}\n')
-    if (this.#pendingBytes + line.length > this.#maxChars) {
+    if (this.#pendingBytes + line.length > this.#maxBytes) {
       this.#dropped++
       if (this.#warnNow()) {
         this.#log.warn({ dropped: this.#dropped - this.#droppedReported, droppedTotal: this.#dropped }, 'access log cannot keep up; lines dropped')
