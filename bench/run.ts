@@ -1,12 +1,14 @@
 /**
- * `npm run bench [-- --quick] [-- --no-write] [-- --profile]`
+ * `npm run bench [-- --quick] [-- --no-write] [-- --profile] [-- --access-log-only]`
  *
  * Starts one upstream app, and a full tunnel (server and agent through the real CLI, each in its
  * own process) in front of it, then measures the direct path and the tunnel in the same run,
  * alternating their order round by round. Prints a table with each tunnel figure's ratio to direct,
  * writes the results into docs/performance.md (full runs), and ends with one JSON line.
  */
-import { cpus, totalmem, release } from 'node:os'
+import { mkdtemp, stat } from 'node:fs/promises'
+import { cpus, totalmem, release, tmpdir } from 'node:os'
+import { join } from 'node:path'
 import type { BulkResult, Job, RequestsResult, Target, WsResult } from './load-client.ts'
 import { forkChild, type Child } from './lib/children.ts'
 import { cpuMs, rssKiB, sampleRss } from './lib/proc-stats.ts'
@@ -19,19 +21,21 @@ import { sshPeerInstalled, startSshPeer } from './lib/ssh-peer.ts'
 
 const argv = new Set(process.argv.slice(2))
 for (const a of argv) {
-  if (!['--quick', '--no-write', '--write', '--profile', '--profile-only', '--help'].includes(a)) {
-    process.stderr.write(`bench: unknown option ${a} (known: --quick, --no-write, --write, --profile, --profile-only)\n`)
+  if (!['--quick', '--no-write', '--write', '--profile', '--profile-only', '--access-log-only', '--help'].includes(a)) {
+    process.stderr.write(`bench: unknown option ${a} (known: --quick, --no-write, --write, --profile, --profile-only, --access-log-only)\n`)
     process.exit(2)
   }
 }
 if (argv.has('--help')) {
-  process.stdout.write('npm run bench [-- --quick] [-- --no-write] [-- --profile | --profile-only]\n')
+  process.stdout.write('npm run bench [-- --quick] [-- --no-write] [-- --profile | --profile-only | --access-log-only]\n')
   process.exit(0)
 }
 const quick = argv.has('--quick')
 const profileOnly = argv.has('--profile-only')
 const profile = profileOnly || argv.has('--profile')
-const write = argv.has('--write') || (!quick && !profileOnly && !argv.has('--no-write'))
+/** only the access log's cost: two fresh tunnels, one with --access-log, alternating at c=50 */
+const accessLogOnly = argv.has('--access-log-only')
+const write = argv.has('--write') || (!quick && !profileOnly && !accessLogOnly && !argv.has('--no-write'))
 
 const plan = quick
   ? { rounds: 2, concurrency: [1, 50], durationMs: 2500, warmupMs: 500, getBytes: 256 * 2 ** 20, postBytes: 64 * 2 ** 20, ws: false, sessions: 0, restartTunnels: 0, sshPeer: false }
@@ -43,10 +47,11 @@ interface Figures {
 }
 
 async function main(): Promise<void> {
-  const steps = profileOnly ? 4 :
+  const steps = profileOnly ? 4 : accessLogOnly ? 2 + ACCESS_LOG_ROUNDS_ALONE * 2 :
     3 +
     plan.rounds * (plan.concurrency.length + 2 + (plan.ws ? 1 : 0) + (plan.sshPeer && sshPeerInstalled() ? 3 : 0)) * 2 +
     (plan.restartTunnels > 0 ? 2 : 0) +
+    1 + plan.rounds * 2 * 2 +
     1 +
     (profile ? 2 : 0)
   const progress = new Progress(steps)
@@ -61,6 +66,12 @@ async function main(): Promise<void> {
     const load = await forkChild('load-client.ts')
     children.push(load)
 
+    if (accessLogOnly) {
+      const figures = await measureAccessLog(load, upstreamPort, progress, ACCESS_LOG_ROUNDS_ALONE)
+      progress.done()
+      process.stdout.write(`\n${renderTable(figures.rows)}\n${JSON.stringify(figures.json)}\n`)
+      return
+    }
     if (profileOnly) {
       progress.step('profiling server and agent under c=50 small GETs')
       const a = await profileRun({ upstreamPort, load, kind: 'requests', durationMs: 5000 })
@@ -92,6 +103,10 @@ async function main(): Promise<void> {
       figures.rows.push(...fleet.rows)
       Object.assign(figures.json, fleet.json)
     }
+
+    const access = await measureAccessLog(load, upstreamPort, progress, plan.rounds * 2)
+    figures.rows.push(...access.rows)
+    Object.assign(figures.json, access.json)
 
     progress.step('cluster bus handshakes')
     const cluster = await measureClusterHandshakes(quick)
@@ -136,17 +151,18 @@ async function alternate<T>(
   load: Child,
   progress: Progress,
   label: string,
-  targets: { direct: Target; other: Target; otherName: string },
+  targets: { direct: Target; other: Target; otherName: string; directName?: string },
   job: (t: Target) => Job,
   timeoutMs: number,
   onOther?: (r: T, cpu: { server: number; agent: number }) => void,
   pids?: { server: number; agent: number },
+  rounds = plan.rounds,
 ): Promise<{ direct: T[]; other: T[] }> {
   const out = { direct: [] as T[], other: [] as T[] }
-  for (let round = 0; round < plan.rounds; round++) {
+  for (let round = 0; round < rounds; round++) {
     const order: Array<'direct' | 'other'> = round % 2 === 0 ? ['direct', 'other'] : ['other', 'direct']
     for (const which of order) {
-      progress.step(`${label} · ${which === 'direct' ? 'direct' : targets.otherName} · round ${round + 1}/${plan.rounds}`)
+      progress.step(`${label} · ${which === 'direct' ? (targets.directName ?? 'direct') : targets.otherName} · round ${round + 1}/${rounds}`)
       const s0 = pids === undefined ? 0 : cpuMs(pids.server)
       const a0 = pids === undefined ? 0 : cpuMs(pids.agent)
       const result = await load.call<T>(job(which === 'direct' ? targets.direct : targets.other), timeoutMs)
@@ -263,6 +279,74 @@ async function measureSshPeer(load: Child, direct: Target, upstreamPort: number,
     }
   } finally {
     await peer.stop()
+  }
+  return { rows, json }
+}
+
+const ACCESS_LOG_ROUNDS_ALONE = 8
+
+/**
+ * What `--access-log` costs: two fresh servers, each with its own agent in front of the same app,
+ * one writing the access log to a file in its data directory; c=50 small GETs alternate between
+ * them round by round (which goes first alternates too). The "direct" column is the tunnel
+ * without the log, the "tunnel" column the one with it.
+ */
+async function measureAccessLog(load: Child, upstreamPort: number, progress: Progress, rounds: number): Promise<Figures> {
+  const rows: Row[] = []
+  const json: Record<string, number> = {}
+  progress.step('starting two tunnels, one with --access-log')
+  const plain = await startBenchServer()
+  const dataDir = await mkdtemp(join(tmpdir(), 'apptunnel-bench-access-'))
+  const withLog = await startBenchServer({ dataDir, args: ['--access-log', join(dataDir, 'access.log')] })
+  const agents: ProductProcess[] = []
+  try {
+    const a = await plain.createTunnel('plain')
+    const b = await withLog.createTunnel('logged')
+    agents.push(await startBenchAgent(a.key, upstreamPort, 'bench-plain'))
+    agents.push(await startBenchAgent(b.key, upstreamPort, 'bench-logged'))
+    await waitForStatus(plain, [a.id], 'CONNECTED', 20_000)
+    await waitForStatus(withLog, [b.id], 'CONNECTED', 20_000)
+    const sides = {
+      off: { target: { port: plain.ingressPort, host: a.host }, pids: [plain.proc.pid, agents[0]!.pid], runs: [] as RequestsResult[], serverUs: [] as number[], tunnelUs: [] as number[] },
+      on: { target: { port: withLog.ingressPort, host: b.host }, pids: [withLog.proc.pid, agents[1]!.pid], runs: [] as RequestsResult[], serverUs: [] as number[], tunnelUs: [] as number[] },
+    }
+    for (let round = 0; round < rounds; round++) {
+      for (const which of round % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const)) {
+        const side = sides[which]
+        progress.step(`100-byte GET, 50 connections · access log ${which} · round ${round + 1}/${rounds}`)
+        const [s0, a0] = side.pids.map(cpuMs) as [number, number]
+        const res = await load.call<RequestsResult>(
+          { kind: 'requests', target: side.target, path: '/small', connections: 50, durationMs: plan.durationMs, warmupMs: plan.warmupMs },
+          plan.durationMs + plan.warmupMs + 30_000,
+        )
+        const [s1, a1] = side.pids.map(cpuMs) as [number, number]
+        if (res.errors > 0) throw new Error(`${res.errors} requests failed in the access log rounds`)
+        side.runs.push(res)
+        side.serverUs.push(((s1 - s0) * 1000) / res.totalRequests)
+        side.tunnelUs.push(((s1 - s0 + a1 - a0) * 1000) / res.totalRequests)
+      }
+    }
+    const off = spread(sides.off.runs.map((x) => x.rps))
+    const on = spread(sides.on.runs.map((x) => x.rps))
+    // Paired by round: each "on" against the "off" measured next to it, so drift of the machine cancels.
+    const ratio = spread(sides.on.runs.map((x, i) => x.rps / sides.off.runs[i]!.rps))
+    const extraServerUs = spread(sides.on.serverUs.map((x, i) => x - sides.off.serverUs[i]!))
+    const logBytes = (await stat(join(dataDir, 'access.log'))).size
+    rows.push({ figure: 'access log: requests/s, 100-byte GET, c=50 (direct column: log off; tunnel column: log on)', unit: 'rps', direct: off, tunnel: on, higherIsBetter: true })
+    rows.push({ figure: '… p99 latency, log off / on', unit: 'ms', direct: spread(sides.off.runs.map((x) => x.p99Ms)), tunnel: spread(sides.on.runs.map((x) => x.p99Ms)), higherIsBetter: false })
+    rows.push({ figure: '… requests/s with the log over without, paired by round', unit: '×', tunnel: ratio })
+    rows.push({ figure: '… server CPU per request, log off / on', unit: 'µs', direct: spread(sides.off.serverUs), tunnel: spread(sides.on.serverUs), higherIsBetter: false })
+    rows.push({ figure: '… server CPU per request the log adds, paired by round', unit: 'µs', tunnel: extraServerUs })
+    rows.push({ figure: '… tunnel CPU per request (server + agent), log off / on', unit: 'µs', direct: spread(sides.off.tunnelUs), tunnel: spread(sides.on.tunnelUs), higherIsBetter: false })
+    rows.push({ figure: '… access log written', unit: 'MiB', tunnel: { median: logBytes / 2 ** 20, min: Number.NaN, max: Number.NaN } })
+    json.accessLogExtraServerUs = r2(extraServerUs.median)
+    json.accessLogRpsRatio = Math.round(ratio.median * 1000) / 1000
+    json.accessLogOffRps = Math.round(off.median)
+    json.accessLogOnRps = Math.round(on.median)
+  } finally {
+    for (const p of agents) await p.stop().catch(() => {})
+    await plain.dispose().catch(() => {})
+    await withLog.dispose().catch(() => {})
   }
   return { rows, json }
 }

@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { request } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import type { TunnelAgent } from '../src/agent/build-agent.ts'
 import { eventually } from '../src/testing/eventually.ts'
@@ -44,15 +47,22 @@ describe('a replica without a session of a tunnel forwards its callers to one th
   let b: TestServer
   let upstream: TestUpstream
   let database: string
+  let logDir: string
   const agents: TunnelAgent[] = []
+  const accessLines = async (r: TestServer) =>
+    (await readFile(join(logDir, `${r.cluster!.nodeId}.log`), 'utf8'))
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
 
   before(async () => {
     database = await pg.url()
     upstream = await startTestUpstream()
-    a = await startTestServer({ ...CLUSTER, clusterNodeId: 'replica-a', database })
+    logDir = await mkdtemp(join(tmpdir(), 'apptunnel-forward-access-'))
+    a = await startTestServer({ ...CLUSTER, clusterNodeId: 'replica-a', database, accessLog: join(logDir, 'replica-a.log') })
     // The first replica of a cluster, with no tunnel connected anywhere, is ready on its own.
     assert.equal((await readyz(a)).status, 200)
-    b = await startTestServer({ ...CLUSTER, clusterNodeId: 'replica-b', database })
+    b = await startTestServer({ ...CLUSTER, clusterNodeId: 'replica-b', database, accessLog: join(logDir, 'replica-b.log') })
     await eventually(() => a.cluster!.status().links.length === 1 && b.cluster!.status().links.length === 1, 'replicas linked')
   })
   after(async () => {
@@ -61,6 +71,7 @@ describe('a replica without a session of a tunnel forwards its callers to one th
     await a?.dispose()
     await upstream?.close()
     await pg.dispose()
+    if (logDir !== undefined) await rm(logDir, { recursive: true, force: true })
   })
 
   test('through the replica without a session: 200 via the other, the access rules and the app see the original caller', async (ctx) => {
@@ -86,6 +97,23 @@ describe('a replica without a session of a tunnel forwards its callers to one th
     assert.equal(forwarded.status, 200, forwarded.body)
     const headers = JSON.parse(forwarded.body) as Record<string, string>
     assert.equal(headers['x-forwarded-for'], '127.0.0.2', 'the app sees the original caller')
+
+    // Each replica's access log has the request once: the forwarding one names where it sent it,
+    // the serving one where it came from, both with the original caller.
+    const served = (l: Record<string, unknown>) => l['path'] === '/headers' && l['status'] === 200 && l['client'] === '127.0.0.2'
+    let sent: Array<Record<string, unknown>> = []
+    let received: Array<Record<string, unknown>> = []
+    await eventually(async () => {
+      sent = (await accessLines(other)).filter(served)
+      received = (await accessLines(holder)).filter((l) => served(l) && l['forwardedFrom'] !== undefined)
+      return sent.length === 1 && received.length === 1
+    }, 'the forwarded request in both access logs')
+    assert.equal(sent[0]!['forwardedTo'], holder.cluster!.nodeId)
+    assert.match(String(sent[0]!['session']), /^forward-/)
+    assert.equal(sent[0]!['forwardedFrom'], undefined)
+    assert.equal(received[0]!['forwardedFrom'], other.cluster!.nodeId)
+    assert.equal(received[0]!['session'], holder.registry.sessionsOf(t.id)[0]!.info.sessionId)
+    assert.equal(received[0]!['node'], 'onprem-1')
 
     // A caller the policy does not admit is refused through the forwarding replica too.
     assert.equal((await getFrom('127.0.0.3', other.ingressAddress.port, t.hostHeader)).status, 403)

@@ -76,10 +76,10 @@ export interface BenchServer {
   dispose(): Promise<void>
 }
 
-export async function startBenchServer(opts: { nodeArgs?: string[]; dataDir?: string } = {}): Promise<BenchServer> {
+export async function startBenchServer(opts: { nodeArgs?: string[]; dataDir?: string; args?: string[] } = {}): Promise<BenchServer> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'apptunnel-bench-')))
   const listening = (line: string): boolean => line.includes('"tunnel server listening"')
-  const args = (api: string, ingress: string): string[] => ['server', '--data-dir', dataDir, '--listen', api, '--ingress-listen', ingress, '--log-level', 'info']
+  const args = (api: string, ingress: string): string[] => ['server', '--data-dir', dataDir, '--listen', api, '--ingress-listen', ingress, '--log-level', 'info', ...(opts.args ?? [])]
   let proc = await spawnCli(args('127.0.0.1:0', '127.0.0.1:0'), opts.nodeArgs ?? [], listening)
   const admin = await resolveAdminTarget({ dataDir })
   const info = JSON.parse(await (await import('node:fs/promises')).readFile(join(dataDir, 'server.json'), 'utf8')) as { url: string; ingress: string }

@@ -42,6 +42,7 @@ export function registerServerCommand(program: Command): void {
     .option('--api-request-timeout-ms <ms>', 'HTTPS listener: a whole request must arrive within this time (default 60000)', int)
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent', 'info')
     .option('--metrics-listen <host:port>', 'plain HTTP listener for /metrics, /healthz and /readyz (off by default; no authentication: keep it private)')
+    .option('--access-log <file>', 'append one JSON line per ingress request to this file (created 0600), or - for standard output; reopened on SIGHUP (off by default)')
     .option('--cluster-node-id <id>', 'cluster node id of this replica (default: kept in the data directory)')
   addClusterOptions(command).action((opts: Record<string, string | number | undefined>, cmd: Command) =>
       runCommand(async () => {
@@ -72,6 +73,7 @@ export function registerServerCommand(program: Command): void {
           apiRequestTimeoutMs: o.apiRequestTimeoutMs,
           logLevel: o.logLevel,
           metricsListen: o.metricsListen,
+          accessLog: o.accessLog,
           clusterNodeId: o.clusterNodeId,
           ...clusterOptionValues(o),
         })
@@ -82,6 +84,8 @@ export function registerServerCommand(program: Command): void {
         const log = createLogger({ level: config.logLevel, name: 'apptunnel-server', ...logOptionsFromEnv() })
         const server = await startServer(config, { log, terminal: process.stderr })
         process.stderr.write(readyBanner(server, config))
+        // logrotate's postrotate sends SIGHUP: the access log starts a fresh file.
+        if (config.accessLog !== undefined) process.on('SIGHUP', () => server.reopenLogs())
         await closeOnSignal(() => server.close())
       }),
     )

@@ -67,6 +67,8 @@ export const serverConfigSchema = withCrossFieldChecks(
       maxHeadBytes: z.number().int().min(1024).max(1024 * 1024).default(16 * 1024),
       maxHeaderCount: z.number().int().min(8).max(1000).default(100),
       logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      /** one JSON line per ingress request appended to this file, or `-` for standard output; off when absent */
+      accessLog: z.string().min(1).max(4096).optional(),
       /** plain HTTP listener for /metrics, /healthz and /readyz, HOST:PORT; off when absent */
       metricsListen: listenAddressString(z).optional(),
       /** metrics listener: a request head must arrive within this time of the connection or the last request */

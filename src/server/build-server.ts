@@ -12,6 +12,7 @@ import { ApiTokenRepository, AuditRepository, LinkedProductRepository, OrgReposi
 import { spkiPin } from '../transport/certificate-pin.ts'
 import { loadOrCreateCertificate } from '../transport/self-signed-certificate.ts'
 import { tlsPolicy } from '../transport/tls-policy.ts'
+import { AccessLog } from './ingress/access-log.ts'
 import { AccessPolicies } from './ingress/access-policies.ts'
 import { LinkedProductService } from './tunnels/linked-product-service.ts'
 import { AdminApi } from './admin-api/admin-api.ts'
@@ -55,6 +56,8 @@ export interface TunnelServer {
    */
   readonly entry: { consoleUrl: string; consoleUser: string; consolePasswordFile: string | undefined; adminTokenFile: string | undefined }
   applicationLinkUrl(tunnelId: string): string
+  /** Starts a fresh access log file at the same path (SIGHUP, after logrotate moved the old one); a no-op without one. */
+  reopenLogs(): void
   /** Drains (ingress first, then agent sessions, each up to drainTimeoutMs) and closes everything; idempotent. */
   close(): Promise<void>
 }
@@ -269,6 +272,9 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
     })
 
     const sourceLimits = new SourceLimits(config.maxConnectionsPerSource)
+    // Opened before the ingress exists and closed after it: every request it serves gets its line.
+    const accessLog = config.accessLog === undefined ? undefined : await AccessLog.open(config.accessLog, { log: log.child({ component: 'ingress' }) })
+    if (accessLog !== undefined) cleanups.push(() => accessLog.close())
     const ingress = new IngressServer({
       registry,
       router,
@@ -303,6 +309,7 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
               log: log.child({ component: 'replica-forward' }),
             }),
       sourceLimits,
+      accessLog,
     })
 
     // Cluster bus: another replica deleted a tunnel → drop its sessions here too, no polling.
@@ -461,6 +468,7 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
       metricsAddress: metricsListener?.address,
       entry,
       applicationLinkUrl,
+      reopenLogs: () => accessLog?.reopen(),
       close,
     }
   } catch (err) {

@@ -43,6 +43,8 @@ export class RequestFramer {
   private held: Buffer[] = []
   private heldBytes = 0
   private readonly guard = new FramerGuard('RequestFramer')
+  /** Bytes of the last head parsed, as received (start line through the blank line). */
+  lastHeadBytes = 0
 
   constructor(callbacks: RequestFramerCallbacks, limits?: Partial<Http1Limits>) {
     this.callbacks = callbacks
@@ -116,6 +118,7 @@ export class RequestFramer {
           const text = this.scanner.scan(chunk, pos)
           if (text === undefined) return
           pos = this.scanner.endOffset
+          this.lastHeadBytes = text.length
           const head = parseRequestHead(this.scanner.headBytes, this.scanner.headOffset, text)
           this.scanner.releaseHead()
           this.startMessage(head)

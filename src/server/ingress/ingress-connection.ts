@@ -18,6 +18,7 @@ import type { SessionRegistry } from '../agent-gateway/session-registry.ts'
 import type { HostRouter } from './host-router.ts'
 import type { OncePerInterval } from './once-per-interval.ts'
 import { rewriteRequestHeaders } from './request-head-policy.ts'
+import type { AccessLog, AccessLogConnection, AccessRecord } from './access-log.ts'
 import type { SourceLimits } from './source-limits.ts'
 
 export interface IngressTimeouts {
@@ -65,6 +66,10 @@ export interface IngressConnectionDeps {
   forwardedFor?: string | undefined
   /** connections per (tunnel, source address); absent: no cap */
   sourceLimits?: SourceLimits | undefined
+  /** one line per request (`--access-log`); absent: none */
+  accessLog?: AccessLog | undefined
+  /** set on a connection a replica forwarded: that replica's node id (the access log says so) */
+  forwardedVia?: string | undefined
 }
 
 /** RFC 9110 §9.2.2: a client may repeat these automatically, so the ingress may too. */
@@ -82,6 +87,8 @@ interface PendingRequest {
   headAtMs: number
   /** asked to switch protocols: the only request a 101 may answer */
   upgrade: boolean
+  /** its access log line, while the access log is on */
+  access: AccessRecord | undefined
 }
 
 /** A refusal of a request that must wait until every earlier request has had its answer. */
@@ -162,12 +169,25 @@ export class IngressConnection {
   #clientEnded = false
   /** the upstream bytes being parsed were sent with no request outstanding: they are dropped */
   #unsolicited = false
+  readonly #access: AccessLog | undefined
+  #accessConn: AccessLogConnection | undefined
+  /** access line of the last complete head not yet in #pending (like #headAtMs) */
+  #headRecord: AccessRecord | undefined
+  /** access line of the response now under way (or of the 101 that made the connection raw) */
+  #responding: AccessRecord | undefined
+  /** the code the connection failed with, for the lines of requests it leaves unanswered */
+  #failCode: string | undefined
 
   constructor(socket: Socket, deps: IngressConnectionDeps) {
     this.#socket = socket
     this.#deps = deps
     this.#metrics = deps.metrics ?? NO_INGRESS_METRICS
     this.#clientAddress = deps.forwardedFor ?? (socket.remoteAddress ?? 'unknown').replace(/^::ffff:/, '')
+    this.#access = deps.accessLog
+    if (this.#access !== undefined) {
+      const self = this
+      this.#accessConn = { get tunnelId() { return self.#tunnelId }, clientAddress: this.#clientAddress, forwardedFrom: deps.forwardedVia }
+    }
     socket.setNoDelay(true)
     socket.setTimeout(deps.timeouts.idleTimeoutMs, () => this.#fail(new TunnelError('TUN_ERR_HTTP_REQUEST_TIMEOUT', 'connection idle for too long'), true))
     this.#requests = new RequestFramer(
@@ -213,6 +233,7 @@ export class IngressConnection {
     this.#metrics.bytesReceived(chunk.length)
     if (this.#closed || this.#queued !== undefined) return
     if (this.#raw) {
+      if (this.#responding !== undefined) this.#responding.bytesIn += chunk.length
       this.#toUpstream(chunk)
       return
     }
@@ -240,6 +261,7 @@ export class IngressConnection {
 
   #onRequestHead(head: RequestHead): void {
     this.#headAtMs = this.#metrics.now()
+    if (this.#access !== undefined) this.#headRecord = this.#access.begin(head.method, head.target, this.#requests.lastHeadBytes)
     this.#clearHeadTimer()
     if (head.method === 'CONNECT') throw new TunnelError('TUN_ERR_HTTP_BAD_REQUEST', 'CONNECT is not supported by the ingress')
     if (!head.target.startsWith('/') && !(head.target === '*' && head.method === 'OPTIONS')) {
@@ -266,9 +288,10 @@ export class IngressConnection {
     const bytes = serializeRequestHead({ method: head.method, target: head.target, versionMinor: head.versionMinor, headers })
     const bodyless = head.body.kind === 'none' || (head.body.kind === 'length' && head.body.length === 0)
     this.#responses.expect(head.method)
-    const request: PendingRequest = { head: bytes, replayable: bodyless && !head.upgrade && IDEMPOTENT_METHODS.has(head.method), headAtMs: this.#headAtMs, upgrade: head.upgrade }
+    const request: PendingRequest = { head: bytes, replayable: bodyless && !head.upgrade && IDEMPOTENT_METHODS.has(head.method), headAtMs: this.#headAtMs, upgrade: head.upgrade, access: this.#headRecord }
     this.#pending.push(request)
     this.#headAtMs = NaN
+    this.#headRecord = undefined
     if (!head.keepAlive) this.#keepAlive = false
     this.#toUpstream(bytes)
     if (!bodyless) this.#inBody = request
@@ -454,6 +477,7 @@ export class IngressConnection {
     if (chunk.length > 0) this.#awaitingContinue = false
     const last = this.#pending[this.#pending.length - 1]
     if (last !== undefined && chunk.length > 0) last.replayable = false
+    if (this.#inBody?.access !== undefined) this.#inBody.access.bytesIn += chunk.length
     this.#toUpstream(chunk)
   }
 
@@ -548,6 +572,10 @@ export class IngressConnection {
   #toClient(bytes: Buffer): void {
     if (bytes.length === 0) return
     this.#metrics.bytesSent(bytes.length)
+    if (this.#access !== undefined) {
+      const record = this.#responding ?? this.#pending[0]?.access
+      if (record !== undefined) record.bytesOut += bytes.length
+    }
     this.#socket.write(bytes)
   }
 
@@ -633,12 +661,21 @@ export class IngressConnection {
       this.#queued.answeredByApp = true
     }
     this.#metrics.responseStarted(head.statusCode, answered?.headAtMs ?? NaN)
+    if (answered?.access !== undefined) {
+      answered.access.status = head.statusCode
+      answered.access.session = this.#session?.info
+      this.#responding = answered.access
+    }
     if (!head.keepAlive) this.#keepAlive = false
     this.#toClient(raw)
   }
 
   #onResponseEnd(): void {
     this.#responseInProgress = false
+    if (this.#responding !== undefined) {
+      this.#access!.write(this.#responding, this.#accessConn!)
+      this.#responding = undefined
+    }
     if (this.#requests.state === 'awaiting-upgrade' && this.#pending.length === 0) {
       // The upstream answered the upgrade request without switching: go on parsing requests.
       queueMicrotask(() => {
@@ -792,17 +829,48 @@ export class IngressConnection {
       // The request answered is the oldest unanswered one, or a head refused before it was sent on.
       this.#metrics.responseStarted(e.httpStatus, this.#pending[0]?.headAtMs ?? this.#headAtMs)
       this.#metrics.bytesSent(response.length)
+      if (this.#access !== undefined) this.#accessRefused(e, response.length)
       this.#socket.end(response)
       // A client that never reads must not hold the socket forever.
       setTimeout(() => this.#socket.destroy(), 5000).unref()
     } else {
       this.#socket.destroy()
     }
+    this.#failCode ??= e.code
     this.#close(true)
+  }
+
+  /** The ingress answers a request itself: its line, with the code. */
+  #accessRefused(e: TunnelError, bytes: number): void {
+    // The oldest request sent on and unanswered, else the head refused before it was sent on.
+    const sent = this.#pending[0]
+    const answered = sent !== undefined ? sent.access : this.#headRecord
+    if (sent !== undefined) sent.access = undefined
+    else this.#headRecord = undefined
+    // A connection that idled out between requests answers no request: no line.
+    const record = answered ?? (e.code === 'TUN_ERR_HTTP_REQUEST_TIMEOUT' && this.#requests.bufferedHeadBytes === 0 ? undefined : this.#access!.begin(null, null, 0))
+    if (record === undefined) return
+    if (sent !== undefined) record.session ??= this.#session?.info
+    record.status = e.httpStatus
+    record.bytesOut += bytes
+    this.#access!.write(record, this.#accessConn!, e.code)
+  }
+
+  /** The connection ends: requests it leaves without a whole answer get their lines now. */
+  #accessUnfinished(): void {
+    const access = this.#access!
+    const conn = this.#accessConn!
+    if (this.#responding !== undefined) access.write(this.#responding, conn, this.#failCode, !this.#raw)
+    for (const p of this.#pending) if (p.access !== undefined) access.write(p.access, conn, this.#failCode, true)
+    if (this.#headRecord !== undefined) access.write(this.#headRecord, conn, this.#failCode, true)
+    this.#responding = undefined
+    this.#headRecord = undefined
+    for (const p of this.#pending) p.access = undefined
   }
 
   #close(abortStream = true): void {
     this.#closed = true
+    if (this.#access !== undefined) this.#accessUnfinished()
     this.#clearHeadTimer()
     this.#clearUpstreamTimer()
     clearTimeout(this.#bodyTimer)

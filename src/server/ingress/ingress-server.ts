@@ -29,12 +29,12 @@ export class IngressServer {
    * listener): served like one accepted here, with the caller's address from the forward header
    * and no forwarding of its own, so a connection is forwarded at most once.
    */
-  acceptForwarded(socket: Socket, forwarded: { clientAddress: string }, rest: Buffer): void {
+  acceptForwarded(socket: Socket, forwarded: { clientAddress: string; via?: string }, rest: Buffer): void {
     if (!this.#server.listening) {
       socket.destroy()
       return
     }
-    const conn = new IngressConnection(socket, { ...this.#deps, forwarder: undefined, forwardedFor: forwarded.clientAddress })
+    const conn = new IngressConnection(socket, { ...this.#deps, forwarder: undefined, forwardedFor: forwarded.clientAddress, forwardedVia: forwarded.via })
     this.#connections.set(conn, socket)
     socket.once('close', () => this.#connections.delete(conn))
     if (rest.length > 0) socket.unshift(rest)

@@ -76,7 +76,8 @@ type AssertSurface<T extends IngressSessionSurface> = T
 export type CheckedAgentSession = AssertSurface<Omit<AgentSession, 'openRelay'> & { openRelay(a: string, h: RelayStreamHandlers): RelayStream }>
 
 class ForwardSession implements IngressSessionSurface {
-  readonly info: { sessionId: string }
+  /** peerId: the replica the caller's bytes go to, once connected (the access log names it) */
+  readonly info: { sessionId: string; peerId?: string }
   readonly #tunnelId: string
   readonly #deps: ReplicaForwarderDeps
   #stream: ForwardStream | undefined
@@ -103,9 +104,18 @@ class ForwardSession implements IngressSessionSurface {
 
   openRelay(clientAddress: string, handlers: RelayStreamHandlers): ForwardStream {
     if (this.#stream !== undefined) throw new TunnelError('TUN_ERR_INTERNAL', 'a forwarded connection carries one relay stream')
-    const stream = new ForwardStream(this.#tunnelId, clientAddress, handlers, this.#deps, (err) => {
-      this.#closeReason ??= err
-    })
+    const stream = new ForwardStream(
+      this.#tunnelId,
+      clientAddress,
+      handlers,
+      this.#deps,
+      (err) => {
+        this.#closeReason ??= err
+      },
+      (peerId) => {
+        this.info.peerId = peerId
+      },
+    )
     this.#stream = stream
     return stream
   }
@@ -117,6 +127,7 @@ class ForwardStream implements IngressStreamSurface {
   readonly #handlers: RelayStreamHandlers
   readonly #deps: ReplicaForwarderDeps
   readonly #onLost: (err: TunnelError) => void
+  readonly #onPeer: (peerId: string) => void
   /** where the bytes go once known: a peer's connection, or a relay stream of a local session */
   #socket: Socket | undefined
   #local: RelayStream | undefined
@@ -129,12 +140,13 @@ class ForwardStream implements IngressStreamSurface {
   #replayable = true
   #retry: NodeJS.Timeout | undefined
 
-  constructor(tunnelId: string, clientAddress: string, handlers: RelayStreamHandlers, deps: ReplicaForwarderDeps, onLost: (err: TunnelError) => void) {
+  constructor(tunnelId: string, clientAddress: string, handlers: RelayStreamHandlers, deps: ReplicaForwarderDeps, onLost: (err: TunnelError) => void, onPeer: (peerId: string) => void) {
     this.#tunnelId = tunnelId
     this.#clientAddress = clientAddress
     this.#handlers = handlers
     this.#deps = deps
     this.#onLost = onLost
+    this.#onPeer = onPeer
     void this.#route(Date.now() + FORWARD_WAIT_MS)
   }
 
@@ -272,6 +284,7 @@ class ForwardStream implements IngressStreamSurface {
 
   #attach({ socket, sendKey }: ForwardChannel, peerId: string, deadline: number, peers: readonly string[]): void {
     this.#socket = socket
+    this.#onPeer(peerId)
     socket.setNoDelay(true)
     const refused = (): void => {
       // Closed before its accept byte: the peer never served it (draining): try again.
