@@ -107,7 +107,9 @@ describe('a replica without a session of a tunnel forwards its callers to one th
       sent = (await accessLines(other)).filter(served)
       received = (await accessLines(holder)).filter((l) => served(l) && l['forwardedFrom'] !== undefined)
       return sent.length === 1 && received.length === 1
-    }, 'the forwarded request in both access logs')
+    }, 'the forwarded request in both access logs').catch(async (err: unknown) => {
+      throw new Error(`${String(err)}; forwarding replica: ${JSON.stringify(await accessLines(other))}; serving replica: ${JSON.stringify(await accessLines(holder))}`)
+    })
     assert.equal(sent[0]!['forwardedTo'], holder.cluster!.nodeId)
     assert.match(String(sent[0]!['session']), /^forward-/)
     assert.equal(sent[0]!['forwardedFrom'], undefined)
