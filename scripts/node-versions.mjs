@@ -38,8 +38,8 @@ import { fileURLToPath } from 'node:url'
 /**
  * The tests that exercise what differs between Node lines: real TLS (OpenSSL and tls defaults),
  * net/http parsing at the ingress, the session framing over sockets, the native SQLite driver and
- * the pg client, child processes of the CLI bundle, and the cluster bus crypto. The pure protocol
- * and fuzz tests add time and little Node surface.
+ * the pg client, child processes of the CLI bundle, the cluster bus crypto, and replicas on
+ * PostgreSQL. The pure protocol and fuzz tests add time and little Node surface.
  */
 const CORE_TESTS = [
   'e2e/tunnel-core.test.ts',
