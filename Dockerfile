@@ -16,14 +16,18 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 ENV npm_config_nodedir=/usr/local npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
 WORKDIR /src
+# The sources come in before `npm ci`, which runs the package's own lifecycle scripts too.
 COPY package.json package-lock.json ./
-RUN npm ci
 COPY bin ./bin
 COPY src ./src
-# Bundles src/ into dist/ (bin/apptunnel.js builds it when it is missing or older than the sources).
-# With an npm build script this becomes `npm run build`.
-RUN node bin/apptunnel.js --version \
+# `node bin/apptunnel.js --version` bundles src/ into dist/ (it builds the bundle when it is missing
+# or older than the sources); with an npm build script it becomes `npm run build`.
+RUN npm ci \
+ && node bin/apptunnel.js --version \
  && npm prune --omit=dev
+# The consoles' pages, scripts and stylesheets, which the server reads from the package's source
+# tree at run time: every file of src/ that is not TypeScript.
+RUN mkdir -p /runtime && find src -type f ! -name '*.ts' -exec cp --parents {} /runtime \;
 
 FROM ${NODE_IMAGE}
 ENV NODE_ENV=production \
@@ -38,7 +42,11 @@ COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/bin ./bin
 COPY --from=build /src/dist ./dist
-RUN mkdir -p /var/lib/apptunnel && chown node:node /var/lib/apptunnel && chmod 0700 /var/lib/apptunnel
+COPY --from=build /runtime/src ./src
+# `apptunnel` on the PATH, for `docker exec CONTAINER apptunnel tunnel create …`.
+RUN printf '#!/bin/sh\nexec node /opt/apptunnel/dist/apptunnel.mjs "$@"\n' >/usr/local/bin/apptunnel \
+ && chmod 0755 /usr/local/bin/apptunnel \
+ && mkdir -p /var/lib/apptunnel && chown node:node /var/lib/apptunnel && chmod 0700 /var/lib/apptunnel
 USER node
 VOLUME /var/lib/apptunnel
 # 8443: HTTPS (admin API, consoles, agent endpoint); 8080: ingress; 9464: /healthz, /readyz, /metrics.

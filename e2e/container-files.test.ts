@@ -96,7 +96,13 @@ describe('Dockerfile', () => {
     assert.ok(stages.length >= 2, 'multi-stage')
     const copies = final.filter((i) => i.keyword === 'COPY')
     assert.ok(copies.length > 0 && copies.every((c) => c.args.startsWith('--from=')), 'the final stage copies only from the build stage')
-    assert.ok(!copies.some((c) => /\/src\/src\b/.test(c.args)), 'no TypeScript sources in the final stage')
+    // Of the source tree only the consoles' static files, which the server reads at run time.
+    assert.deepEqual(
+      copies.filter((c) => / \.\/src$/.test(c.args)).map((c) => c.args),
+      ['--from=build /runtime/src ./src'],
+      'no TypeScript sources in the final stage',
+    )
+    assert.ok(stages[0]!.some((i) => i.keyword === 'RUN' && i.args.includes("find src -type f ! -name '*.ts' -exec cp --parents {} /runtime")))
     assert.ok(copies.some((c) => /node_modules/.test(c.args)) && copies.some((c) => /\/dist\b/.test(c.args)))
     const build = stages[0]!.map((i) => i.args).join('\n')
     assert.match(build, /npm ci/)
