@@ -23,10 +23,11 @@ skip() {
 need=()
 command -v podman >/dev/null 2>&1 || need+=(podman)
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+command -v runc >/dev/null 2>&1 || need+=(runc)
 if [ ${#need[@]} -gt 0 ]; then
   { timeout 120 apt-get update -qq &&
     DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq --no-install-recommends \
-      "${need[@]}" crun conmon netavark aardvark-dns iptables >/dev/null; } ||
+      "${need[@]}" conmon netavark aardvark-dns iptables >/dev/null; } ||
     skip "apt-get install ${need[*]} failed"
 fi
 podman info >/dev/null 2>&1 || skip "podman info fails: $(podman info 2>&1 | tail -n 1)"
