@@ -18,12 +18,12 @@ ENV npm_config_nodedir=/usr/local npm_config_update_notifier=false npm_config_fu
 WORKDIR /src
 # The sources come in before `npm ci`, which runs the package's own lifecycle scripts too.
 COPY package.json package-lock.json ./
+COPY scripts/build.mjs ./scripts/build.mjs
 COPY bin ./bin
 COPY src ./src
-# `node bin/apptunnel.js --version` bundles src/ into dist/ (it builds the bundle when it is missing
-# or older than the sources); with an npm build script it becomes `npm run build`.
+# `npm ci` runs the package's `prepare` script, which bundles src/ into dist/ (scripts/build.mjs).
 RUN npm ci \
- && node bin/apptunnel.js --version \
+ && test -f dist/apptunnel.mjs \
  && npm prune --omit=dev
 # The consoles' pages, scripts and stylesheets, which the server reads from the package's source
 # tree at run time: every file of src/ that is not TypeScript.
