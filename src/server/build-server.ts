@@ -77,7 +77,7 @@ function displayHost(host: string): string {
 
 /**
  * Composition root of `apptunnel server`: store, certificate, session registry, agent gateway,
- * admin API and ingress. Shuts down in the order the style guide gives: ingress, sessions, store.
+ * admin API and ingress. Shuts down callers first, then what they depend on: ingress, sessions, store.
  */
 export async function startServer(config: Readonly<ServerConfig>, deps: ServerDeps = {}): Promise<TunnelServer> {
   const startedAtMs = performance.now()

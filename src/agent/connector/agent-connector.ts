@@ -40,7 +40,7 @@ const STREAM_WINDOW_BYTES = 1024 * 1024
 
 /**
  * Failures only a change of this node's configuration fixes that are not about the key: shown as
- * UNAVAILABLE (DESIGN.md puts proxy problems there; ERROR means the server rejected the key), but
+ * UNAVAILABLE (docs/onprem.md puts proxy problems there; ERROR means the server rejected the key), but
  * retried as slowly as a rejected key, since each retry of a 407 counts against the proxy account.
  */
 const NODE_CONFIG_CODES: ReadonlySet<string> = new Set(['TUN_ERR_PROXY_AUTH_REQUIRED'])

@@ -1,4 +1,4 @@
-/** On-prem statuses of one agent node (DESIGN.md); the instance aggregates nodes (cluster work). */
+/** On-prem statuses of one agent node (docs/onprem.md); the instance aggregates nodes (cluster work). */
 export type AgentStatusName = 'CONNECTING' | 'CONNECTED' | 'UNAVAILABLE' | 'ERROR'
 
 export interface AgentStatus {

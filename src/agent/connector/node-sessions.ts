@@ -10,7 +10,7 @@ export interface NodeSessionsOptions {
   sessions: number
   /**
    * A node that has not been connected yet with this key shows CONNECTING, not UNAVAILABLE, for
-   * this long: a node that is still starting is not a failure (DESIGN.md: the connect grace).
+   * this long: a node that is still starting is not a failure (docs/onprem.md: the connect grace).
    */
   connectGraceMs: number
   /** replicas: keep sessions to at most this many of the server's replicas; default all */

@@ -1,6 +1,6 @@
 import type { InstanceKeyRecord, InstanceNodeRecord } from '../../store/index.ts'
 
-/** On-prem statuses (DESIGN.md): per node CONNECTED | CONNECTING | UNAVAILABLE | ERROR; the instance adds LIMITED. */
+/** On-prem statuses (docs/onprem.md): per node CONNECTED | CONNECTING | UNAVAILABLE | ERROR; the instance adds LIMITED. */
 export type InstanceStatusName = 'CONNECTED' | 'CONNECTING' | 'LIMITED' | 'UNAVAILABLE' | 'ERROR'
 
 /** Heartbeats a node may miss before it counts as down. */

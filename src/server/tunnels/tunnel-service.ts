@@ -5,7 +5,7 @@ import { SECRET_BYTES, encodeSecurityKey, hashSecret } from '../../protocol/inde
 import type { AuditRepository, Tunnel, TunnelRepository } from '../../store/index.ts'
 import type { SessionRegistry } from '../agent-gateway/session-registry.ts'
 
-/** Cloud-side statuses of a tunnel (DESIGN.md), derived, never stored. */
+/** Cloud-side statuses of a tunnel (docs/troubleshooting.md), derived, never stored. */
 export type CloudTunnelStatus = 'INCOMPLETE' | 'CONNECTED' | 'UNAVAILABLE'
 
 export interface TunnelView {
