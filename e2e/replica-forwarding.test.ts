@@ -83,6 +83,8 @@ describe('a replica without a session of a tunnel forwards its callers to one th
     await eventually(() => a.registry.sessionsOf(t.id).length + b.registry.sessionsOf(t.id).length === 1 && agent.sessions!.endpoints.length === 1, 'one session on one replica', 10_000)
     const [holder, other] = a.registry.sessionsOf(t.id).length === 1 ? [a, b] : [b, a]
     assert.equal(other.registry.sessionsOf(t.id).length, 0)
+    // Read now: the agent may move its one session later, after the request was served by this one.
+    const holderSession = holder.registry.sessionsOf(t.id)[0]!.info.sessionId
     // The holder's presence row must be visible to the other replica before it can forward.
     await eventually(async () => ((await other.tunnels.describe(t.id))?.otherReplicas.length ?? 0) === 1, 'the other replica sees where the tunnel is', 5000)
 
@@ -114,7 +116,7 @@ describe('a replica without a session of a tunnel forwards its callers to one th
     assert.match(String(sent[0]!['session']), /^forward-/)
     assert.equal(sent[0]!['forwardedFrom'], undefined)
     assert.equal(received[0]!['forwardedFrom'], other.cluster!.nodeId)
-    assert.equal(received[0]!['session'], holder.registry.sessionsOf(t.id)[0]!.info.sessionId)
+    assert.equal(received[0]!['session'], holderSession)
     assert.equal(received[0]!['node'], 'onprem-1')
 
     // A caller the policy does not admit is refused through the forwarding replica too.
