@@ -265,7 +265,7 @@ describe('apptunnel server start: the ready banner, and colour only where it bel
     const password = (await readFile(passwordFile, 'utf8')).trim()
     assert.equal((await stat(passwordFile)).mode & 0o777, 0o600)
     assert.ok(!out.includes(password))
-    assert.equal(await server.stop(), 0)
+    assert.equal(await server.stop(), 0, server.output())
   })
 
   test('on a terminal: the banner, and coloured log lines; with NO_COLOR=1 the same lines without a colour code', async () => {
@@ -275,13 +275,13 @@ describe('apptunnel server start: the ready banner, and colour only where it bel
     assert.match(coloured.output(), /\r?\n {2}console: https:\/\/127\.0\.0\.1:\d+\/console\/\r?\n {4}sign in as admin, first password in /)
     assert.match(coloured.output(), SGR, 'a terminal gets colour')
     assert.match(coloured.output(), /INFO .*tunnel server listening/)
-    assert.equal(await coloured.stop(), 0)
+    assert.equal(await coloured.stop(), 0, coloured.output())
 
     const plain = launchServer(join(root, 'tty'), true, { NO_COLOR: '1' })
     running.push(plain)
     await plain.waitFor(/create a tunnel: /, 'the server is ready on a terminal with NO_COLOR')
     assert.doesNotMatch(plain.output(), SGR, 'NO_COLOR: no colour code at all')
     assert.match(plain.output(), /INFO +tunnel server listening/, 'still the readable lines of a terminal')
-    assert.equal(await plain.stop(), 0)
+    assert.equal(await plain.stop(), 0, plain.output())
   })
 })

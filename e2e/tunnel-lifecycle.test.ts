@@ -180,12 +180,15 @@ describe('tunnel lifecycle and statuses', () => {
       await agent.waitFor((s) => s.status === 'CONNECTED' && s.sessions === s.sessionsWanted)
       const sessionIds = server.registry.sessionsOf(t.id).map((s) => s.info.sessionId).sort()
       assert.equal(sessionIds.length, 2)
+      const stormPath = '/slow?ms=20000'
+      const stormSeenBefore = upstream.seen.filter((r) => r.url === stormPath).length
+      const abortedBefore = upstream.aborted
       let aborted = 0
       let normalOk = 0
       let normalFailed = 0
       const abortOne = (): Promise<void> =>
         new Promise((resolve) => {
-          const req = request({ host: '127.0.0.1', port: server.ingressAddress.port, path: '/slow?ms=2000', headers: { host: t.hostHeader }, agent: false })
+          const req = request({ host: '127.0.0.1', port: server.ingressAddress.port, path: stormPath, headers: { host: t.hostHeader }, agent: false })
           req.on('error', () => resolve())
           req.on('close', () => resolve())
           req.end()
@@ -221,8 +224,14 @@ describe('tunnel lifecycle and statuses', () => {
       assert.ok(normalOk >= 5, `too few normal calls ran (${normalOk})`)
       assert.deepEqual(server.registry.sessionsOf(t.id).map((s) => s.info.sessionId).sort(), sessionIds, 'the sessions survived the storm')
       assert.equal(agent.status.status, 'CONNECTED')
-      console.log(`abort storm: ${normalOk} normal calls succeeded, upstream saw ${upstream.aborted} aborted responses`)
-      assert.ok(upstream.aborted >= 4500, `aborts must reach the upstream (saw ${upstream.aborted} of 5000)`)
+      // Every storm call that reached the app must be aborted there, long before its 20 s answer:
+      // an abort that stopped at the server would leave the app to finish the response. How many
+      // reach the app before their caller gives up depends on the machine's load (4,900+ when
+      // quiet, under 2,000 with both cores busy), so only a floor that shows the storm got through.
+      const stormSeen = (): number => upstream.seen.filter((r) => r.url === stormPath).length - stormSeenBefore
+      await eventually(() => upstream.aborted - abortedBefore === stormSeen(), 'every storm call the app saw was aborted there', 10_000)
+      console.log(`abort storm: ${normalOk} normal calls succeeded, the app saw ${stormSeen()} storm calls and every one aborted`)
+      assert.ok(stormSeen() >= 500, `the storm must reach the app (it saw ${stormSeen()} of 5000)`)
     } finally {
       await agent.close()
       await server.dispose()

@@ -90,6 +90,8 @@ export function registerDemoCommand(program: Command): void {
             if (res.status !== 200) throw new TunnelError('TUN_ERR_UPSTREAM_FAILED', `the demo request answered HTTP ${res.status}`)
             return
           }
+          // Before the text that says how to stop it, so a Ctrl-C right after it is graceful.
+          const stopped = closeOnSignal(async () => {})
           process.stdout.write(
             `apptunnel demo is running (all on loopback).\n\n` +
               `  tunnel:               ${tunnel.name} (${tunnel.id})\n` +
@@ -99,7 +101,7 @@ export function registerDemoCommand(program: Command): void {
               formatInstanceStatus(view).replace(/^(?=.)/gm, '  ') +
               `\nOpen the application link URL in a browser, or run:\n\n  ${curl}\n\nPress Ctrl-C to stop.\n`,
           )
-          await closeOnSignal(async () => {})
+          await stopped
         } finally {
           await shutdown()
         }

@@ -19,7 +19,10 @@ export function runCommand(body: () => Promise<void>): Promise<void> {
   })
 }
 
-/** Waits for SIGINT/SIGTERM, then runs close once; a second signal exits at once. */
+/**
+ * Waits for SIGINT/SIGTERM, then runs close once; a second signal exits at once. The handlers are
+ * in place when this returns, so call it before telling anyone the process is ready.
+ */
 export function closeOnSignal(close: () => Promise<void>): Promise<void> {
   return new Promise((resolve) => {
     let closing = false

@@ -83,10 +83,13 @@ export function registerServerCommand(program: Command): void {
         const { startServer } = await import('../server/build-server.ts')
         const log = createLogger({ level: config.logLevel, name: 'apptunnel-server', ...logOptionsFromEnv() })
         const server = await startServer(config, { log, terminal: process.stderr })
-        process.stderr.write(readyBanner(server, config))
+        // The handlers go in before the banner: whoever reads "ready" may send a signal at once,
+        // and one arriving before them would end the process without a graceful close.
+        const stopped = closeOnSignal(() => server.close())
         // logrotate's postrotate sends SIGHUP: the access log starts a fresh file.
         if (config.accessLog !== undefined) process.on('SIGHUP', () => server.reopenLogs())
-        await closeOnSignal(() => server.close())
+        process.stderr.write(readyBanner(server, config))
+        await stopped
       }),
     )
 }
