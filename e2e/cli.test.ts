@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import type { AddressInfo } from 'node:net'
+import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -158,4 +160,19 @@ test('apptunnel demo --check: a two-node instance connects and a request crosses
   const res = await cli(['demo', '--check'])
   assert.equal(res.code, 0, res.stderr)
   assert.match(res.stdout, /demo check: instance CONNECTED \(all 2 nodes connected \(4 sessions\)\); HTTP 200 through the tunnel: \{"host":"[a-z0-9]{16}\.localhost:\d+"/)
+})
+
+test('apptunnel demo whose ingress port is taken says so in one line and exits 1 (the parts already started are closed)', async () => {
+  const blocker = createServer()
+  await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r))
+  const port = (blocker.address() as AddressInfo).port
+  try {
+    const res = await cli(['demo', '--ingress-port', String(port)])
+    assert.equal(res.code, 1, res.stderr)
+    assert.equal(res.stdout, '')
+    assert.equal(res.stderr.trim().split('\n').length, 1, res.stderr)
+    assert.match(res.stderr, new RegExp(`127\\.0\\.0\\.1:${port}`), res.stderr)
+  } finally {
+    await new Promise<void>((r) => blocker.close(() => r()))
+  }
 })

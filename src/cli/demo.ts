@@ -41,35 +41,45 @@ export function registerDemoCommand(program: Command): void {
           import('./key-commands.ts'),
         ])
         const log = createLogger({ level: o.logLevel as 'warn', name: 'apptunnel-demo' })
-        const dataDir = await mkdtemp(join(tmpdir(), 'apptunnel-demo-'))
-        const app = createSampleApp()
-        await new Promise<void>((r) => app.listen(0, '127.0.0.1', r))
-        const appPort = (app.address() as { port: number }).port
-        const server = await startServer(loadServerConfig({ dataDir, listen: '127.0.0.1:0', ingressListen: `127.0.0.1:${o.ingressPort}`, logLevel: 'warn' }), { log })
-        const actor = { orgId: server.orgId, name: 'demo', sourceAddress: '127.0.0.1' }
-        const tunnel = await server.tunnels.create(actor, { name: 'demo instance', instanceUrl: `http://127.0.0.1:${appPort}/` })
-        // The on-prem side as a cluster would run it: the key added once to the instance database
-        // (what `apptunnel key add` does), and two agent nodes that pick it up from there.
-        const instanceDb = join(dataDir, 'instance.db')
-        const instance = await openDatabase(instanceDb)
-        const admin = new InstanceAdmin(instance)
-        await admin.addKey(tunnel.key, 'demo')
-        const nodes = await Promise.all(
-          ['node-1', 'node-2'].map((nodeId) =>
-            startAgent(
-              loadAgentConfig({ upstream: `127.0.0.1:${appPort}`, instance: 'demo', database: instanceDb, nodeId, dataDir: join(dataDir, nodeId), nodeHeartbeatMs: 1000 }),
-              { log },
-            ),
-          ),
-        )
+        // Each part is undone as soon as it exists, so a failure anywhere in the set-up (a busy
+        // --ingress-port, say) still ends the process with its error instead of leaving it running.
+        const undo: Array<() => Promise<void>> = []
         const shutdown = async (): Promise<void> => {
-          for (const node of nodes) await node.close()
-          await instance.close()
-          await server.close()
-          await new Promise<void>((r) => app.close(() => r()))
-          await rm(dataDir, { recursive: true, force: true })
+          for (const step of undo.reverse()) await step().catch(() => {})
         }
         try {
+          const dataDir = await mkdtemp(join(tmpdir(), 'apptunnel-demo-'))
+          undo.push(() => rm(dataDir, { recursive: true, force: true }))
+          const app = createSampleApp()
+          await new Promise<void>((resolve, reject) => {
+            app.once('error', reject)
+            app.listen(0, '127.0.0.1', () => {
+              app.off('error', reject)
+              resolve()
+            })
+          })
+          undo.push(() => new Promise<void>((r) => app.close(() => r())))
+          const appPort = (app.address() as { port: number }).port
+          const server = await startServer(loadServerConfig({ dataDir, listen: '127.0.0.1:0', ingressListen: `127.0.0.1:${o.ingressPort}`, logLevel: 'warn' }), { log })
+          undo.push(() => server.close())
+          const actor = { orgId: server.orgId, name: 'demo', sourceAddress: '127.0.0.1' }
+          const tunnel = await server.tunnels.create(actor, { name: 'demo instance', instanceUrl: `http://127.0.0.1:${appPort}/` })
+          // The on-prem side as a cluster would run it: the key added once to the instance database
+          // (what `apptunnel key add` does), and two agent nodes that pick it up from there.
+          const instanceDb = join(dataDir, 'instance.db')
+          const instance = await openDatabase(instanceDb)
+          undo.push(() => instance.close())
+          const admin = new InstanceAdmin(instance)
+          await admin.addKey(tunnel.key, 'demo')
+          const nodes: Array<Awaited<ReturnType<typeof startAgent>>> = []
+          for (const nodeId of ['node-1', 'node-2']) {
+            const node = await startAgent(
+              loadAgentConfig({ upstream: `127.0.0.1:${appPort}`, instance: 'demo', database: instanceDb, nodeId, dataDir: join(dataDir, nodeId), nodeHeartbeatMs: 1000 }),
+              { log },
+            )
+            nodes.push(node)
+            undo.push(() => node.close())
+          }
           for (const node of nodes) {
             await node.waitFor((s) => (s.status === 'CONNECTED' && s.sessions === s.sessionsWanted) || s.status === 'ERROR', 15_000)
             if (node.status.status !== 'CONNECTED') throw new TunnelError('TUN_ERR_SESSION_LOST', `agent node ${node.nodeId} did not connect: ${node.status.reason}`)

@@ -17,7 +17,9 @@ export async function cli(args: string[], env: Record<string, string> = {}, inpu
     const { stdout, stderr } = await running
     return { code: 0, stdout, stderr }
   } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string }
+    const e = err as { code?: number | string | null; signal?: string | null; stdout?: string; stderr?: string }
+    // A command still running at the timeout is killed: that is -1 and says so, never a plain 1.
+    if (typeof e.signal === 'string') return { code: -1, stdout: e.stdout ?? '', stderr: `${e.stderr ?? ''}[killed by ${e.signal}: still running after 30 s]\n` }
     return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' }
   }
 }
