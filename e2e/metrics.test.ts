@@ -102,11 +102,14 @@ describe('metrics and health endpoints on both sides (issue 8)', () => {
   let restarted: TestServer | undefined
   let agent: TunnelAgent
   let tunnel: Awaited<ReturnType<TestServer['createTunnel']>>
+  let logDir: string
 
   before(async () => {
     upstream = await startTestUpstream()
-    // With a cluster node, so its authentication metrics must show up on /metrics too.
-    server = await startTestServer({ ...METRICS, clusterListen: '127.0.0.1:0' })
+    logDir = await mkdtemp(join(tmpdir(), 'apptunnel-metrics-log-'))
+    // With a cluster node, so its authentication metrics must show up on /metrics too, and an
+    // access log, whose lines are counted.
+    server = await startTestServer({ ...METRICS, clusterListen: '127.0.0.1:0', accessLog: join(logDir, 'access.log') })
     tunnel = await server.createTunnel('metrics')
     agent = await startTestAgent(tunnel.key, upstream.address, METRICS)
     await agent.waitFor((s) => s.sessions === 2)
@@ -116,6 +119,7 @@ describe('metrics and health endpoints on both sides (issue 8)', () => {
     await restarted?.dispose()
     await server?.dispose()
     await upstream?.close()
+    if (logDir !== undefined) await rm(logDir, { recursive: true, force: true })
   })
 
   test('after traffic both sides count it exactly: responses by class, durations, bytes, sessions, upstream connections', async () => {
@@ -147,6 +151,9 @@ describe('metrics and health endpoints on both sides (issue 8)', () => {
     assert.equal(valueOf(s, 'apptunnel_tunnel_status', { tunnel: tunnel.id, status: 'CONNECTED' }), 1)
     assert.equal(valueOf(s, 'apptunnel_tunnel_status', { tunnel: tunnel.id, status: 'INCOMPLETE' }), 0)
     assert.equal(valueOf(s, 'apptunnel_tunnel_status', { tunnel: tunnel.id, status: 'UNAVAILABLE' }), 0)
+    // One access log line per answer (a line is taken as its exchange ends, just after the answer leaves).
+    await eventually(async () => valueOf(await scrape(server.metricsAddress), 'apptunnel_access_log_lines_total') === 14, 'an access log line per request')
+    assert.equal(valueOf(s, 'apptunnel_access_log_dropped_lines_total'), 0)
     // The cluster node's authentication metrics are appended, and the process metrics are there.
     assert.equal(valueOf(s, 'apptunnel_cluster_auths_total', { side: 'server', node: server.cluster!.nodeId }), 0)
     assert.ok(s.families.has('apptunnel_cluster_auth_duration_seconds'))

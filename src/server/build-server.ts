@@ -169,6 +169,9 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
             }),
       },
     )
+    // Opened before the ingress exists and closed after it: every request it serves gets its line.
+    const accessLog = config.accessLog === undefined ? undefined : await AccessLog.open(config.accessLog, { log: log.child({ component: 'ingress' }) })
+    if (accessLog !== undefined) cleanups.push(() => accessLog.close())
     // Only with metricsListen: otherwise the data path counts into no-op sinks and prom-client stays unloaded.
     const metrics: ServerMetrics | undefined =
       config.metricsListen === undefined
@@ -179,6 +182,7 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
               tunnelStatuses: () => tunnels.viewsOf(org.orgId),
               ingressConnections: () => ingress.connectionCount,
               clusterMetrics: () => cluster?.renderMetrics() ?? '',
+              accessLog: () => accessLog,
             },
             { log },
           )
@@ -272,9 +276,6 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
     })
 
     const sourceLimits = new SourceLimits(config.maxConnectionsPerSource)
-    // Opened before the ingress exists and closed after it: every request it serves gets its line.
-    const accessLog = config.accessLog === undefined ? undefined : await AccessLog.open(config.accessLog, { log: log.child({ component: 'ingress' }) })
-    if (accessLog !== undefined) cleanups.push(() => accessLog.close())
     const ingress = new IngressServer({
       registry,
       router,

@@ -13,6 +13,8 @@ export interface ServerMetricsSource {
   ingressConnections(): number
   /** the cluster node's authentication metrics in the text format; '' without a cluster node */
   clusterMetrics(): string
+  /** the access log's line counts; undefined when it is off */
+  accessLog(): { readonly lines: number; readonly dropped: number } | undefined
 }
 
 /**
@@ -122,6 +124,26 @@ export class ServerMetrics implements IngressMetrics, GatewayMetrics {
         }
         this.reset()
         for (const t of tunnels) for (const status of TUNNEL_STATUSES) this.set({ tunnel: t.id, status }, t.status === status ? 1 : 0)
+      },
+    })
+    new Counter({
+      name: 'apptunnel_access_log_lines_total',
+      help: 'Lines taken for the access log (--access-log), one per caller request; 0 while it is off.',
+      registers,
+      collect() {
+        this.reset()
+        const counts = source.accessLog()
+        if (counts !== undefined) this.inc(counts.lines)
+      },
+    })
+    new Counter({
+      name: 'apptunnel_access_log_dropped_lines_total',
+      help: 'Access log lines dropped because the destination could not keep up (8 MiB waiting); 0 while the log is off.',
+      registers,
+      collect() {
+        this.reset()
+        const counts = source.accessLog()
+        if (counts !== undefined) this.inc(counts.dropped)
       },
     })
     this.#authFailures = new Counter({

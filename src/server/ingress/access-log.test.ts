@@ -33,6 +33,7 @@ describe('AccessLog: the writer behind --access-log', () => {
       log.write(r, conn)
     }
     assert.ok(log.dropped > 0 && log.dropped < total, `some lines dropped: ${log.dropped}`)
+    assert.equal(log.lines, total - log.dropped, 'every line is either taken or dropped')
     await log.close()
     const lines = (await readFile(file, 'utf8')).split('\n').filter((l) => l !== '')
     assert.equal(lines.length, total - log.dropped)

@@ -91,6 +91,7 @@ export class AccessLog {
   #reopen = false
   #closing: (() => void) | undefined
   #closed = false
+  #lines = 0
   #dropped = 0
   #droppedReported = 0
   #lastWarningMs = -Infinity
@@ -160,6 +161,7 @@ export class AccessLog {
       this.#used = 0
     }
     const bytes = this.#chunk.write(line, this.#used)
+    this.#lines++
     this.#used += bytes
     this.#pendingBytes += bytes
     if (this.#full.length > 0) this.#flushNow()
@@ -255,6 +257,11 @@ export class AccessLog {
     if (now - this.#lastWarningMs < DROP_WARNING_INTERVAL_MS) return false
     this.#lastWarningMs = now
     return true
+  }
+
+  /** Lines taken for writing (not those dropped). */
+  get lines(): number {
+    return this.#lines
   }
 
   /** Lines dropped because the destination could not keep up. */
