@@ -153,6 +153,14 @@ try {
   if (checked.size === 0) fail('the Install commands of docs/operations.md made no package')
 
   const bin = join(prefix, 'bin', 'apptunnel')
+  // The bundle carries every pure-JS library (decision 42): an install holds only the native
+  // drivers, so none of the development dependencies may be there (and the copy must still run).
+  step('installed dependencies: none of the devDependencies')
+  const installed = join(prefix, 'lib', 'node_modules', 'apptunnel')
+  const { dependencies = {}, devDependencies = {} } = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8'))
+  const present = Object.keys(devDependencies).filter((d) => existsSync(join(installed, 'node_modules', d)) || existsSync(join(prefix, 'lib', 'node_modules', d)))
+  if (present.length > 0) fail(`the install carries development dependencies: ${present.join(', ')}`)
+  console.log(`dependencies: ${Object.keys(dependencies).join(', ')}`)
   run('chmod', ['-R', 'a-w', prefix])
 
   step('as uid 65534, read-only install: apptunnel --help')
