@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
+import { existsSync } from 'node:fs'
 import { connect } from 'node:net'
-import { mkdtemp, readFile, rename, rm, stat } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { CLI, cli } from '../src/testing/cli-runner.ts'
+import { docBlockWith } from '../src/testing/doc-blocks.ts'
 import { eventually } from '../src/testing/eventually.ts'
 import { checkNoLeakedHandles } from '../src/testing/leak-check.ts'
 import { rawExchange } from '../src/testing/raw-exchange.ts'
@@ -252,15 +254,22 @@ describe('access log from the command line', () => {
     ])
   })
 
-  test('SIGHUP after logrotate moved the file: later lines go to a fresh file at the same path', async () => {
+  test('logrotate with the configuration of docs/operations.md: later lines go to a fresh file at the same path', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'apptunnel-access-rotate-'))
     const file = join(dir, 'access.log')
     try {
       await withServerProcess(['--access-log', file], async (get, pid) => {
         assert.equal(await get('/before'), 404)
         await eventually(async () => (await readLines(file)).length === 1, 'the first line')
-        await rename(file, `${file}.1`)
-        process.kill(pid, 'SIGHUP')
+        // The documented stanza with this test's file, and its signal sent to this server's process
+        // instead of through systemd.
+        const stanza = docBlockWith(new URL('../docs/operations.md', import.meta.url), 'postrotate').body
+        const hup = 'systemctl kill -s HUP apptunnel-server.service'
+        assert.ok(stanza.includes(hup) && stanza.includes('/var/log/apptunnel/access.log'), stanza)
+        const conf = join(dir, 'logrotate.conf')
+        await writeFile(conf, stanza.replace('/var/log/apptunnel/access.log', file).replace(hup, `kill -HUP ${pid}`), { mode: 0o644 })
+        const rotated = spawnSync(existsSync('/usr/sbin/logrotate') ? '/usr/sbin/logrotate' : 'logrotate', ['--force', '--state', join(dir, 'logrotate.state'), conf], { encoding: 'utf8', timeout: 10_000 })
+        assert.equal(rotated.status, 0, `logrotate (Debian package logrotate): ${rotated.error?.message ?? ''}${rotated.stderr}`)
         await eventually(async () => (await stat(file).catch(() => undefined)) !== undefined, 'the file reopened')
         assert.equal(await get('/after'), 404)
         await eventually(async () => (await readLines(file)).length === 1, 'the line after the rotation')

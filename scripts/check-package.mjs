@@ -119,7 +119,9 @@ function docCommands() {
   const block = /```sh\n([\s\S]*?)```/.exec(install)?.[1] ?? fail('docs/operations.md: no sh block under "## Install"')
   const execStart = [...doc.matchAll(/^ExecStart=(.*)$/gm)].map((m) => m[1])
   if (execStart.length !== 2) fail(`docs/operations.md: expected the ExecStart of two units, found ${execStart.length}`)
-  return { install: block.trim().split('\n'), server: execStart[0], agent: execStart[1] }
+  // The Memory section's cap, as its one command line sets it for the server.
+  const memory = /^NODE_OPTIONS=(\S+) \/opt\/apptunnel\/bin\/apptunnel server/m.exec(doc)?.[1] ?? fail('docs/operations.md: no NODE_OPTIONS=… line for the server under "## Memory"')
+  return { install: block.trim().split('\n'), server: execStart[0], agent: execStart[1], memory }
 }
 
 const forDoc = (line) => line.replaceAll('/opt/apptunnel', prefix)
@@ -176,7 +178,7 @@ try {
   writeFileSync(config, `dataDir: ${serverData}\nlisten: 127.0.0.1:${httpsPort}\ningressListen: 127.0.0.1:${ingressPort}\n`)
   const [serverCmd, ...serverArgs] = forDoc(doc.server).replace('/etc/apptunnel/server.yaml', config).split(' ')
   // With the memory cap of docs/operations.md, "Memory", which must reach the bundle through the bin.
-  const server = start('server', serverCmd, serverArgs, nobodyEnv({ NODE_OPTIONS: '--max-semi-space-size=1' }))
+  const server = start('server', serverCmd, serverArgs, nobodyEnv({ NODE_OPTIONS: doc.memory }))
 
   const upstream = createServer((_req, res) => res.end('installed-upstream'))
   await new Promise((r) => upstream.listen(0, '127.0.0.1', r))
