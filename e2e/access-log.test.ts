@@ -12,6 +12,7 @@ import { docBlockWith } from '../src/testing/doc-blocks.ts'
 import { eventually } from '../src/testing/eventually.ts'
 import { checkNoLeakedHandles } from '../src/testing/leak-check.ts'
 import { rawExchange } from '../src/testing/raw-exchange.ts'
+import { waitForServerInfo } from '../src/testing/server-info.ts'
 import { startConnectedTunnel, type ConnectedTunnel } from '../src/testing/tunnel-harness.ts'
 
 checkNoLeakedHandles()
@@ -210,13 +211,7 @@ async function withServerProcess(flags: string[], exchange: (get: (path: string)
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString('utf8')))
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString('utf8')))
   try {
-    const deadline = Date.now() + 20_000
-    let info: { ingress: string } | undefined
-    while (info === undefined) {
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`the server did not start: ${stderr}`)
-      info = await readFile(join(dataDir, 'server.json'), 'utf8').then((t) => JSON.parse(t) as { ingress: string }, () => undefined)
-      if (info === undefined) await new Promise((r) => setTimeout(r, 50))
-    }
+    const info = await waitForServerInfo(dataDir, { output: () => stderr, exited: () => child.exitCode !== null })
     const port = Number(info.ingress.split(':').pop())
     const get = async (path: string): Promise<number> => {
       const answer = await rawExchange(port, `GET ${path} HTTP/1.1\r\nHost: nosuchtunnel.localhost\r\nConnection: close\r\n\r\n`)

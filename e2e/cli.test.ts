@@ -9,23 +9,11 @@ import { after, before, describe, test } from 'node:test'
 import { callAdminApi } from '../src/cli/admin-client.ts'
 import { CLI, cli } from '../src/testing/cli-runner.ts'
 import { checkNoLeakedHandles } from '../src/testing/leak-check.ts'
+import { waitForServerInfo } from '../src/testing/server-info.ts'
 import { startTestUpstream, type TestUpstream } from '../src/testing/test-upstream.ts'
 import { ingressRequest, startTestAgent } from '../src/testing/tunnel-harness.ts'
 
 checkNoLeakedHandles()
-
-
-async function waitForFile(path: string, timeoutMs: number): Promise<string> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    try {
-      return await readFile(path, 'utf8')
-    } catch {
-      if (Date.now() > deadline) throw new Error(`${path} did not appear`)
-      await new Promise((r) => setTimeout(r, 50))
-    }
-  }
-}
 
 describe('apptunnel CLI as outside scripts use it', () => {
   let dataDir: string
@@ -42,7 +30,7 @@ describe('apptunnel CLI as outside scripts use it', () => {
       { stdio: ['ignore', 'ignore', 'pipe'] },
     )
     server.stderr!.resume()
-    info = JSON.parse(await waitForFile(join(dataDir, 'server.json'), 20_000)) as typeof info
+    info = await waitForServerInfo(dataDir, { exited: () => server.exitCode !== null })
   })
   after(async () => {
     if (server.exitCode === null) {

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { CLI, cli } from '../src/testing/cli-runner.ts'
 import { checkNoLeakedHandles } from '../src/testing/leak-check.ts'
+import { waitForServerInfo } from '../src/testing/server-info.ts'
 
 checkNoLeakedHandles()
 
@@ -170,7 +171,7 @@ describe('configuration file, environment and flags', () => {
     server.stderr!.on('data', (c: Buffer) => (stderr += c.toString()))
     const exited = new Promise((r) => server.once('exit', r))
     try {
-      const info = JSON.parse(await waitForFile(join(dataDir, 'server.json'), 20_000, () => stderr)) as { url: string; ingress: string }
+      const info = await waitForServerInfo(dataDir, { output: () => stderr, exited: () => server.exitCode !== null })
       assert.match(info.url, /^https:\/\/127\.0\.0\.1:\d+/)
       assert.doesNotMatch(info.url, /:8443/)
       assert.match(info.ingress, /127\.0\.0\.1:\d+/)
@@ -188,17 +189,5 @@ async function waitFor(ok: () => boolean, timeoutMs: number, context: () => stri
   while (!ok()) {
     if (Date.now() > deadline) assert.fail(`timed out; output so far:\n${context()}`)
     await new Promise((r) => setTimeout(r, 50))
-  }
-}
-
-async function waitForFile(path: string, timeoutMs: number, context: () => string): Promise<string> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    try {
-      return await readFile(path, 'utf8')
-    } catch {
-      if (Date.now() > deadline) assert.fail(`${path} did not appear; output so far:\n${context()}`)
-      await new Promise((r) => setTimeout(r, 50))
-    }
   }
 }

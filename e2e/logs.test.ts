@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { CLI, cli } from '../src/testing/cli-runner.ts'
 import { checkNoLeakedHandles } from '../src/testing/leak-check.ts'
+import { waitForServerInfo } from '../src/testing/server-info.ts'
 
 checkNoLeakedHandles()
 
@@ -20,13 +21,7 @@ async function serverLog(env: Record<string, string>): Promise<string> {
   let stderr = ''
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString('utf8')))
   try {
-    const deadline = Date.now() + 20_000
-    let info: { ingress: string } | undefined
-    while (info === undefined) {
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`the server did not start: ${stderr}`)
-      info = await readFile(join(dataDir, 'server.json'), 'utf8').then((t) => JSON.parse(t) as { ingress: string }, () => undefined)
-      if (info === undefined) await new Promise((r) => setTimeout(r, 50))
-    }
+    const info = await waitForServerInfo(dataDir, { output: () => stderr, exited: () => child.exitCode !== null })
     const port = Number(info.ingress.split(':').pop())
     const status = await new Promise<number>((resolve, reject) => {
       const req = request({ host: '127.0.0.1', port, path: '/', headers: { host: 'nosuchtunnel.localhost' }, agent: false }, (res) => {
