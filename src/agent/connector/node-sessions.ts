@@ -93,6 +93,11 @@ export class NodeSessions extends EventEmitter {
     return [...this.#groups.keys()]
   }
 
+  /** the ids of the replicas its connected sessions last heard of: what `maxReplicas` chooses from */
+  get replicasHeard(): string[] {
+    return [...new Set([...this.#lists.values()].flat().map((r) => r.id))].sort()
+  }
+
   #addGroup(url: string, pin: string | undefined): void {
     const base = this.#connector
     const { certificatePin: _keyPin, ...rest } = base.key
