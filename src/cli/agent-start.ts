@@ -78,7 +78,7 @@ export function registerAgentCommand(program: Command): void {
         const flags = flagLayer(input, o.key === undefined && o.keyFile !== undefined ? { key: '--key-file' } : {})
         const { config } = loadConfigFromSources('agent', { file, env: process.env, flags, hostDefaults: hostProxyDefaults(process.env) })
         // Loaded here, not at the top: each command pulls in only what it runs (memory, start time).
-        const { startAgent } = await import('../agent/build-agent.ts')
+        const { startAgent } = await import('../agent/start-agent.ts')
         const log = createLogger({ level: config.logLevel, name: 'apptunnel-agent', ...logOptionsFromEnv() })
         const agent = await startAgent(config, { log, terminal: process.stderr })
         await closeOnSignal(() => agent.close())

@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import type { ServerConfig } from '../config/server-config.ts'
-import type { TunnelServer } from '../server/build-server.ts'
+import type { TunnelServer } from '../server/start-server.ts'
 import { loadConfigFromSources, readConfigFileFor } from '../config/config-sources.ts'
 import { createLogger, logOptionsFromEnv } from '../observability/index.ts'
 import { addClusterOptions, clusterOptionValues } from './cluster-options.ts'
@@ -80,7 +80,7 @@ export function registerServerCommand(program: Command): void {
         const file = await readConfigFileFor('server', opts.config as string | undefined)
         const { config } = loadConfigFromSources('server', { file, env: process.env, flags: flagLayer(input) })
         // Loaded here, not at the top: each command pulls in only what it runs (memory, start time).
-        const { startServer } = await import('../server/build-server.ts')
+        const { startServer } = await import('../server/start-server.ts')
         const log = createLogger({ level: config.logLevel, name: 'apptunnel-server', ...logOptionsFromEnv() })
         const server = await startServer(config, { log, terminal: process.stderr })
         // The handlers go in before the banner: whoever reads "ready" may send a signal at once,
