@@ -41,13 +41,15 @@ export interface ScriptedAgent {
   readonly mux: SessionMux
   readonly streams: ScriptedStream[]
   readonly controls: ControlMessage[]
-  /** resolves with the n-th stream the server opens (0-based), when it is opened */
+  /** resolves with the n-th stream the server opens (0-based) when it is opened; rejects after 5 s */
   stream(n: number): Promise<ScriptedStream>
 }
 
 export interface SessionPair {
   /** the server's end, as the gateway would build it */
   readonly session: AgentSession
+  /** the framing under it (to see, say, whether the server has heard a stream's ACCEPT) */
+  readonly serverMux: SessionMux
   readonly agent: ScriptedAgent
   /** destroys both ends and waits until both closed */
   close(): Promise<void>
@@ -116,6 +118,7 @@ export async function openSessionPair(
   )
   return {
     session,
+    serverMux,
     agent: {
       mux: agentMux,
       streams,
@@ -123,7 +126,16 @@ export async function openSessionPair(
       stream: (i) => {
         const s = streams[i]
         if (s !== undefined) return Promise.resolve(s)
-        return new Promise((resolve) => waiting.set(i, resolve))
+        return new Promise((resolve, reject) => {
+          const timer = setTimeout(() => {
+            waiting.delete(i)
+            reject(new Error(`the server opened no stream #${i} on session ${n} within 5 s (${streams.length} opened)`))
+          }, 5000)
+          waiting.set(i, (opened) => {
+            clearTimeout(timer)
+            resolve(opened)
+          })
+        })
       },
     },
     async close() {
