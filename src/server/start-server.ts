@@ -23,12 +23,12 @@ import { HostRouter } from './ingress/host-router.ts'
 import { OncePerInterval } from './ingress/once-per-interval.ts'
 import { IngressServer } from './ingress/ingress-server.ts'
 import { ReplicaForwarder } from './replica-forward/replica-forwarder.ts'
-import { replicaReadiness } from './replica-forward/replica-readiness.ts'
 import { SourceLimits } from './ingress/source-limits.ts'
 import { TunnelService } from './tunnels/tunnel-service.ts'
 import { TunnelPresence } from './tunnel-presence.ts'
 import { HttpsFront } from './https-front.ts'
 import { startClusterSync } from './cluster-sync.ts'
+import { serverReadinessChecks } from './server-readiness.ts'
 
 export interface TunnelServer {
   /** the HTTPS endpoint of the admin API and of agents, as agents reach it */
@@ -276,24 +276,17 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
     // Up before the other listeners, so /readyz can say they are not yet listening.
     let metricsListener: MetricsListener | undefined
     if (metrics !== undefined && config.metricsListen !== undefined) {
-      const listening = (name: string, up: () => boolean) => ({
-        name,
-        check: () => {
-          if (!up()) throw new Error(`the ${name} listener is not listening`)
-        },
-      })
       const listener = await MetricsListener.start(config.metricsListen, {
         render: () => metrics.render(),
         contentType: metrics.contentType,
-        checks: [
-          { name: 'database', check: () => database.ping() },
-          listening('https', () => https.listening),
-          listening('ingress', () => ingress.listening),
-          // A replica that can neither relay nor forward would turn callers away (docs/scaling.md).
-          ...(cluster === undefined
-            ? []
-            : [
-                replicaReadiness({
+        checks: serverReadinessChecks({
+          database,
+          https,
+          ingress,
+          replica:
+            cluster === undefined
+              ? undefined
+              : {
                   ownTunnels: () => new Set([...registry.all()].map((s) => s.info.tunnelId)),
                   heldByPeers: () =>
                     presence.liveReplicas({
@@ -303,9 +296,8 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
                   keyedLinks: () => cluster!.status().links.filter((l) => l.kid !== null).map((l) => l.peerId),
                   uptimeMs: () => performance.now() - startedAtMs,
                   graceMs: config.replicaReadyGraceMs,
-                }),
-              ]),
-        ],
+                },
+        }),
         log: log.child({ component: 'metrics' }),
       }, { headTimeoutMs: config.metricsHeadTimeoutMs, requestTimeoutMs: config.metricsRequestTimeoutMs })
       metricsListener = listener
