@@ -6,7 +6,7 @@
  * IPC in:  { start: [{ key, nodeId }], upstreamPort }  |  { close: true }
  * IPC out: { connected: n, total: n } on every change of the count of CONNECTED agents
  */
-import { startAgent, type TunnelAgent } from '../src/agent/build-agent.ts'
+import { startAgent, type TunnelAgent } from '../src/agent/start-agent.ts'
 import { loadAgentConfig } from '../src/config/agent-config.ts'
 
 const agents: TunnelAgent[] = []

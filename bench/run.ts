@@ -410,7 +410,7 @@ async function measureClusterHandshakes(quickRun: boolean): Promise<Figures> {
   const rows: Row[] = []
   const json: Record<string, number> = {}
   // The cluster bus landed with the benchmark suite; import it directly.
-  const { benchClusterHandshakes } = await import('../src/cluster/cluster-bench.ts')
+  const { benchClusterHandshakes } = await import('./cluster/cluster-bench.ts')
   const one = (v: number): Spread => ({ median: v, min: Number.NaN, max: Number.NaN })
   for (const concurrency of [1, 16]) {
     const r = await benchClusterHandshakes({ count: quickRun ? 500 : 3000, concurrency })
@@ -425,7 +425,7 @@ async function measureClusterHandshakes(quickRun: boolean): Promise<Figures> {
       json.clusterHandshakesPerSec = Math.round(r.handshakesPerSec)
     }
   }
-  const { benchClusterBusEvents, benchFrameSealing } = await import('../src/cluster/bus-bench.ts')
+  const { benchClusterBusEvents, benchFrameSealing } = await import('./cluster/bus-bench.ts')
   const e = await benchClusterBusEvents({ count: quickRun ? 20_000 : 100_000 })
   rows.push({ figure: 'cluster-bus events/s over one link (1,000 in flight)', unit: '/s', tunnel: one(e.eventsPerSec) })
   rows.push({ figure: '… CPU per event, both ends', unit: 'µs', tunnel: one(e.cpuUsPerEvent) })

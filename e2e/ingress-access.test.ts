@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import type { TunnelAgent } from '../src/agent/build-agent.ts'
+import type { TunnelAgent } from '../src/agent/start-agent.ts'
 import { join } from 'node:path'
 import { isTunnelError } from '../src/errors/index.ts'
 import { AuditRepository, openDatabase } from '../src/store/index.ts'

@@ -5,7 +5,7 @@ import { eventually } from '../src/testing/eventually.ts'
 import { checkNoLeakedHandles } from '../src/testing/leak-check.ts'
 import type { TestUpstream } from '../src/testing/test-upstream.ts'
 import { errorCodeOf, ingressRequest, startConnectedTunnel, startTestAgent, type ConnectedTunnel, type TestServer } from '../src/testing/tunnel-harness.ts'
-import type { TunnelAgent } from '../src/agent/build-agent.ts'
+import type { TunnelAgent } from '../src/agent/start-agent.ts'
 import { agentConnect } from '../src/testing/agent-connect.ts'
 
 checkNoLeakedHandles()

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { request } from 'node:http'
 import { after, before, describe, test } from 'node:test'
-import type { TunnelAgent } from '../src/agent/build-agent.ts'
+import type { TunnelAgent } from '../src/agent/start-agent.ts'
 import { eventually } from '../src/testing/eventually.ts'
 import { checkNoLeakedHandles } from '../src/testing/leak-check.ts'
 import { databaseTargets } from '../src/testing/test-databases.ts'

@@ -8,7 +8,7 @@ import { checkNoLeakedHandles } from '../src/testing/leak-check.ts'
 import { startTestServer, type TestServer } from '../src/testing/tunnel-harness.ts'
 import { FORWARD_SECRET_TLS12_CIPHERS } from '../src/transport/tls-policy.ts'
 
-// The HTTPS listener (agent endpoint + admin API, src/server/build-server.ts) is probed with the real
+// The HTTPS listener (agent endpoint + admin API, src/server/start-server.ts) is probed with the real
 // `openssl s_client`, so the policy in src/transport/tls-policy.ts is checked as a foreign client sees
 // it rather than through Node's own TLS stack.
 //

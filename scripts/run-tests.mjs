@@ -1,4 +1,4 @@
-// Runs every *.test.ts under src/, e2e/ and bench/ with Node's built-in test runner through tsx.
+// Runs every *.test.ts under src/, e2e/, bench/ and scripts/ with Node's built-in test runner through tsx.
 // Node 20's `--test` does not expand globs, so the file list is built here.
 import { readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
@@ -14,7 +14,7 @@ function collect(dir, out) {
 }
 
 const only = process.argv.slice(2)
-const files = only.length > 0 ? only : [...collect('src', []), ...collect('e2e', []), ...collect('bench', [])].sort()
+const files = only.length > 0 ? only : [...collect('src', []), ...collect('e2e', []), ...collect('bench', []), ...collect('scripts', [])].sort()
 // Node 23 and later print the spec report even into a pipe; TAP there keeps a log (and its closing
 // `# pass N` / `# fail N`) the same under every supported Node line.
 const reporter = process.stdout.isTTY ? [] : ['--test-reporter=tap']

@@ -1,11 +1,11 @@
 import { readFile } from 'node:fs/promises'
 import { Option, type Command } from 'commander'
-import { loadConfigFromSources, readConfigFileFor, type ConfigLayer } from '../config/config-sources.ts'
+import { loadConfigFromSources, optionsOfSide, readConfigFileFor, type ConfigLayer } from '../config/config-sources.ts'
 import { TunnelError } from '../errors/index.ts'
 import { createLogger, logOptionsFromEnv } from '../observability/index.ts'
 import { proxyEnvironment } from '../transport/proxy-settings.ts'
-import { addClusterOptions, clusterOptionValues } from './cluster-options.ts'
-import { flagLayer, givenOnCommandLine } from './config-flags.ts'
+import { addClusterOptions } from './cluster-options.ts'
+import { configFlagValues, flagLayer, givenOnCommandLine } from './config-flags.ts'
 import { definedOptions } from './defined-options.ts'
 import { closeOnSignal, runCommand } from './run-command.ts'
 
@@ -50,35 +50,13 @@ export function registerAgentCommand(program: Command): void {
             throw new TunnelError('TUN_ERR_CLI_USAGE', `cannot read --key-file ${o.keyFile}: ${err.code ?? err.message}`)
           })
         }
-        const input = definedOptions({
-          key,
-          upstream: o.upstream,
-          dataDir: o.dataDir,
-          database: o.database,
-          consoleListen: o.consoleListen,
-          consoleTlsCertFile: o.consoleTlsCert,
-          consoleTlsKeyFile: o.consoleTlsKey,
-          nodeId: o.nodeId,
-          instance: o.instance,
-          caFile: o.caFile,
-          proxy: o.proxy,
-          noProxy: o.noProxy,
-          sessions: o.sessions,
-          replicas: o.replicas,
-          connectGraceMs: o.connectGraceMs,
-          keyPollMs: o.keyPollMs,
-          nodeHeartbeatMs: o.nodeHeartbeatMs,
-          keyEncryptionFile: o.keyEncryptionFile,
-          drainTimeoutMs: o.drainTimeoutMs,
-          logLevel: o.logLevel,
-          metricsListen: o.metricsListen,
-          ...clusterOptionValues(o),
-        })
+        // --key-file is no option of its own: what it holds is the key.
+        const input = definedOptions({ ...configFlagValues(cmd, o, optionsOfSide('agent').map((option) => option.name)), key })
         const file = await readConfigFileFor('agent', opts.config)
         const flags = flagLayer(input, o.key === undefined && o.keyFile !== undefined ? { key: '--key-file' } : {})
         const { config } = loadConfigFromSources('agent', { file, env: process.env, flags, hostDefaults: hostProxyDefaults(process.env) })
         // Loaded here, not at the top: each command pulls in only what it runs (memory, start time).
-        const { startAgent } = await import('../agent/build-agent.ts')
+        const { startAgent } = await import('../agent/start-agent.ts')
         const log = createLogger({ level: config.logLevel, name: 'apptunnel-agent', ...logOptionsFromEnv() })
         const agent = await startAgent(config, { log, terminal: process.stderr })
         await closeOnSignal(() => agent.close())

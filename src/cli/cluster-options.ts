@@ -17,18 +17,3 @@ export function addClusterOptions(cmd: Command): Command {
     .option('--cluster-stats-interval-ms <ms>', 'interval of the [APPTUNNEL-STATS] [CLUSTER-AUTH] lines (default 300000)', int)
     .option('--cluster-heartbeat-ms <ms>', 'membership heartbeat (default 5000)', int)
 }
-
-/** The config fields the cluster flags map to (undefined where not given, so defaults apply). */
-export function clusterOptionValues(o: Record<string, unknown>): Record<string, unknown> {
-  return {
-    clusterListen: o['clusterListen'],
-    clusterAdvertise: o['clusterAdvertise'],
-    clusterAuthDisabled: o['clusterAuthDisabled'],
-    clusterAuthTimeoutMs: o['clusterAuthTimeoutMs'],
-    clusterAuthWarnIntervalMs: o['clusterAuthWarnIntervalMs'],
-    clusterKeyPollMs: o['clusterKeyPollMs'],
-    clusterKeyGraceMs: o['clusterKeyGraceMs'],
-    clusterStatsIntervalMs: o['clusterStatsIntervalMs'],
-    clusterHeartbeatMs: o['clusterHeartbeatMs'],
-  }
-}

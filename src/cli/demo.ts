@@ -33,8 +33,8 @@ export function registerDemoCommand(program: Command): void {
     .action((o: { ingressPort: string; check?: boolean; logLevel: string }) =>
       runCommand(async () => {
         const [{ startServer }, { startAgent }, { createSampleApp }, { openDatabase }, { InstanceAdmin }, { formatInstanceStatus }] = await Promise.all([
-          import('../server/build-server.ts'),
-          import('../agent/build-agent.ts'),
+          import('../server/start-server.ts'),
+          import('../agent/start-agent.ts'),
           import('../demo/sample-app.ts'),
           import('../store/index.ts'),
           import('../agent/instance/instance-admin.ts'),

@@ -1,11 +1,10 @@
 import type { Command } from 'commander'
 import type { ServerConfig } from '../config/server-config.ts'
-import type { TunnelServer } from '../server/build-server.ts'
-import { loadConfigFromSources, readConfigFileFor } from '../config/config-sources.ts'
+import type { TunnelServer } from '../server/start-server.ts'
+import { loadConfigFromSources, optionsOfSide, readConfigFileFor } from '../config/config-sources.ts'
 import { createLogger, logOptionsFromEnv } from '../observability/index.ts'
-import { addClusterOptions, clusterOptionValues } from './cluster-options.ts'
-import { flagLayer, givenOnCommandLine } from './config-flags.ts'
-import { definedOptions } from './defined-options.ts'
+import { addClusterOptions } from './cluster-options.ts'
+import { configFlagValues, flagLayer, givenOnCommandLine } from './config-flags.ts'
 import { closeOnSignal, runCommand } from './run-command.ts'
 
 function int(v: string): number {
@@ -47,40 +46,11 @@ export function registerServerCommand(program: Command): void {
   addClusterOptions(command).action((opts: Record<string, string | number | undefined>, cmd: Command) =>
       runCommand(async () => {
         const o = givenOnCommandLine(cmd, opts)
-        const input = definedOptions({
-          dataDir: o.dataDir,
-          listen: o.listen,
-          ingressListen: o.ingressListen,
-          database: o.database,
-          publicUrl: o.publicUrl,
-          advertiseUrl: o.advertiseUrl,
-          ingressDomain: o.ingressDomain,
-          ingressPublicUrl: o.ingressPublicUrl,
-          tlsCertFile: o.tlsCert,
-          tlsKeyFile: o.tlsKey,
-          orgName: o.orgName,
-          pingIntervalMs: o.pingIntervalMs,
-          pingTimeoutMs: o.pingTimeoutMs,
-          upstreamResponseTimeoutMs: o.upstreamResponseTimeoutMs,
-          headTimeoutMs: o.headTimeoutMs,
-          bodyTimeoutMs: o.bodyTimeoutMs,
-          bodyMinBytesPerSecond: o.bodyMinBytesPerSecond,
-          upgradedIdleTimeoutMs: o.upgradedIdleTimeoutMs,
-          maxConnectionsPerSource: o.maxConnectionsPerSource,
-          replicaReadyGraceMs: o.replicaReadyGraceMs,
-          tlsHandshakeTimeoutMs: o.tlsHandshakeTimeoutMs,
-          apiHeadTimeoutMs: o.apiHeadTimeoutMs,
-          apiRequestTimeoutMs: o.apiRequestTimeoutMs,
-          logLevel: o.logLevel,
-          metricsListen: o.metricsListen,
-          accessLog: o.accessLog,
-          clusterNodeId: o.clusterNodeId,
-          ...clusterOptionValues(o),
-        })
+        const input = configFlagValues(cmd, o, optionsOfSide('server').map((option) => option.name))
         const file = await readConfigFileFor('server', opts.config as string | undefined)
         const { config } = loadConfigFromSources('server', { file, env: process.env, flags: flagLayer(input) })
         // Loaded here, not at the top: each command pulls in only what it runs (memory, start time).
-        const { startServer } = await import('../server/build-server.ts')
+        const { startServer } = await import('../server/start-server.ts')
         const log = createLogger({ level: config.logLevel, name: 'apptunnel-server', ...logOptionsFromEnv() })
         const server = await startServer(config, { log, terminal: process.stderr })
         // The handlers go in before the banner: whoever reads "ready" may send a signal at once,

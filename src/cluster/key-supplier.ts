@@ -6,7 +6,8 @@ import type { SecurityPropertyRepository } from '../store/index.ts'
 import type { ClusterKey } from './auth/auth-transcript.ts'
 import type { HandshakeKeys } from './auth/handshake-keys.ts'
 import { systemClock, type Clock } from './clock.ts'
-import { KeyRing, type ClusterAuthMode, type KeyChange, type KeyRingState } from './key-ring.ts'
+import type { ClusterAuthMode } from './auth/cluster-auth-mode.ts'
+import { KeyRing, type KeyChange, type KeyRingState } from './key-ring.ts'
 
 /** The `security_property` row that holds the cluster authentication key. */
 export const CLUSTER_KEY_PROPERTY = 'cluster.auth.secret.key'

@@ -43,6 +43,7 @@ export const errorCatalog = {
   TUN_ERR_SESSION_LIMIT: { httpStatus: 429, retryable: true, message: 'the tunnel already has as many agent sessions as the server accepts' },
   TUN_ERR_SESSION_PROTOCOL: { httpStatus: 502, retryable: true, message: 'the peer broke the agent session protocol' },
   TUN_ERR_SESSION_LOST: { httpStatus: 502, retryable: true, message: 'the tunnel session was lost before the response started' },
+  TUN_ERR_SESSION_PING_TIMEOUT: { httpStatus: 502, retryable: true, message: 'the peer stopped answering keepalive pings' },
   // An agent's HTTP CONNECT proxy (src/transport/proxy-connect.ts). A 407 cannot pass on retry with the same
   // credentials, and retrying fast could lock the proxy account; the connector shows it as UNAVAILABLE.
   TUN_ERR_PROXY_AUTH_REQUIRED: { httpStatus: 502, retryable: false, message: 'the proxy requires a user and password, or refused the ones given (407)' },

@@ -49,6 +49,11 @@ export const MAX_DATA_PAYLOAD_BYTES = 64 * 1024
 /** Largest payload of every frame but DATA. */
 export const MAX_CONTROL_PAYLOAD_BYTES = 4096
 export const SETTINGS_PAYLOAD_BYTES = 12
+/**
+ * The stream window both ends announce in SETTINGS: bytes the peer may send on one relay before
+ * the receiver grants more (decision 32). One value for server and agent, so a change is one edit.
+ */
+export const STREAM_WINDOW_BYTES = 1024 * 1024
 /** Stream ids are u32 and never reused: a session that used them all opens no more (it drains). */
 export const MAX_STREAM_ID = 0xffff_ffff
 

@@ -6,9 +6,8 @@ import { TunnelError, isTunnelError } from '../errors/index.ts'
 import { migrationProvider } from './migrations/index.ts'
 import { SchemaScopedPostgresDialect } from './postgres-introspector.ts'
 import type { StoreSchema } from './schema.ts'
+import type { StoreDialect } from './store-dialect.ts'
 import { corrupt, translateStoreError, translatingDialect, type StoreLocation } from './store-errors.ts'
-
-export type StoreDialect = 'sqlite' | 'postgres'
 
 export interface Database {
   readonly db: Kysely<StoreSchema>

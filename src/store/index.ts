@@ -1,4 +1,5 @@
-export { openDatabase, type Database, type MigrationStep, type OpenDatabaseOptions, type StoreDialect } from './database.ts'
+export { openDatabase, type Database, type MigrationStep, type OpenDatabaseOptions } from './database.ts'
+export type { StoreDialect } from './store-dialect.ts'
 export type { StoreSchema } from './schema.ts'
 export { OrgRepository, type Org } from './org-repository.ts'
 export { ApiTokenRepository, type ApiToken, type ApiTokenIdentity } from './api-token-repository.ts'

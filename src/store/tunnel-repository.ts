@@ -1,6 +1,7 @@
 import type { Kysely, Selectable } from 'kysely'
 import { TunnelError } from '../errors/index.ts'
-import type { Database, StoreDialect } from './database.ts'
+import type { Database } from './database.ts'
+import type { StoreDialect } from './store-dialect.ts'
 import type { StoreSchema, TunnelTable } from './schema.ts'
 
 export interface Tunnel {

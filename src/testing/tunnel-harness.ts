@@ -2,10 +2,10 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { request, Agent as HttpAgent, type IncomingHttpHeaders } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { startAgent, type TunnelAgent } from '../agent/build-agent.ts'
+import { startAgent, type TunnelAgent } from '../agent/start-agent.ts'
 import { loadAgentConfig, type AgentConfigInput } from '../config/agent-config.ts'
 import { loadServerConfig, type ServerConfigInput } from '../config/server-config.ts'
-import { startServer, type ServerDeps, type TunnelServer } from '../server/build-server.ts'
+import { startServer, type ServerDeps, type TunnelServer } from '../server/start-server.ts'
 import { startTestUpstream, type TestUpstream } from './test-upstream.ts'
 
 export interface TestServer extends TunnelServer {

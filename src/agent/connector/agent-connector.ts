@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import { TunnelError, errorCatalog, isTunnelError, type ErrorCode } from '../../errors/index.ts'
-import type { ControlMessage, SecurityKey, SessionWelcome } from '../../protocol/index.ts'
+import { STREAM_WINDOW_BYTES, type ControlMessage, type SecurityKey, type SessionWelcome } from '../../protocol/index.ts'
 import { SessionMux, type RelayStream } from '../../transport/session-mux/index.ts'
 import { dialAgentSession, type AgentDialOptions } from '../../transport/agent-dial.ts'
 import type { Logger } from '../../observability/index.ts'
@@ -34,9 +34,6 @@ export interface AgentConnectorOptions {
 }
 
 const PING_TIMEOUT_MESSAGE = 'the tunnel server stopped answering keepalive pings; reconnecting'
-
-/** Bytes the server may send on one relay before this agent grants more (decision 32). */
-const STREAM_WINDOW_BYTES = 1024 * 1024
 
 /**
  * Failures only a change of this node's configuration fixes that are not about the key: shown as
@@ -183,7 +180,7 @@ export class AgentConnector extends EventEmitter {
         clearTimeout(setupTimer)
         if (reason?.code === 'TUN_ERR_SESSION_PROTOCOL') log.warn({ err: reason }, 'session protocol error; reconnecting')
         // A ping timeout or a broken frame says more than "lost"; a closed connection says nothing more.
-        if (reason !== undefined && (reason.code === 'TUN_ERR_SESSION_PROTOCOL' || reason.message === PING_TIMEOUT_MESSAGE)) endReason ??= reason
+        if (reason !== undefined && (reason.code === 'TUN_ERR_SESSION_PROTOCOL' || reason.code === 'TUN_ERR_SESSION_PING_TIMEOUT')) endReason ??= reason
         if (this.#session === mux) this.#session = undefined
         resolve(endReason)
       })

@@ -19,7 +19,7 @@ export interface NodeSessionsOptions {
 }
 
 /** Failures a node that is still starting may see (network not up yet, server restarting). */
-const TRANSIENT_CODES = new Set(['TUN_ERR_SERVER_UNREACHABLE', 'TUN_ERR_SERVER_UNAVAILABLE', 'TUN_ERR_SESSION_LOST'])
+const TRANSIENT_CODES = new Set(['TUN_ERR_SERVER_UNREACHABLE', 'TUN_ERR_SERVER_UNAVAILABLE', 'TUN_ERR_SESSION_LOST', 'TUN_ERR_SESSION_PING_TIMEOUT'])
 
 /** A node's status: its sessions summed up, with how many are live. */
 export interface NodeStatus extends AgentStatus {

@@ -1,4 +1,4 @@
-import type { ClusterAuthMode } from '../key-ring.ts'
+import type { ClusterAuthMode } from './cluster-auth-mode.ts'
 import type { ClusterKey } from './auth-transcript.ts'
 
 /**

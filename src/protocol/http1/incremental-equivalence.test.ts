@@ -1,8 +1,8 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { SeededRandom } from './testing/seeded-random.ts'
-import { expectedEvents, generateRequestStream, generateResponseStream } from './testing/generate-message-streams.ts'
-import { oneByteChunks, runRequestFramer, runResponseFramer, splitAt } from './testing/event-recorder.ts'
+import { SeededRandom } from '../../testing/seeded-random.ts'
+import { expectedEvents, generateRequestStream, generateResponseStream } from '../../testing/http1/generate-message-streams.ts'
+import { oneByteChunks, runRequestFramer, runResponseFramer, splitAt } from '../../testing/http1/event-recorder.ts'
 
 // Property: how the bytes are chunked never changes what the framer reports. Each case is
 // generated from its own seed so a failure names the one seed to replay.

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict'
 import type { Http1Limits } from './http1-limits.ts'
 import type { ResponseHead } from './response-head.ts'
 import { ResponseFramer } from './response-framer.ts'
-import { EventRecorder, oneByteChunks } from './testing/event-recorder.ts'
-import { assertTunnelError } from './testing/assert-tunnel-error.ts'
+import { EventRecorder, oneByteChunks } from '../../testing/http1/event-recorder.ts'
+import { assertTunnelError } from '../../testing/http1/assert-tunnel-error.ts'
 
 const BAD_RESPONSE = 'TUN_ERR_UPSTREAM_BAD_RESPONSE'
 

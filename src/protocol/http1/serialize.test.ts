@@ -7,7 +7,7 @@ import { ResponseFramer } from './response-framer.ts'
 import type { ResponseHead } from './response-head.ts'
 import { serializeErrorResponse } from './serialize-error-response.ts'
 import { serializeRequestHead } from './serialize-request-head.ts'
-import { assertTunnelError } from './testing/assert-tunnel-error.ts'
+import { assertTunnelError } from '../../testing/http1/assert-tunnel-error.ts'
 
 describe('serializeRequestHead', () => {
   it('writes latin1 with CRLF line ends and a blank line', () => {

@@ -11,6 +11,7 @@ import {
   hashSecret,
   parseAgentAuthorization,
   parseNodeId,
+  STREAM_WINDOW_BYTES,
   type ReplicaEndpoint,
 } from '../../protocol/index.ts'
 import { serializeErrorResponse } from '../../protocol/http1/index.ts'
@@ -56,9 +57,6 @@ export interface AgentGatewayDeps {
   /** replicas: this one's id and the live replicas agents may dial; absent or empty: a lone server */
   replicas?: () => { self: string; replicas: ReplicaEndpoint[] } | undefined
 }
-
-/** Bytes an agent may send on one relay before the server grants more (decision 32). */
-export const STREAM_WINDOW_BYTES = 1024 * 1024
 
 /**
  * Turns an agent's HTTP/1.1 upgrade on the HTTPS listener into an AgentSession: authenticates the

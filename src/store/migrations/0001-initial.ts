@@ -1,5 +1,5 @@
 import type { Kysely, Migration } from 'kysely'
-import type { StoreDialect } from '../database.ts'
+import type { StoreDialect } from '../store-dialect.ts'
 
 /** Creates the first schema: organizations, their API tokens, their tunnels and the audit log. */
 export function initialMigration(dialect: StoreDialect): Migration {

@@ -1,5 +1,5 @@
 import type { MigrationProvider } from 'kysely'
-import type { StoreDialect } from '../database.ts'
+import type { StoreDialect } from '../store-dialect.ts'
 import { initialMigration } from './0001-initial.ts'
 import { clusterMigration } from './0002-cluster.ts'
 import { instanceMigration } from './0003-instance.ts'

@@ -351,6 +351,7 @@ test('anything the peer sends counts as alive: a PING answer late behind the pee
     }
     const [reason] = (await once(server, 'close')) as [TunnelError]
     assert.equal(reason.message, 'peer did not answer a ping', 'and silence still ends it')
+    assert.equal(reason.code, 'TUN_ERR_SESSION_PING_TIMEOUT', 'with a code the owner branches on, not the message')
   } finally {
     server.destroy()
     b.destroy()
@@ -401,7 +402,7 @@ test('a peer that stops answering pings is dropped with the owner reason', async
     await once(server, 'settings')
     server.startPings()
     const [reason] = (await once(server, 'close')) as [TunnelError]
-    assert.equal(reason.code, 'TUN_ERR_SESSION_LOST')
+    assert.equal(reason.code, 'TUN_ERR_SESSION_PING_TIMEOUT', 'a code the owner recognises the timeout by')
     assert.equal(reason.message, 'peer did not answer a ping')
   } finally {
     server.destroy()

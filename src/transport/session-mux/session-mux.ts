@@ -36,7 +36,7 @@ export interface SessionMuxOptions {
   maxStreams: number
   pingIntervalMs: number
   pingTimeoutMs: number
-  /** why the session ends when a ping goes unanswered, as the owner wants it told */
+  /** why the session ends when a ping goes unanswered, as the owner wants it told (code TUN_ERR_SESSION_PING_TIMEOUT) */
   pingTimeoutMessage: string
   /**
    * Bytes queued for the socket above which streams are told to pause their sources (the session
@@ -439,7 +439,7 @@ export class SessionMux extends EventEmitter implements StreamTransport {
     const p = Buffer.allocUnsafe(PING_BYTES)
     p.writeBigUInt64BE(value)
     this.#queue(encodeFrame(SessionFrameType.PING, 0, 0, p), true)
-    this.#pingDeadline = setTimeout(() => this.destroy(new TunnelError('TUN_ERR_SESSION_LOST', this.#options.pingTimeoutMessage)), this.#options.pingTimeoutMs)
+    this.#pingDeadline = setTimeout(() => this.destroy(new TunnelError('TUN_ERR_SESSION_PING_TIMEOUT', this.#options.pingTimeoutMessage)), this.#options.pingTimeoutMs)
   }
 
   #onPing(flags: number, payload: Buffer): void {

@@ -1,8 +1,7 @@
 import { readFile } from 'node:fs/promises'
-import { hostname } from 'node:os'
 import type { ClusterNode } from '../cluster/index.ts'
 import type { AgentConfig } from '../config/agent-config.ts'
-import { TerminalProgress, describeDrain, describeMigration, silentLogger, type Logger, type ProgressOutput } from '../observability/index.ts'
+import { TerminalProgress, describeDrain, silentLogger, type Logger, type ProgressOutput } from '../observability/index.ts'
 import { MetricsListener, createAgentMetrics } from '../observability/metrics/index.ts'
 import type { Database } from '../store/index.ts'
 import type { AgentConnectorOptions } from './connector/agent-connector.ts'
@@ -84,7 +83,6 @@ export async function startAgent(config: Readonly<AgentConfig>, deps: AgentDeps 
   }
   if (config.proxy !== undefined) log.info(describeProxy(config.proxy), 'agent dials the tunnel server through an http connect proxy')
   const listeners = new Set<(s: AgentNodeStatus) => void>()
-  const noKey = { status: null, reason: 'waiting for a security key', since: new Date().toISOString(), sessions: 0, sessionsWanted: 0 } as const
   let current: () => AgentNodeStatus
   let currentSessions: () => NodeSessions | undefined
   let instance: InstanceNode | undefined
@@ -104,49 +102,12 @@ export async function startAgent(config: Readonly<AgentConfig>, deps: AgentDeps 
       sessions.on('status', emit)
       sessions.start()
     } else {
-      // Loaded only with a database, so a single agent never carries the store.
-      const [{ openDatabase }, { InstanceNode }, { InstanceAdmin }, { KeySealer }] = await Promise.all([
-        import('../store/index.ts'),
-        import('./instance/instance-node.ts'),
-        import('./instance/instance-admin.ts'),
-        import('./instance/key-sealer.ts'),
-      ])
-      const sealer = config.keyEncryptionFile === undefined ? undefined : await KeySealer.fromFile(config.keyEncryptionFile)
-      const migrating = new TerminalProgress({ out: deps.terminal })
-      database = await openDatabase(config.database, { onMigration: (step) => migrating.update(describeMigration(step)) }).finally(() => migrating.done())
-      if (database.migrated.length > 0) log.info({ migrations: database.migrated, database: database.dialect }, 'database migrated')
-      if (config.keyText !== undefined) await new InstanceAdmin(database, { sealer }).addKey(config.keyText, `agent ${nodeId} (--key)`)
-      const node = new InstanceNode(
-        {
-          nodeId,
-          address: hostname(),
-          version: AGENT_VERSION,
-          sessions: config.sessions,
-          maxReplicas: config.replicas,
-          connectGraceMs: config.connectGraceMs,
-          keyPollMs: config.keyPollMs,
-          heartbeatMs: config.nodeHeartbeatMs,
-          connector,
-          sealer,
-        },
-        { database, log },
-      )
-      instance = node
-      current = () => node.status ?? noKey
-      currentSessions = () => node.sessions
-      node.on('status', emit)
-      await node.start()
-      if (config.cluster !== undefined) {
-        const { startClusterNode } = await import('../cluster/index.ts')
-        cluster = await startClusterNode({ ...config.cluster, nodeId, kind: 'agent' }, { database, log })
-        const bus = cluster
-        listeners.add((st) => bus.publish('node.status', { nodeId, status: st.status ?? 'NONE', reason: st.reason.slice(0, 500) }))
-        bus.subscribe('node.status', (e) => log.debug({ peer: e.nodeId, status: e.status, reason: e.reason }, 'cluster peer status'))
-      }
-      if (config.console !== undefined) {
-        const { startOnpremConsole } = await import('./console/onprem-console.ts')
-        instanceConsole = await startOnpremConsole(config.console, { database, admin: new InstanceAdmin(database, { sealer }), log })
-      }
+      const { startInstanceMember } = await import('./instance/instance-member.ts')
+      const member = await startInstanceMember(config, config.database, connector, { nodeId, version: AGENT_VERSION, log, terminal: deps.terminal })
+      ;({ database, node: instance, cluster, console: instanceConsole } = member)
+      current = member.status
+      currentSessions = () => member.node.sessions
+      member.node.on('status', emit)
     }
   } catch (err) {
     await cluster?.close()

@@ -6,10 +6,10 @@ import { readFileSync } from 'node:fs'
 import { createServer, type Socket } from 'node:net'
 import { parentPort, workerData } from 'node:worker_threads'
 import { performance } from 'node:perf_hooks'
-import { AuthStats } from './auth-stats.ts'
-import { NonceRegistry } from './auth/nonce-registry.ts'
-import { acceptHandshake } from './auth/server-handshake.ts'
-import { KeyRing } from './key-ring.ts'
+import { AuthStats } from '../../src/cluster/auth-stats.ts'
+import { NonceRegistry } from '../../src/cluster/auth/nonce-registry.ts'
+import { acceptHandshake } from '../../src/cluster/auth/server-handshake.ts'
+import { KeyRing } from '../../src/cluster/key-ring.ts'
 
 const { secret } = workerData as { secret: string }
 const keys = new KeyRing({ graceMs: 60_000 })

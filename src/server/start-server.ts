@@ -1,6 +1,4 @@
 import { access as fileAccess, mkdir, rename, writeFile } from 'node:fs/promises'
-import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
-import type { Socket } from 'node:net'
 import { join } from 'node:path'
 import { startClusterNode, type ClusterNode } from '../cluster/index.ts'
 import { resolveNodeId } from '../config/node-identity.ts'
@@ -11,7 +9,6 @@ import { MetricsListener, createServerMetrics, type ServerMetrics } from '../obs
 import { ApiTokenRepository, AuditRepository, LinkedProductRepository, OrgRepository, TunnelPresenceRepository, TunnelRepository, openDatabase, type Database } from '../store/index.ts'
 import { spkiPin } from '../transport/certificate-pin.ts'
 import { loadOrCreateCertificate } from '../transport/self-signed-certificate.ts'
-import { tlsPolicy } from '../transport/tls-policy.ts'
 import { AccessLog } from './ingress/access-log.ts'
 import { AccessPolicies } from './ingress/access-policies.ts'
 import { LinkedProductService } from './tunnels/linked-product-service.ts'
@@ -25,11 +22,13 @@ import { ADMIN_TOKEN_FILE, SERVER_INFO_FILE, bootstrapOrg } from './bootstrap.ts
 import { HostRouter } from './ingress/host-router.ts'
 import { OncePerInterval } from './ingress/once-per-interval.ts'
 import { IngressServer } from './ingress/ingress-server.ts'
-import { acceptForwardedConnection } from './replica-forward/forward-acceptor.ts'
 import { ReplicaForwarder } from './replica-forward/replica-forwarder.ts'
-import { replicaReadiness } from './replica-forward/replica-readiness.ts'
 import { SourceLimits } from './ingress/source-limits.ts'
 import { TunnelService } from './tunnels/tunnel-service.ts'
+import { TunnelPresence } from './tunnel-presence.ts'
+import { HttpsFront } from './https-front.ts'
+import { startClusterSync } from './cluster-sync.ts'
+import { serverReadinessChecks } from './server-readiness.ts'
 
 export interface TunnelServer {
   /** the HTTPS endpoint of the admin API and of agents, as agents reach it */
@@ -104,38 +103,9 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
     const certificatePin = cert.selfSigned ? spkiPin(cert.cert) : undefined
 
     const registry = new SessionRegistry()
-    // Writes of the connection state, awaited at close so none runs against a closed database.
-    const writes = new Set<Promise<unknown>>()
-    const track = (p: Promise<unknown>): void => {
-      const w = p.catch((err: unknown) => log.warn({ err }, 'could not record tunnel connection state')).finally(() => writes.delete(w))
-      writes.add(w)
-    }
-    // With replicas, each records which tunnels it holds sessions of, so every replica can tell a
-    // tunnel connected elsewhere from one connected nowhere (docs/scaling.md).
+    // With replicas, each records which tunnels it holds sessions of (docs/scaling.md).
     const presence = new TunnelPresenceRepository(database)
-    // One write at a time per tunnel, each writing what is true when it runs: on a pool, a quick
-    // down-and-up could otherwise commit the delete after the insert.
-    const presenceWrites = new Map<string, Promise<void>>()
-    const writePresence = (id: string): void => {
-      const node = cluster
-      if (node === undefined) return
-      const next = (presenceWrites.get(id) ?? Promise.resolve()).then(() =>
-        registry.sessionsOf(id).length > 0 ? presence.add(id, node.nodeId, new Date().toISOString()) : presence.remove(id, node.nodeId),
-      )
-      const settled = next.catch(() => {}).finally(() => {
-        if (presenceWrites.get(id) === settled) presenceWrites.delete(id)
-      })
-      presenceWrites.set(id, settled)
-      track(next)
-    }
-    registry.on('tunnel-up', (id: string) => {
-      track(tunnelRepo.markConnected(id, new Date().toISOString()))
-      writePresence(id)
-    })
-    registry.on('tunnel-down', (id: string) => {
-      track(tunnelRepo.markDisconnected(id, new Date().toISOString()))
-      writePresence(id)
-    })
+    const tunnelPresence = new TunnelPresence({ registry, tunnels: tunnelRepo, presence, nodeId: () => cluster?.nodeId, log })
 
     const router = new HostRouter(config.ingressDomain)
     let publicUrl = config.publicUrl ?? ''
@@ -236,44 +206,23 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
     )
     const api = new AdminApi({ tunnels, products, tokens: apiTokens, audit, log, consoleActor: (req) => cloudConsole.actor(req) })
 
-    const https: HttpsServer = createHttpsServer(
+    const https = new HttpsFront(
       {
         cert: cert.cert,
         key: cert.key,
-        ...tlsPolicy,
-        ALPNProtocols: ['http/1.1'],
-        handshakeTimeout: config.tlsHandshakeTimeoutMs,
-        headersTimeout: config.apiHeadTimeoutMs,
-        requestTimeout: Math.max(config.apiRequestTimeoutMs, config.apiHeadTimeoutMs),
-        keepAliveTimeout: 5_000,
-        // Node checks the two timeouts above only this often (30 s by default), which would let a
-        // dripped head live up to 30 s past its limit.
-        connectionsCheckingInterval: Math.min(1_000, config.apiHeadTimeoutMs),
+        handshakeTimeoutMs: config.tlsHandshakeTimeoutMs,
+        headTimeoutMs: config.apiHeadTimeoutMs,
+        requestTimeoutMs: config.apiRequestTimeoutMs,
       },
-      (req, res) => {
-        if (AdminApi.matches(req.url)) api.handle(req, res)
-        else if (CloudConsole.matches(req.url)) cloudConsole.handle(req, res)
-        else if (req.url === '/healthz') {
-          res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}')
-        } else {
-          const e = new TunnelError('TUN_ERR_API_ROUTE_NOT_FOUND', `nothing at ${req.url ?? '/'}`)
-          res.writeHead(404, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(e.toJSON()))
-        }
+      {
+        routes: [
+          { matches: (url) => AdminApi.matches(url), handle: (req, res) => api.handle(req, res) },
+          { matches: (url) => CloudConsole.matches(url), handle: (req, res) => cloudConsole.handle(req, res) },
+        ],
+        upgrade: { matches: (req) => AgentGateway.matches(req), handleUpgrade: (req, socket, head) => gateway.handleUpgrade(req, socket, head) },
+        log,
       },
     )
-    const httpsSockets = new Set<Socket>()
-    https.on('connection', (s: Socket) => {
-      s.setNoDelay(true)
-      httpsSockets.add(s)
-      s.once('close', () => httpsSockets.delete(s))
-    })
-    https.on('tlsClientError', (err, socket) => {
-      log.debug({ err: err.message, remoteAddress: socket.remoteAddress }, 'tls handshake failed')
-    })
-    https.on('upgrade', (req, socket, head) => {
-      if (AgentGateway.matches(req)) gateway.handleUpgrade(req, socket, head)
-      else socket.destroy()
-    })
 
     const sourceLimits = new SourceLimits(config.maxConnectionsPerSource)
     const ingress = new IngressServer({
@@ -313,61 +262,31 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
       accessLog,
     })
 
-    // Cluster bus: another replica deleted a tunnel → drop its sessions here too, no polling.
+    // Cluster bus: what other replicas change reaches this one (src/server/cluster-sync.ts).
     // Started before any listener, so a failure here (say, a node id in use) leaves nothing open.
     if (config.cluster !== undefined) {
       const nodeId = await resolveNodeId({ nodeId: config.clusterNodeId, dataDir: config.dataDir })
       const node = await startClusterNode({ ...config.cluster, nodeId, kind: 'server' }, { database, log })
       cluster = node
       cleanups.push(() => node.close())
-      node.subscribe('tunnel.changed', (e, meta) => {
-        // The cached record goes first: a connect checked after this must read the database.
-        gateway.tunnelChanged(e.tunnelId, e.change)
-        if (e.change !== 'deleted') return
-        log.info({ tunnelId: e.tunnelId, from: meta.from }, 'tunnel deleted on another replica; ending its sessions here')
-        registry.revokeTunnel(e.tunnelId, new TunnelError('TUN_ERR_TUNNEL_NOT_FOUND', 'tunnel deleted'))
-      })
-      node.subscribe('token.changed', (e, meta) => {
-        if (e.change === 'revoked') log.info({ tokenId: e.tokenId, from: meta.from }, 'API token revoked on another replica; dropping it here')
-        apiTokens.tokenChanged(e.tokenId, e.change)
-      })
-      node.subscribe('products.changed', (e) => {
-        access.reloadTunnel(e.tunnelId).catch((err: unknown) => log.warn({ err, tunnelId: e.tunnelId }, 'could not reload linked products'))
-      })
-      node.acceptForwarded((socket, peer) =>
-        acceptForwardedConnection(socket, peer, { ingress, log: log.child({ component: 'replica-forward' }), timeoutMs: config.headTimeoutMs }),
-      )
-      // What a crash of this replica left in tunnel_presence is not true any more.
-      await presence.clearNode(nodeId)
-      cleanups.push(() => presence.clearNode(nodeId).catch((err: unknown) => log.warn({ err }, 'could not clear this replica from tunnel_presence')))
-      // Agents keep sessions to every replica: tell the connected ones when the list changes.
-      node.onReplicasChanged((replicas) => {
-        log.info({ replicas: replicas.map((r) => r.id) }, 'replicas changed; telling the connected agents')
-        for (const s of registry.all()) s.announceReplicas(node.nodeId, replicas)
-      })
+      const sync = await startClusterSync({ node, registry, gateway, apiTokens, access, ingress, presence, log, forwardHeadTimeoutMs: config.headTimeoutMs })
+      cleanups.push(() => sync.close())
     }
 
     // Up before the other listeners, so /readyz can say they are not yet listening.
     let metricsListener: MetricsListener | undefined
     if (metrics !== undefined && config.metricsListen !== undefined) {
-      const listening = (name: string, up: () => boolean) => ({
-        name,
-        check: () => {
-          if (!up()) throw new Error(`the ${name} listener is not listening`)
-        },
-      })
       const listener = await MetricsListener.start(config.metricsListen, {
         render: () => metrics.render(),
         contentType: metrics.contentType,
-        checks: [
-          { name: 'database', check: () => database.ping() },
-          listening('https', () => https.listening),
-          listening('ingress', () => ingress.listening),
-          // A replica that can neither relay nor forward would turn callers away (docs/scaling.md).
-          ...(cluster === undefined
-            ? []
-            : [
-                replicaReadiness({
+        checks: serverReadinessChecks({
+          database,
+          https,
+          ingress,
+          replica:
+            cluster === undefined
+              ? undefined
+              : {
                   ownTunnels: () => new Set([...registry.all()].map((s) => s.info.tunnelId)),
                   heldByPeers: () =>
                     presence.liveReplicas({
@@ -377,31 +296,16 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
                   keyedLinks: () => cluster!.status().links.filter((l) => l.kid !== null).map((l) => l.peerId),
                   uptimeMs: () => performance.now() - startedAtMs,
                   graceMs: config.replicaReadyGraceMs,
-                }),
-              ]),
-        ],
+                },
+        }),
         log: log.child({ component: 'metrics' }),
       }, { headTimeoutMs: config.metricsHeadTimeoutMs, requestTimeoutMs: config.metricsRequestTimeoutMs })
       metricsListener = listener
       cleanups.push(() => listener.close())
     }
 
-    const apiAddress = await new Promise<{ host: string; port: number }>((resolve, reject) => {
-      https.once('error', reject)
-      https.listen(config.listen.port, config.listen.host, () => {
-        https.removeListener('error', reject)
-        const a = https.address()
-        if (a === null || typeof a === 'string') reject(new Error('no address'))
-        else resolve({ host: a.address, port: a.port })
-      })
-    })
-    cleanups.push(
-      () =>
-        new Promise<void>((resolve) => {
-          https.close(() => resolve())
-          for (const s of httpsSockets) s.destroy()
-        }),
-    )
+    const apiAddress = await https.listen(config.listen.host, config.listen.port)
+    cleanups.push(() => https.close())
     const ingressAddress = await ingress.listen(config.ingressListen.host, config.ingressListen.port)
     ingressPort = ingressAddress.port
 
@@ -450,7 +354,7 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
         }
         log.info({ elapsedMs: Date.now() - startedAt }, 'drained')
         registry.destroyAll()
-        await Promise.all([...writes])
+        await tunnelPresence.settled()
         for (const c of cleanups.reverse()) await c()
       })())
 

@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto'
 import { connect } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { Worker } from 'node:worker_threads'
-import { AuthStats, type AuthStatsJson } from './auth-stats.ts'
-import { initiateHandshake } from './auth/client-handshake.ts'
-import { NonceRegistry } from './auth/nonce-registry.ts'
-import { KeyRing } from './key-ring.ts'
+import { AuthStats, type AuthStatsJson } from '../../src/cluster/auth-stats.ts'
+import { initiateHandshake } from '../../src/cluster/auth/client-handshake.ts'
+import { NonceRegistry } from '../../src/cluster/auth/nonce-registry.ts'
+import { KeyRing } from '../../src/cluster/key-ring.ts'
 
 export interface ClusterHandshakeBench {
   handshakesPerSec: number

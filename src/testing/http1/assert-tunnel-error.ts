@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
-import { TunnelError } from '../../../errors/index.ts'
-import type { ErrorCode } from '../../../errors/index.ts'
+import { TunnelError } from '../../errors/index.ts'
+import type { ErrorCode } from '../../errors/index.ts'
 
 /** Runs `work`, which must throw a TunnelError with `code` and, if given, a message matching `message`. */
 export function assertTunnelError(work: () => unknown, code: ErrorCode, message?: string | RegExp, context = ''): TunnelError {

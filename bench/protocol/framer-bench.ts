@@ -1,8 +1,8 @@
-// Throughput sanity check, not a test: `node --import tsx src/protocol/http1/framer.bench.ts`.
-import { RequestFramer } from './request-framer.ts'
-import { ResponseFramer } from './response-framer.ts'
-import { serializeRequestHead } from './serialize-request-head.ts'
-import type { RequestHead } from './request-head.ts'
+// Throughput sanity check, not a test: `node --import tsx bench/protocol/framer-bench.ts`.
+import { RequestFramer } from '../../src/protocol/http1/request-framer.ts'
+import { ResponseFramer } from '../../src/protocol/http1/response-framer.ts'
+import { serializeRequestHead } from '../../src/protocol/http1/serialize-request-head.ts'
+import type { RequestHead } from '../../src/protocol/http1/request-head.ts'
 
 const requestHead = Buffer.from(
   'GET /api/v1/projects/42/items?page=2&sort=desc HTTP/1.1\r\n' +

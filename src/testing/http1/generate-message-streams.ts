@@ -1,7 +1,7 @@
-import type { BodyFraming } from '../body-framing.ts'
-import type { RequestHead } from '../request-head.ts'
-import type { ResponseHead } from '../response-head.ts'
-import type { SeededRandom } from './seeded-random.ts'
+import type { BodyFraming } from '../../protocol/http1/body-framing.ts'
+import type { RequestHead } from '../../protocol/http1/request-head.ts'
+import type { ResponseHead } from '../../protocol/http1/response-head.ts'
+import type { SeededRandom } from '../seeded-random.ts'
 
 // Valid-message generator for property and fuzz tests. It knows what it wrote, so it states the
 // expected heads independently of the parser instead of asking the parser what it thinks.

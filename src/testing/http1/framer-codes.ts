@@ -1,4 +1,4 @@
-import type { ErrorCode } from '../../../errors/index.ts'
+import type { ErrorCode } from '../../errors/index.ts'
 
 /** Every code the request framer refuses with: what a caller's malformed bytes can produce. */
 export const REQUEST_FRAMER_CODES: readonly ErrorCode[] = [

@@ -1,10 +1,10 @@
-import type { Http1Limits } from '../http1-limits.ts'
-import type { RequestFramerCallbacks } from '../request-framer.ts'
-import { RequestFramer } from '../request-framer.ts'
-import type { ResponseFramerCallbacks } from '../response-framer.ts'
-import { ResponseFramer } from '../response-framer.ts'
-import type { RequestHead } from '../request-head.ts'
-import type { ResponseHead } from '../response-head.ts'
+import type { Http1Limits } from '../../protocol/http1/http1-limits.ts'
+import type { RequestFramerCallbacks } from '../../protocol/http1/request-framer.ts'
+import { RequestFramer } from '../../protocol/http1/request-framer.ts'
+import type { ResponseFramerCallbacks } from '../../protocol/http1/response-framer.ts'
+import { ResponseFramer } from '../../protocol/http1/response-framer.ts'
+import type { RequestHead } from '../../protocol/http1/request-head.ts'
+import type { ResponseHead } from '../../protocol/http1/response-head.ts'
 
 export type FramerEvent =
   | { type: 'head'; head: RequestHead | ResponseHead }

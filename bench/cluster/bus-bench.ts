@@ -1,11 +1,11 @@
 import { createSecretKey, randomBytes } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
-import { silentLogger } from '../observability/index.ts'
-import { ClusterAuthStats } from './auth-stats.ts'
-import { FRAME_EVENT, busFrameFormat, encodeEventPayload } from './bus/bus-messages.ts'
-import { ClusterBus } from './bus/cluster-bus.ts'
-import { KeyRing } from './key-ring.ts'
-import { FrameOpener, FrameSealer } from './wire/frame-seal.ts'
+import { silentLogger } from '../../src/observability/index.ts'
+import { ClusterAuthStats } from '../../src/cluster/auth-stats.ts'
+import { FRAME_EVENT, busFrameFormat, encodeEventPayload } from '../../src/cluster/bus/bus-messages.ts'
+import { ClusterBus } from '../../src/cluster/bus/cluster-bus.ts'
+import { KeyRing } from '../../src/cluster/key-ring.ts'
+import { FrameOpener, FrameSealer } from '../../src/cluster/wire/frame-seal.ts'
 
 export interface ClusterBusEventBench {
   /** events published on one node and delivered to the other's subscriber, per second of wall time */

@@ -1,0 +1,173 @@
+import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import { createServer, type Server, type Socket } from 'node:net'
+import { after, test } from 'node:test'
+import type { TunnelError } from '../../errors/index.ts'
+import { silentLogger } from '../../observability/index.ts'
+import { NO_AGENT_METRICS, type AgentMetricsSink } from '../../observability/metrics/index.ts'
+import type { Refusal } from '../../protocol/index.ts'
+import { eventually } from '../../testing/eventually.ts'
+import { freePort } from '../../testing/free-port.ts'
+import { checkNoLeakedHandles } from '../../testing/leak-check.ts'
+import { socketPair } from '../../testing/session-pair.ts'
+import { SessionMux, type RelayStream, type SessionMuxOptions } from '../../transport/session-mux/index.ts'
+import { UpstreamRelay } from './upstream-relay.ts'
+
+checkNoLeakedHandles()
+
+const MUX: Omit<SessionMuxOptions, 'role'> = { streamWindowBytes: 64 * 1024, maxStreams: 10, pingIntervalMs: 60_000, pingTimeoutMs: 60_000, pingTimeoutMessage: 'no ping answer' }
+
+/** What the server end of one relay heard from the agent. */
+interface ServerView {
+  stream: RelayStream
+  accepted: boolean
+  refused: Refusal | undefined
+  got: Buffer[]
+  ended: boolean
+  lost: TunnelError | undefined
+}
+
+/** A session whose agent end relays each stream to `port` with UpstreamRelay, as the connector does. */
+async function relaySession(port: number, connectTimeoutMs = 5000, metrics?: Partial<AgentMetricsSink>): Promise<{ open(): ServerView; close(): Promise<void> }> {
+  const [a, b] = await socketPair()
+  const server = new SessionMux(a, { ...MUX, role: 'server' })
+  const agent = new SessionMux(b, { ...MUX, role: 'agent' })
+  agent.on('stream', (stream: RelayStream) => new UpstreamRelay(stream, { host: '127.0.0.1', port }, { connectTimeoutMs, log: silentLogger(), metrics: { ...NO_AGENT_METRICS, ...metrics } }))
+  await Promise.all([once(server, 'settings'), once(agent, 'settings')])
+  return {
+    open() {
+      const stream = server.open('192.0.2.7')
+      const view: ServerView = { stream, accepted: false, refused: undefined, got: [], ended: false, lost: undefined }
+      stream.attach({
+        accepted: () => (view.accepted = true),
+        refused: (r) => (view.refused = r),
+        data: (c) => view.got.push(Buffer.from(c)),
+        end: () => (view.ended = true),
+        lost: (r) => (view.lost = r),
+        writable: () => {},
+      })
+      return view
+    },
+    async close() {
+      const closed = [server, agent].filter((m) => !m.closed).map((m) => once(m, 'close'))
+      server.destroy()
+      agent.destroy()
+      await Promise.all(closed)
+    },
+  }
+}
+
+/** An upstream app on loopback that records each connection. */
+async function upstream(onConnection: (s: Socket) => void): Promise<{ server: Server; port: number; sockets: Socket[] }> {
+  const sockets: Socket[] = []
+  const server = createServer({ allowHalfOpen: true }, (s) => {
+    sockets.push(s)
+    onConnection(s)
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  after(() => {
+    for (const s of sockets) s.destroy()
+    server.close()
+  })
+  return { server, port: (server.address() as { port: number }).port, sockets }
+}
+
+test('the stream is accepted once the upstream connection is open, and bytes pass both ways with half-closes', async () => {
+  const app = await upstream((s) => {
+    const got: Buffer[] = []
+    s.on('data', (c: Buffer) => got.push(c))
+    s.on('end', () => s.end(`echo:${Buffer.concat(got).toString()}`))
+  })
+  const session = await relaySession(app.port)
+  try {
+    const view = session.open()
+    view.stream.write(Buffer.from('sent before the upstream accepted'))
+    view.stream.end()
+    await eventually(() => view.ended, 'the upstream answers and ends')
+    assert.equal(view.accepted, true)
+    assert.equal(Buffer.concat(view.got).toString(), 'echo:sent before the upstream accepted')
+  } finally {
+    await session.close()
+  }
+})
+
+test('a refused upstream connection is a REFUSE with TUN_ERR_UPSTREAM_REFUSED naming the port, never an accept', async () => {
+  const port = await freePort()
+  const session = await relaySession(port)
+  try {
+    const view = session.open()
+    await eventually(() => view.refused !== undefined, 'the refusal arrives')
+    assert.equal(view.refused!.code, 'TUN_ERR_UPSTREAM_REFUSED')
+    assert.match(view.refused!.message, new RegExp(`127\\.0\\.0\\.1:${port}: ECONNREFUSED`))
+    assert.equal(view.accepted, false)
+  } finally {
+    await session.close()
+  }
+})
+
+test('the server aborting the stream closes the upstream connection', async () => {
+  const app = await upstream(() => {})
+  const session = await relaySession(app.port)
+  try {
+    const view = session.open()
+    await eventually(() => view.accepted && app.sockets.length === 1, 'connected')
+    // The app's end is half-open capable: the relay's close reaches it as the end of its input.
+    let ended = false
+    app.sockets[0]!.once('end', () => (ended = true)).resume()
+    view.stream.abort()
+    await eventually(() => ended, "the app's connection is closed")
+  } finally {
+    await session.close()
+  }
+})
+
+test('the upstream going away mid-relay aborts the stream (the server sees it lost), not a clean end', async () => {
+  const app = await upstream((s) => s.write('partial answer'))
+  const session = await relaySession(app.port)
+  try {
+    const view = session.open()
+    await eventually(() => view.got.length > 0, 'the first bytes arrive')
+    app.sockets[0]!.resetAndDestroy()
+    await eventually(() => view.lost !== undefined, 'the stream is lost')
+    assert.equal(view.ended, false)
+    assert.equal(Buffer.concat(view.got).toString(), 'partial answer')
+  } finally {
+    await session.close()
+  }
+})
+
+test('an app that does not read holds the stream (no credit), so the agent buffers at most a window, and no byte is lost', async () => {
+  let release: () => void = () => {}
+  const released = new Promise<void>((r) => (release = r))
+  const total = 32 * 1024 * 1024
+  const app = await upstream((s) => {
+    s.pause()
+    void released.then(() => s.resume())
+    let got = 0
+    s.on('data', (c: Buffer) => {
+      got += c.length
+      if (got === total) s.end(`got ${got}`)
+    })
+  })
+  // The agent's socket to the app, through the metrics sink the relay reports it to.
+  let toApp: Socket | undefined
+  const session = await relaySession(app.port, 5000, { upstreamConnected: (s: Socket) => (toApp = s) })
+  try {
+    const view = session.open()
+    await eventually(() => view.accepted && toApp !== undefined, 'connected')
+    const chunk = Buffer.alloc(64 * 1024, 1)
+    for (let sent = 0; sent < total; sent += chunk.length) view.stream.write(chunk)
+    // Once the kernel's buffers are full the agent's socket starts keeping bytes itself ...
+    await eventually(() => toApp!.writableLength > 0, "the app's socket buffers fill")
+    await new Promise((r) => setTimeout(r, 300))
+    // ... and then no more than the stream window comes: the server is not granted credit.
+    assert.ok(toApp!.writableLength <= 2 * MUX.streamWindowBytes, `the agent keeps ${toApp!.writableLength} bytes for the app`)
+    assert.equal(view.stream.writableNeedDrain, true, 'the server waits')
+    release()
+    await eventually(() => view.ended, 'every byte reached the app', 30_000)
+    assert.equal(Buffer.concat(view.got).toString(), `got ${total}`)
+  } finally {
+    await session.close()
+  }
+})

@@ -1,0 +1,276 @@
+import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import { connect, createServer, type Socket } from 'node:net'
+import { test } from 'node:test'
+import { silentLogger } from '../../observability/index.ts'
+import { eventually } from '../../testing/eventually.ts'
+import { checkNoLeakedHandles } from '../../testing/leak-check.ts'
+import { openSessionPair, type SessionPair } from '../../testing/session-pair.ts'
+import { SessionRegistry } from '../agent-gateway/session-registry.ts'
+import { HostRouter } from './host-router.ts'
+import { IngressConnection, type IngressConnectionDeps } from './ingress-connection.ts'
+import { OncePerInterval } from './once-per-interval.ts'
+
+// IngressConnection alone: a caller on loopback on one side, real agent sessions on the other whose
+// agent ends the tests script (accept, answer, refuse, abort, leave), so each rule of the relay
+// (pipelining, replay, moving between sessions, upgrades, unsolicited bytes) is shown where it lives.
+
+checkNoLeakedHandles()
+
+const TUNNEL = 'tunnelone'
+const HOST = `${TUNNEL}.example.test`
+const OK = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'
+
+interface Rig {
+  registry: SessionRegistry
+  sessions: SessionPair[]
+  /** a new caller connection to the ingress */
+  caller(): Promise<Caller>
+}
+
+interface Caller {
+  socket: Socket
+  send(text: string): void
+  /** everything the ingress sent so far */
+  readonly got: string
+  until(pattern: RegExp, what: string): Promise<void>
+  closed: boolean
+}
+
+async function withRig(sessionCount: number, body: (rig: Rig) => Promise<void>, deps: Partial<IngressConnectionDeps> = {}): Promise<void> {
+  const registry = new SessionRegistry()
+  const sessions: SessionPair[] = []
+  // A drain that outlasts every wait here: a session finishes draining only because its connections let go.
+  for (let i = 0; i < sessionCount; i++) sessions.push(await openSessionPair({ tunnelId: TUNNEL, drainTimeoutMs: 60_000 }))
+  const connections = new Set<IngressConnection>()
+  const server = createServer({ allowHalfOpen: true }, (socket) => {
+    const conn = new IngressConnection(socket, {
+      registry,
+      router: new HostRouter('example.test'),
+      describeTunnel: async () => ({ status: 'DISCONNECTED' }),
+      log: silentLogger(),
+      limits: {},
+      timeouts: { headTimeoutMs: 5000, idleTimeoutMs: 10_000, upgradedIdleTimeoutMs: 10_000, upstreamResponseTimeoutMs: 5000, bodyTimeoutMs: 5000, bodyMinBytesPerSecond: 1 },
+      maxStreamsPerSession: 100,
+      proto: 'http',
+      unsolicitedWarnings: new OncePerInterval(60_000),
+      ...deps,
+    })
+    connections.add(conn)
+    socket.once('close', () => connections.delete(conn))
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const port = (server.address() as { port: number }).port
+  const callers: Socket[] = []
+  try {
+    await body({
+      registry,
+      sessions,
+      async caller() {
+        const socket = connect(port, '127.0.0.1')
+        callers.push(socket)
+        await once(socket, 'connect')
+        let got = ''
+        const c: Caller = {
+          socket,
+          closed: false,
+          send: (text) => socket.write(Buffer.from(text, 'latin1')),
+          get got() {
+            return got
+          },
+          until: (pattern, what) => eventually(() => pattern.test(got), what),
+        }
+        socket.on('data', (d: Buffer) => (got += d.toString('latin1')))
+        socket.on('error', () => {})
+        socket.on('close', () => (c.closed = true))
+        return c
+      },
+    })
+  } finally {
+    for (const s of callers) s.destroy()
+    for (const c of connections) c.destroy()
+    server.close()
+    await Promise.all(sessions.map((p) => p.close()))
+  }
+}
+
+const get = (path: string, extra = ''): string => `GET ${path} HTTP/1.1\r\nHost: ${HOST}\r\n${extra}\r\n`
+
+test('a request goes to the agent with forwarding headers on a stream carrying the caller address; the answer comes back', async () => {
+  await withRig(1, async (rig) => {
+    rig.registry.add(rig.sessions[0]!.session)
+    const c = await rig.caller()
+    c.send(get('/a'))
+    const s = await rig.sessions[0]!.agent.stream(0)
+    await eventually(() => s.text().endsWith('\r\n\r\n'), 'the head reaches the agent')
+    assert.equal(s.address, '127.0.0.1')
+    assert.match(s.text(), new RegExp(`^GET /a HTTP/1.1\r\nHost: ${HOST}\r\nX-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ${HOST}\r\n\r\n$`))
+    s.accept()
+    s.send(OK)
+    await c.until(/ok$/, 'the answer')
+    // Kept alive: the next request rides the same stream.
+    c.send(get('/b'))
+    await eventually(() => s.text().includes('GET /b'), 'the second request on the same stream')
+    assert.equal(rig.sessions[0]!.agent.streams.length, 1)
+  })
+})
+
+test('pipelined requests are answered in order, and a refused one waits for the answers before it', async () => {
+  await withRig(1, async (rig) => {
+    rig.registry.add(rig.sessions[0]!.session)
+    const c = await rig.caller()
+    // Two requests, then one for another tunnel (421), in one write.
+    c.send(get('/1') + get('/2') + `GET /3 HTTP/1.1\r\nHost: othertunnel.example.test\r\n\r\n`)
+    const s = await rig.sessions[0]!.agent.stream(0)
+    await eventually(() => s.text().includes('GET /2'), 'both requests reach the agent')
+    assert.equal(s.text().includes('GET /3'), false, 'the misdirected one is not sent on')
+    await new Promise((r) => setTimeout(r, 50))
+    assert.equal(c.got, '', 'the refusal does not overtake the answers owed')
+    s.accept()
+    s.send('HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none')
+    s.send('HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ntwo')
+    await eventually(() => c.closed, 'the connection closes after the refusal')
+    const statuses = [...c.got.matchAll(/HTTP\/1.1 (\d{3})/g)].map((m) => m[1])
+    assert.deepEqual(statuses, ['200', '200', '421'])
+    assert.match(c.got, /one.*two.*TUN_ERR_INGRESS_MISDIRECTED/s)
+  })
+})
+
+test('a stream the agent aborts before confirming it is replayed on another session with every byte, even a POST body', async () => {
+  await withRig(2, async (rig) => {
+    const [a, b] = rig.sessions as [SessionPair, SessionPair]
+    rig.registry.add(a.session)
+    const c = await rig.caller()
+    const post = `POST /order HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: 5\r\n\r\nhello`
+    c.send(post)
+    const first = await a.agent.stream(0)
+    await eventually(() => first.text().endsWith('hello'), 'the request reaches the first agent')
+    // The first agent is leaving (GOAWAY) and gives up the stream it never confirmed.
+    rig.registry.add(b.session)
+    a.agent.mux.goaway()
+    await eventually(() => !a.session.isOpen, 'the session drains')
+    first.stream.abort()
+    const second = await b.agent.stream(0)
+    await eventually(() => second.text() === first.text(), 'the same bytes on the other session')
+    second.accept()
+    second.send(OK)
+    await c.until(/ok$/, 'the answer from the other session')
+    assert.equal(c.got.startsWith('HTTP/1.1 200 OK'), true)
+  })
+})
+
+test('after the agent confirmed the stream, a lost session replays only idempotent bodyless requests', async () => {
+  await withRig(3, async (rig) => {
+    const [a, b, d] = rig.sessions as [SessionPair, SessionPair, SessionPair]
+    rig.registry.add(a.session)
+    const c = await rig.caller()
+    c.send(get('/safe'))
+    const first = await a.agent.stream(0)
+    first.accept()
+    await eventually(() => [...a.serverMux.streams()].every((st) => st.accepted), 'the server heard the ACCEPT')
+    await eventually(() => first.text().includes('GET /safe'), 'sent')
+    rig.registry.add(b.session)
+    a.session.destroy()
+    const replayed = await b.agent.stream(0)
+    await eventually(() => replayed.text().includes('GET /safe'), 'the GET is sent again on the live session')
+    replayed.accept()
+    replayed.send(OK)
+    await c.until(/ok$/, 'the answer after the replay')
+
+    // A POST with a body may have reached the app: it is not sent twice.
+    const p = await rig.caller()
+    rig.registry.add(d.session)
+    p.send(`POST /pay HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: 2\r\n\r\n42`)
+    await eventually(() => [b, d].some((x) => x.agent.streams.some((st) => st.text().includes('POST /pay'))), 'the POST is sent')
+    const holder = [b, d].find((x) => x.agent.streams.some((st) => st.text().includes('POST /pay')))!
+    const other = holder === b ? d : b
+    const before = other.agent.streams.length
+    holder.agent.streams.find((st) => st.text().includes('POST /pay'))!.accept()
+    await eventually(() => [...holder.serverMux.streams()].every((st) => st.accepted), 'the server heard the ACCEPT')
+    holder.session.destroy()
+    await eventually(() => p.closed, 'the caller gets its answer and the connection closes')
+    assert.match(p.got, /^HTTP\/1.1 502 .*TUN_ERR_SESSION_LOST/s)
+    assert.equal(other.agent.streams.length, before, 'nothing was replayed')
+  })
+})
+
+test('between requests a connection leaves a draining session; its next request opens a stream on another', async () => {
+  await withRig(2, async (rig) => {
+    const [a, b] = rig.sessions as [SessionPair, SessionPair]
+    rig.registry.add(a.session)
+    const c = await rig.caller()
+    c.send(get('/1'))
+    const first = await a.agent.stream(0)
+    first.accept()
+    first.send(OK)
+    await c.until(/ok$/, 'the first answer')
+    rig.registry.add(b.session)
+    const drained = a.session.close()
+    // The idle connection lets its stream go at once, so the session can finish.
+    await eventually(() => first.lost !== undefined || first.stream.closed, 'the stream on the draining session is released')
+    await drained
+    c.send(get('/2'))
+    const second = await b.agent.stream(0)
+    await eventually(() => second.text().includes('GET /2'), 'the next request on the other session')
+    assert.equal(c.closed, false, 'the caller kept its connection')
+  })
+})
+
+test('a 101 turns the connection into a byte pipe both ways', async () => {
+  await withRig(1, async (rig) => {
+    rig.registry.add(rig.sessions[0]!.session)
+    const c = await rig.caller()
+    c.send(get('/ws', 'Connection: Upgrade\r\nUpgrade: websocket\r\n'))
+    const s = await rig.sessions[0]!.agent.stream(0)
+    await eventually(() => s.text().endsWith('\r\n\r\n'), 'the upgrade request')
+    assert.match(s.text(), /\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n/)
+    s.accept()
+    s.send('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nfrom-app')
+    await c.until(/from-app$/, 'the 101 and the first pipe bytes')
+    const sent = s.text().length
+    c.send('GET not-http \x00\x01')
+    await eventually(() => s.text().length > sent, 'raw bytes reach the agent')
+    assert.equal(s.text().slice(sent), 'GET not-http \x00\x01', 'passed on unparsed')
+  })
+})
+
+test('bytes the app sends with no request outstanding are dropped with its stream; the caller keeps its connection', async () => {
+  await withRig(1, async (rig) => {
+    rig.registry.add(rig.sessions[0]!.session)
+    const c = await rig.caller()
+    c.send(get('/1'))
+    const s = await rig.sessions[0]!.agent.stream(0)
+    s.accept()
+    await eventually(() => s.text().includes('GET /1'), 'sent')
+    s.send(OK + 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nextra')
+    await c.until(/ok$/, 'the answer')
+    await eventually(() => s.stream.closed, 'the stream that sent unasked bytes is let go')
+    c.send(get('/2'))
+    const next = await rig.sessions[0]!.agent.stream(1)
+    await eventually(() => next.text().includes('GET /2'), 'the next request on a fresh stream')
+    next.accept()
+    next.send(OK)
+    await eventually(() => c.got.split('HTTP/1.1').length === 3, 'two answers')
+    assert.equal(c.got.includes('extra'), false, 'the unsolicited answer never reached the caller')
+  })
+})
+
+test('with no live session the caller learns whether the tunnel is unknown (404) or not connected (503)', async () => {
+  await withRig(0, async (rig) => {
+    const c = await rig.caller()
+    c.send(get('/'))
+    await eventually(() => c.closed, 'answered and closed')
+    assert.match(c.got, /^HTTP\/1.1 503 .*"code":"TUN_ERR_INGRESS_NO_SESSION".*tunnel status DISCONNECTED/s)
+  })
+  await withRig(
+    0,
+    async (rig) => {
+      const c = await rig.caller()
+      c.send(get('/'))
+      await eventually(() => c.closed, 'answered and closed')
+      assert.match(c.got, /^HTTP\/1.1 404 .*"code":"TUN_ERR_INGRESS_UNKNOWN_TUNNEL"/s)
+    },
+    { describeTunnel: async () => undefined },
+  )
+})
