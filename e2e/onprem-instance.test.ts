@@ -116,7 +116,7 @@ for (const target of targets) {
         nodes: Array<{ id: string; status: string; reason: string; sessions: number; lastHeartbeat: string }>
       }
       assert.equal(json.status, 'CONNECTED')
-      assert.match(json.reason, /all 3 nodes connected \(6 sessions\)/)
+      assert.match(json.reason, /all 3 nodes are connected \(6 sessions\)/)
       assert.equal(json.tunnel.id, tunnel.id)
       assert.equal(json.tunnel.name, 'onprem')
       assert.equal(json.tunnel.connectedTo, 'Acme')
