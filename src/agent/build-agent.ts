@@ -145,7 +145,7 @@ export async function startAgent(config: Readonly<AgentConfig>, deps: AgentDeps 
       }
       if (config.console !== undefined) {
         const { startOnpremConsole } = await import('./console/onprem-console.ts')
-        instanceConsole = await startOnpremConsole(config.console, { database, admin: new InstanceAdmin(database, { sealer }), log })
+        instanceConsole = await startOnpremConsole(config.console, { database, admin: new InstanceAdmin(database, { sealer }), log, node: { id: nodeId, upstream: `${config.upstream.host}:${config.upstream.port}`, database: config.database } })
       }
     }
   } catch (err) {

@@ -21,6 +21,7 @@ const NODE_PATH = /^\/api\/v1\/instance\/nodes\/([A-Za-z0-9._-]{1,64})$/
  *   PUT    /api/v1/instance/key         {key} → stores it for every node
  *   DELETE /api/v1/instance/key         removes it; every node disconnects
  *   DELETE /api/v1/instance/nodes/:id   retires a node that is down
+ *   GET    /api/v1/instance/audit?limit=N  the instance's audit events, newest first (default 100, at most 1000)
  */
 export class InstanceApi {
   readonly #admin: InstanceAdmin
@@ -63,6 +64,10 @@ export class InstanceApi {
       sendJson(res, 200, { removed: { tunnelId: removed.tunnelId, name: removed.tunnelName } })
       return
     }
+    if (path === '/api/v1/instance/audit' && method === 'GET') {
+      sendJson(res, 200, { events: await this.#audit.list(INSTANCE_AUDIT_ORG, { limit: auditLimit(req.url ?? '') }) })
+      return
+    }
     const node = NODE_PATH.exec(path)
     if (node !== null && method === 'DELETE') {
       await this.#admin.removeNode(node[1]!)
@@ -76,6 +81,16 @@ export class InstanceApi {
   async #record(who: ConsoleIdentity, action: string, target: string, details: Record<string, unknown>): Promise<void> {
     await this.#audit.record({ orgId: INSTANCE_AUDIT_ORG, actor: `console:${who.username}`, action, target, sourceAddress: who.sourceAddress, details })
   }
+}
+
+const AUDIT_LIMIT_MAX = 1000
+
+function auditLimit(url: string): number {
+  const raw = new URLSearchParams(url.split('?')[1] ?? '').get('limit')
+  if (raw === null) return 100
+  const n = Number(raw)
+  if (!/^\d{1,7}$/.test(raw) || n < 1 || n > AUDIT_LIMIT_MAX) throw new TunnelError('TUN_ERR_API_BAD_REQUEST', `limit must be a whole number from 1 to ${AUDIT_LIMIT_MAX} (got "${raw}")`)
+  return n
 }
 
 function keyOf(body: Record<string, unknown>): string {
