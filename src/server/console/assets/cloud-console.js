@@ -323,7 +323,7 @@ function showKey(t) {
           'p',
           {},
           // A new tab: this page, the only place the key is shown, stays open behind it.
-          h('a', { class: 'button primary', id: 'open-onprem', href: onpremLink(t.instanceUrl, t.key), target: '_blank', rel: 'noopener noreferrer', onclick: markCopied }, 'Open the on-prem console to add the key'),
+          h('a', { class: 'button primary', id: 'open-onprem', href: onpremLink(t.instanceUrl, t.key), target: '_blank', rel: 'noopener noreferrer' }, 'Open the on-prem console to add the key'),
           ' ',
           h('span', { class: 'help' }, 'Opens in a new tab. The key travels in the link’s fragment, which your browser never sends to any server.'),
         )
