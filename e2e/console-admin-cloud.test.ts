@@ -69,7 +69,7 @@ describe('cloud console when things go wrong, and what an admin needs to act (is
   async function lookAt(name: string, state: 'healthy' | 'failing', on: Page = page): Promise<void> {
     const violations = await seriousAxeViolations(on)
     assert.deepEqual(violations.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`), [], `axe on ${name} (${state})`)
-    await screenshotWidths(on, name, state)
+    for (const { width, scrollWidth } of await screenshotWidths(on, name, state)) assert.ok(scrollWidth <= width, `${name} (${state}) scrolls sideways at ${width} px (${scrollWidth} px wide)`)
   }
 
   test('1. a view that cannot reach the server says how old its data is and greys out the statuses', async () => {

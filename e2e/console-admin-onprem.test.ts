@@ -93,7 +93,7 @@ describe('instance console when things go wrong, and what an admin needs to act 
   async function lookAt(name: string, state: 'healthy' | 'failing'): Promise<void> {
     const violations = await seriousAxeViolations(page)
     assert.deepEqual(violations.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`), [], `axe on ${name} (${state})`)
-    await screenshotWidths(page, name, state)
+    for (const { width, scrollWidth } of await screenshotWidths(page, name, state)) assert.ok(scrollWidth <= width, `${name} (${state}) scrolls sideways at ${width} px (${scrollWidth} px wide)`)
   }
 
   test('8, 11. the nodes page marks the node serving the console, keeps node ids on one line, and shows the command to start a node', async () => {

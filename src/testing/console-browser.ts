@@ -60,16 +60,20 @@ export const PAGE_WIDTHS = [1280, 375] as const
 
 /**
  * Writes test-results/console-<name>-<state>-<width>.png at each of PAGE_WIDTHS (the whole page),
- * then puts the viewport back as it was.
+ * then puts the viewport back as it was; answers how wide the page was at each (scrolling sideways
+ * when wider than the window).
  */
-export async function screenshotWidths(page: Page, name: string, state: 'healthy' | 'failing'): Promise<void> {
+export async function screenshotWidths(page: Page, name: string, state: 'healthy' | 'failing'): Promise<Array<{ width: number; scrollWidth: number }>> {
   await mkdir(TEST_RESULTS_DIR, { recursive: true })
   const before = page.viewportSize() ?? { width: 1200, height: 800 }
+  const seen: Array<{ width: number; scrollWidth: number }> = []
   for (const width of PAGE_WIDTHS) {
     await page.setViewportSize({ width, height: 800 })
+    seen.push({ width, scrollWidth: await page.evaluate(() => document.documentElement.scrollWidth) })
     await page.screenshot({ path: `${TEST_RESULTS_DIR}console-${name}-${state}-${width}.png`, fullPage: true })
   }
   await page.setViewportSize(before)
+  return seen
 }
 
 let axeSource: string | undefined
