@@ -247,6 +247,7 @@ describe('cloud console when things go wrong, and what an admin needs to act (is
   })
 
   test('11. buttons and the focus ring stand out (3:1), no ring around headings, UNAVAILABLE has its own colour, the instance column names the instance', async () => {
+    await agent?.close()
     agent = await startTestAgent(connected.key, upstream.address, { nodeId: 'jira-node-1', instance: 'Jira DC (prod)' })
     await page.goto(`${origin}/console/tunnels`)
     const row = page.getByRole('row', { name: /Jira DC connection/ })

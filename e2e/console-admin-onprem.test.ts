@@ -151,6 +151,7 @@ describe('instance console when things go wrong, and what an admin needs to act 
   })
 
   test('1. a view that cannot reach its node says how old its data is and greys out the statuses', async () => {
+    await page.getByRole('link', { name: 'Cluster nodes', exact: true }).click()
     const self = page.getByRole('row', { name: /node-a/ })
     await self.getByText('CONNECTED', { exact: true }).waitFor()
     const badge = self.locator('.status')
