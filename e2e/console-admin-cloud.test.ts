@@ -7,7 +7,8 @@ import { consoleRequest, launchBrowser, newConsoleContext, screenshotWidths, ser
 import { checkNoLeakedHandles } from '../src/testing/leak-check.ts'
 import { startTcpForwarder, type TcpForwarder } from '../src/testing/tcp-forwarder.ts'
 import { startTestUpstream, type TestUpstream } from '../src/testing/test-upstream.ts'
-import { startTestAgent, startTestServer, type TestServer } from '../src/testing/tunnel-harness.ts'
+import { agentConnect } from '../src/testing/agent-connect.ts'
+import { ingressRequest, startTestAgent, startTestServer, type TestServer } from '../src/testing/tunnel-harness.ts'
 
 checkNoLeakedHandles()
 
@@ -34,7 +35,7 @@ describe('cloud console when things go wrong, and what an admin needs to act (is
   let page: Page
   let origin: string
   let password: string
-  let connected: { id: string; key: string }
+  let connected: { id: string; key: string; hostHeader: string }
 
   before(async () => {
     server = await startTestServer({ orgName: 'Acme.inc' })
@@ -354,5 +355,33 @@ describe('cloud console when things go wrong, and what an admin needs to act (is
     await page.getByRole('button', { name: 'Create token' }).click()
     await page.locator('#token-value').waitFor()
     await page.getByRole('button', { name: 'Copy token' }).click()
+  })
+
+  test('9. a tunnel’s last hour: requests per minute, error rate, bytes, sessions per node, and the last events', async () => {
+    await agent?.close()
+    agent = await startTestAgent(connected.key, upstream.address, { nodeId: 'jira-node-1', instance: 'Jira DC (prod)', sessions: 2 })
+    await agent.waitFor((s) => s.status === 'CONNECTED' && s.sessions === 2)
+    for (let i = 0; i < 3; i++) assert.equal((await ingressRequest(server.ingressAddress, connected.hostHeader)).status, 200)
+    const refused = await agentConnect(server, connected.id, Buffer.alloc(32, 7))
+    assert.equal(refused.code, 'TUN_ERR_KEY_REJECTED')
+    await agent.close()
+    agent = undefined
+    assert.equal((await ingressRequest(server.ingressAddress, connected.hostHeader)).status, 503)
+
+    await page.goto(`${origin}/console/tunnels/${connected.id}`)
+    const requests = page.locator('#activity-requests')
+    await requests.getByText('4 requests; error rate 25.0 % (1 answered 5xx, in red)').waitFor({ timeout: 8000 })
+    assert.equal(await requests.locator('rect.chart-bar').count() >= 1, true, 'a bar for the minute')
+    assert.equal(await requests.locator('rect.chart-bar-error').count() >= 1, true, 'its error share')
+    assert.match((await page.locator('#activity-bytes .help').textContent()) ?? '', /^[1-9]\d*(\.\d)? (B|KiB) from callers, [1-9]\d*(\.\d)? (B|KiB) to them$/)
+    await page.locator('#activity-sessions').getByText('jira-node-1: 0 now').waitFor()
+    assert.equal(await page.locator('#activity-sessions polyline').count(), 1, 'one line for the one node')
+    const events = page.locator('#tunnel-events tbody')
+    await events.getByRole('cell', { name: 'Key rejected' }).first().waitFor()
+    assert.ok((await events.getByRole('cell', { name: 'Connected' }).count()) >= 2, 'both sessions connected')
+    assert.ok((await events.getByRole('cell', { name: 'Disconnected' }).count()) >= 2)
+    await events.getByText(/security key was rejected: the secret does not match this tunnel \(TUN_ERR_KEY_REJECTED\)/).waitFor()
+    assert.equal(await page.locator('svg image, svg use, svg foreignObject').count(), 0, 'nothing outside the page')
+    await lookAt('cloud-tunnel-activity', 'failing')
   })
 })

@@ -54,6 +54,7 @@ export class CloudConsole {
         '/console/assets/console.css': 'src/web/assets/console.css',
         '/console/assets/console-kit.js': 'src/web/assets/console-kit.js',
         '/console/assets/cloud-console.js': 'src/server/console/assets/cloud-console.js',
+        '/console/assets/cloud-activity.js': 'src/server/console/assets/cloud-activity.js',
       },
       'src/server/console/assets/cloud.html',
     )

@@ -119,6 +119,11 @@ export class TunnelService {
     return this.view(tunnel, (await this.#elsewhere([id])).get(id))
   }
 
+  /** Refuses a tunnel the actor's organization does not have (404), without auditing a view. */
+  async mustOwn(actor: Actor, id: string): Promise<void> {
+    if ((await this.#tunnels.get(actor.orgId, id)) === undefined) throw new TunnelError('TUN_ERR_TUNNEL_NOT_FOUND', `tunnel "${id}" not found`)
+  }
+
   /** Which other live replicas hold sessions of these tunnels (none on a server without replicas). */
   async #elsewhere(ids?: readonly string[]): Promise<Map<string, string[]>> {
     if (this.#options.otherReplicas === undefined) return new Map()

@@ -6,6 +6,7 @@
 // Live views update in place: each keeps the elements it drew and changes only the text that
 // changed, so a refresh never closes a menu, moves focus or resets what the admin is doing.
 import { actionsMenu, alertBox, announce, changePasswordForm, clearError, commandBox, confirmDialog, copyButton, createApi, createRouter, createSessionShell, formatDate, freshness, h, localTimes, poll, render, setHeader, setStatus, setText, showError, statusBadge, valueDialog, when } from './console-kit.js'
+import { activitySection } from './cloud-activity.js'
 
 const BASE = '/console'
 const LIVE_MS = 1000
@@ -346,8 +347,9 @@ function tunnelDetails(id) {
   const statusArea = h('div', { id: 'tunnel-status' }, badge, reason, hint, gone)
   const facts = h('dl', { class: 'facts' })
   const products = h('div')
+  const activity = h('div')
   const fresh = freshness(document.getElementById('main'))
-  render('Tunnel · cloud console', crumbs(), h('h1', {}, 'Tunnel'), error, fresh.el, statusArea, facts, products)
+  render('Tunnel · cloud console', crumbs(), h('h1', {}, 'Tunnel'), error, fresh.el, statusArea, facts, activity, products)
   const cells = {}
   const fact = (k, key) => {
     cells[key] = h('dd', { class: 'live-value' })
@@ -393,6 +395,7 @@ function tunnelDetails(id) {
       if (cancelled) return
       draw(t)
       fresh.ok()
+      const stopActivity = activitySection({ api, tunnelId: id, container: activity })
       productsSection(id, products)
       products.append(h('h2', {}, 'Delete tunnel'), h('p', {}, 'Deleting the tunnel revokes its security key at once.'), h('button', { type: 'button', class: 'danger', onclick: () => deleteTunnel(current) }, 'Delete tunnel'))
       // The list endpoint answers the live view: a per-tunnel GET is an audited "view" each time.
@@ -407,7 +410,10 @@ function tunnelDetails(id) {
         }
         draw(t2)
       }, LIVE_MS, fresh)
-      stop = stopPoll
+      stop = () => {
+        stopPoll()
+        stopActivity()
+      }
     },
     (err) => {
       fresh.stop()
