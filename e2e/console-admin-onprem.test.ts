@@ -112,7 +112,7 @@ describe('instance console when things go wrong, and what an admin needs to act 
     await lookAt('onprem-nodes', 'healthy')
   })
 
-  test('2. a refresh while a node is down keeps the ⋯ menu open and focus where it is', async () => {
+  test('2, 8. a refresh while a node is down keeps the ⋯ menu open and focus where it is; the command that starts that node', async () => {
     // A node that died without saying so: its reason ("no heartbeat for N s") changes every second.
     const heartbeatAt = new Date(Date.now() - 30_000).toISOString()
     await new InstanceNodeRepository(database).report({
@@ -145,9 +145,12 @@ describe('instance console when things go wrong, and what an admin needs to act 
     await page.waitForTimeout(1200)
     assert.equal(await remove.evaluate((e) => e === document.activeElement), true, 'focus stays on Remove while the row updates')
     await lookAt('onprem-nodes', 'failing')
+    assert.equal(await page.locator('#node-command-node-crashed').textContent(), `apptunnel agent --database ${dbFile} --upstream ${upstream.address} --node-id node-crashed`, 'the command that starts the node that is down')
+    await remove.focus()
     await page.keyboard.press('Enter')
     await page.getByRole('dialog').getByRole('button', { name: 'Remove node' }).click()
     await page.getByRole('row', { name: /node-crashed/ }).waitFor({ state: 'detached' })
+    await page.locator('#node-command-node-crashed').waitFor({ state: 'detached' })
   })
 
   test('1. a view that cannot reach its node says how old its data is and greys out the statuses', async () => {
@@ -211,7 +214,7 @@ describe('instance console when things go wrong, and what an admin needs to act 
 
   test('10. the instance audit log and the account’s password', async () => {
     await page.getByRole('link', { name: 'Audit log' }).click()
-    await page.getByRole('cell', { name: 'instance.key.add' }).first().waitFor()
+    await page.getByRole('cell', { name: 'console.login' }).first().waitFor()
     await lookAt('onprem-audit', 'healthy')
     await page.getByRole('link', { name: 'Account' }).click()
     await page.getByLabel('Current password').fill(password)
@@ -223,7 +226,9 @@ describe('instance console when things go wrong, and what an admin needs to act 
     await page.getByLabel('New password', { exact: true }).fill('an instance passphrase')
     await page.getByLabel('New password again').fill('an instance passphrase')
     await page.getByRole('button', { name: 'Change password' }).click()
-    await page.getByText('Password changed.').waitFor()
+    await page.getByText('Password changed.').waitFor().catch(async (err: Error) => {
+      throw new Error(`${err.message}\nthe page says: ${(await page.locator('#password-error').textContent()) ?? ''}`)
+    })
     await lookAt('onprem-account', 'healthy')
   })
 })

@@ -325,6 +325,7 @@ function nodesPage() {
   const empty = h('tr', {}, h('td', { colspan: 8 }, 'No agent node has registered yet: start apptunnel agent with this database on each node.'))
   const { fresh, start } = live(() => refresh())
   const self = shell.session.node
+  const restart = self ? restartCommands(self) : null
   render(
     'Cluster nodes · instance console',
     h('p', { class: 'breadcrumbs' }, 'Administration › Clustering'),
@@ -333,11 +334,13 @@ function nodesPage() {
     fresh.el,
     error,
     h('table', {}, h('caption', { class: 'visually-hidden' }, 'Agent nodes of this instance'), h('thead', {}, h('tr', {}, ['Node', 'Host', 'State', 'Status', 'Sessions', 'Last heartbeat', 'Version', 'Actions'].map((c) => h('th', { scope: 'col' }, c)))), body),
+    restart ? restart.el : null,
     self ? addNodeSection(self) : null,
   )
   const rows = new Map()
   const refresh = async () => {
     const view = await api.get('/api/v1/instance/status')
+    if (restart) restart.update(view.nodes)
     const ids = new Set(view.nodes.map((n) => n.id))
     for (const [id, row] of rows) {
       if (!ids.has(id)) {
@@ -422,9 +425,40 @@ function nodeRow(first, self, removeNode) {
   }
 }
 
-/** How to start one more node (or start a stopped one again), modelled on the node serving this console. */
+/** The command that starts `nodeId` again, modelled on the node serving this console. */
+function startCommand(self, nodeId) {
+  return `apptunnel agent --database ${quote(self.database)} --upstream ${quote(self.upstream)} --node-id ${quote(nodeId)}`
+}
+
+/** For each node that is down: the command that starts it again (boxes come and go with the nodes). */
+function restartCommands(self) {
+  const list = h('div')
+  const el = h('section', { 'aria-labelledby': 'restart-title', hidden: true }, h('h2', { id: 'restart-title' }, 'Start the nodes that are down'), h('p', {}, 'On the host of each node that is down (with the upstream that host uses):'), list)
+  const boxes = new Map()
+  return {
+    el,
+    update(nodes) {
+      const down = nodes.filter((n) => !n.online).map((n) => n.id)
+      for (const [id, box] of boxes) {
+        if (!down.includes(id)) {
+          box.remove()
+          boxes.delete(id)
+        }
+      }
+      for (const id of down) {
+        if (boxes.has(id)) continue
+        const box = commandBox(`node-command-${id}`, `Start node ${id} (last seen on its host)`, startCommand(self, id))
+        boxes.set(id, box)
+        list.append(box)
+      }
+      el.hidden = down.length === 0
+    },
+  }
+}
+
+/** How to start one more node, modelled on the node serving this console. */
 function addNodeSection(self) {
-  const command = `apptunnel agent --database ${quote(self.database)} --upstream ${self.upstream} --data-dir /var/lib/apptunnel/NODE-NAME`
+  const command = `apptunnel agent --database ${quote(self.database)} --upstream ${quote(self.upstream)} --data-dir /var/lib/apptunnel/NODE-NAME`
   return h(
     'section',
     { 'aria-labelledby': 'add-node-title' },
