@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import type { ListenAddress } from '../../config/listen-address.ts'
 import { TunnelError } from '../../errors/index.ts'
 import type { Logger } from '../../observability/index.ts'
-import { AuditRepository, ConsoleUserRepository, type Database } from '../../store/index.ts'
+import { AuditRepository, ClusterNodeRepository, ConsoleUserRepository, type Database } from '../../store/index.ts'
 import { loadOrCreateCertificate } from '../../transport/self-signed-certificate.ts'
 import { tlsPolicy } from '../../transport/tls-policy.ts'
 import { ensureBootstrapAdmin } from '../../web/bootstrap-admin.ts'
@@ -95,7 +95,7 @@ export async function startOnpremConsole(options: OnpremConsoleOptions, deps: { 
       ...(deps.node === undefined ? {} : { describe: () => ({ node: { id: deps.node!.id, upstream: deps.node!.upstream, database: shownDatabase(deps.node!.database) } }) }),
     },
   )
-  const api = new InstanceApi({ admin: deps.admin, audit: new AuditRepository(deps.database), log })
+  const api = new InstanceApi({ admin: deps.admin, audit: new AuditRepository(deps.database), busNodes: new ClusterNodeRepository(deps.database), log })
   const assets = new ConsoleAssets(
     {
       '/assets/console.css': 'src/web/assets/console.css',

@@ -382,7 +382,10 @@ function nodesPage() {
 
 function nodeRow(first, self, removeNode) {
   const isSelf = self && self.id === first.id
-  const host = h('td', { 'data-label': 'Host' })
+  const hostName = h('span', {})
+  const bus = h('p', { class: 'reason', hidden: true })
+  // The node serving this page is reached at the address the browser used.
+  const host = h('td', { 'data-label': 'Host' }, hostName, bus, isSelf ? h('p', { class: 'reason' }, 'console ', h('span', { class: 'nowrap' }, location.host)) : null)
   const state = h('td', { 'data-label': 'State', class: 'live-value' })
   const badge = statusBadge(first.status)
   const reason = h('p', { class: 'reason live-value' })
@@ -407,7 +410,9 @@ function nodeRow(first, self, removeNode) {
   return {
     tr,
     update(n) {
-      setText(host, n.address)
+      setText(hostName, n.address)
+      bus.hidden = !n.busAddress
+      setText(bus, n.busAddress ? `cluster bus ${n.busAddress}` : '')
       setText(state, n.online ? 'Running' : 'Down')
       setStatus(badge, n.status)
       setText(reason, localTimes(n.reason))
