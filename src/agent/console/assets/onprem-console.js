@@ -322,7 +322,7 @@ function nodesPage() {
   header('nodes')
   const error = alertBox('nodes-error')
   const body = h('tbody')
-  const empty = h('tr', {}, h('td', { colspan: 8 }, 'No agent node has registered yet: start apptunnel agent with this database on each node.'))
+  const empty = h('tr', {}, h('td', { colspan: 7 }, 'No agent node has registered yet: start apptunnel agent with this database on each node.'))
   const { fresh, start } = live(() => refresh())
   const self = shell.session.node
   const restart = self ? restartCommands(self) : null
@@ -333,7 +333,7 @@ function nodesPage() {
     h('p', { class: 'lead' }, 'Every agent node of this instance and its connection to the tunnel. A node that is down keeps the instance LIMITED until it is back, or until you remove it here if it is gone for good.'),
     fresh.el,
     error,
-    h('table', {}, h('caption', { class: 'visually-hidden' }, 'Agent nodes of this instance'), h('thead', {}, h('tr', {}, ['Node', 'Host', 'State', 'Status', 'Sessions', 'Last heartbeat', 'Version', 'Actions'].map((c) => h('th', { scope: 'col' }, c)))), body),
+    h('table', {}, h('caption', { class: 'visually-hidden' }, 'Agent nodes of this instance'), h('thead', {}, h('tr', {}, ['Node', 'Host', 'State', 'Status', 'Sessions', 'Last heartbeat', 'Actions'].map((c) => h('th', { scope: 'col' }, c)))), body),
     restart ? restart.el : null,
     self ? addNodeSection(self) : null,
   )
@@ -385,26 +385,25 @@ function nodeRow(first, self, removeNode) {
   const hostName = h('span', {})
   const bus = h('p', { class: 'reason', hidden: true })
   // The node serving this page is reached at the address the browser used.
-  const host = h('td', { 'data-label': 'Host' }, hostName, bus, isSelf ? h('p', { class: 'reason' }, 'console ', h('span', { class: 'nowrap' }, location.host)) : null)
+  const host = h('td', { 'data-label': 'Host' }, hostName, bus, isSelf ? h('p', { class: 'reason' }, `console ${location.host}`) : null)
   const state = h('td', { 'data-label': 'State', class: 'live-value' })
   const badge = statusBadge(first.status)
   const reason = h('p', { class: 'reason live-value' })
   const sessions = h('td', { 'data-label': 'Sessions', class: 'live-value' })
   const heartbeat = h('td', { 'data-label': 'Last heartbeat' })
-  const version = h('td', { 'data-label': 'Version' })
+  const version = h('p', { class: 'reason' })
   const actions = h('td', { 'data-label': 'Actions' })
   let shownOnline
   let shownHeartbeat
   const tr = h(
     'tr',
     { 'data-node-id': first.id },
-    h('th', { scope: 'row', 'data-label': 'Node' }, h('span', { class: 'nowrap' }, first.id), isSelf ? h('span', { class: 'tag', title: 'The node whose console you are using' }, 'this console') : null),
+    h('th', { scope: 'row', 'data-label': 'Node' }, h('span', { class: 'nowrap' }, first.id), version, isSelf ? h('p', { class: 'reason' }, h('span', { class: 'tag', title: 'The node whose console you are using' }, 'this console')) : null),
     host,
     state,
     h('td', { 'data-label': 'Status' }, badge, reason),
     sessions,
     heartbeat,
-    version,
     actions,
   )
   return {
@@ -417,7 +416,7 @@ function nodeRow(first, self, removeNode) {
       setStatus(badge, n.status)
       setText(reason, localTimes(n.reason))
       setText(sessions, `${n.sessions} of ${n.sessionsWanted}`)
-      setText(version, n.version)
+      setText(version, `version ${n.version}`)
       if (n.lastHeartbeat !== shownHeartbeat) {
         shownHeartbeat = n.lastHeartbeat
         heartbeat.replaceChildren(when(n.lastHeartbeat))
