@@ -23,7 +23,9 @@ export function createApi(sessionPath) {
     let res
     try {
       // A server that accepts the connection but never answers must not hold a live view forever.
-      res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: 'same-origin', cache: 'no-store', signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })
+      // Only reads give up: a change the page stopped waiting for may still be made.
+      const signal = method === 'GET' ? AbortSignal.timeout(REQUEST_TIMEOUT_MS) : undefined
+      res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: 'same-origin', cache: 'no-store', signal })
     } catch {
       throw new ApiError(0, 'NETWORK', 'The console cannot reach its server. Check that it is running, then try again.')
     }
