@@ -104,6 +104,15 @@ describe('cloud console when things go wrong, and what an admin needs to act (is
     await page.locator('#freshness').getByText(/Live: updated/).waitFor()
     assert.equal(await page.locator('main[data-stale]').count(), 0, 'fresh again once the server answers')
     await lookAt('cloud-tunnels', 'healthy')
+
+    // A view whose first load fails keeps trying, and says so, rather than leaving a dead page.
+    front.pause()
+    await page.getByRole('link', { name: 'Jira DC connection' }).click()
+    await page.locator('#freshness').getByText(/^Not loaded yet — cannot reach the server/).waitFor()
+    front.resume()
+    await page.locator('#tunnel-status').getByText('CONNECTED', { exact: true }).waitFor()
+    await page.getByRole('heading', { name: 'Jira DC connection' }).waitFor()
+    await page.getByRole('link', { name: 'Application tunnels' }).click()
   })
 
   test('3. the key page opens the on-prem console in a new tab and asks before an uncopied key is left behind', async () => {
@@ -217,7 +226,10 @@ describe('cloud console when things go wrong, and what an admin needs to act (is
     await agent!.close()
     agent = undefined
     await page.goto(`${origin}/console/tunnels/${connected.id}`)
-    await page.locator('#tunnel-status').getByText('UNAVAILABLE', { exact: true }).waitFor()
+    await page.locator('#tunnel-status').getByText('UNAVAILABLE', { exact: true }).waitFor().catch(async (err: Error) => {
+      const sessions = server.registry.sessionsOf(connected.id).map((x) => `${x.info.nodeId} live=${x.isLive} closed=${x.closed}`)
+      throw new Error(`${err.message}\nthe page says: ${await page.locator('#tunnel-status').textContent()} / ${await page.locator('#freshness').textContent()}\nserver sessions: ${sessions.join(', ')}`)
+    })
     await page.locator('#tunnel-status').getByText(/no agent connected since/).waitFor()
     assert.doesNotMatch((await page.locator('main').textContent()) ?? '', /\d{4}-\d\d-\d\dT\d\d:\d\d/, 'no ISO timestamps among local dates')
     const hint = (await page.locator('#status-hint').textContent()) ?? ''

@@ -5,7 +5,7 @@
 //
 // Live views update in place: each keeps the elements it drew and changes only the text that
 // changed, so a refresh never closes a menu, moves focus or resets what the admin is doing.
-import { actionsMenu, alertBox, announce, changePasswordForm, clearError, commandBox, confirmDialog, copyButton, createApi, createRouter, createSessionShell, formatDate, freshness, h, localTimes, poll, render, setHeader, setStatus, setText, showError, statusBadge, valueDialog, when } from './console-kit.js'
+import { ApiError, actionsMenu, alertBox, announce, changePasswordForm, clearError, commandBox, confirmDialog, copyButton, createApi, createRouter, createSessionShell, formatDate, freshness, h, localTimes, poll, render, setHeader, setStatus, setText, showError, statusBadge, valueDialog, when } from './console-kit.js'
 import { activitySection } from './cloud-activity.js'
 
 const BASE = '/console'
@@ -388,44 +388,48 @@ function tunnelDetails(id) {
     setText(cells.first, t.firstConnectedAt ? formatDate(t.firstConnectedAt) : '—')
     setText(cells.last, t.lastDisconnectedAt ? formatDate(t.lastDisconnectedAt) : '—')
   }
-  let stop = () => {}
   let cancelled = false
-  api.get(`/api/v1/tunnels/${id}`).then(
-    (t) => {
+  let loaded = false
+  let stopActivity = () => {}
+  // One poll from the start: a first load that fails (server away, slow) is retried and shown as
+  // stale like any later refresh, instead of leaving a dead page.
+  const stopPoll = poll(async () => {
+    if (!loaded) {
+      let t
+      try {
+        // The per-tunnel GET once (an audited view, and a 404 for a tunnel that is not there) …
+        t = await api.get(`/api/v1/tunnels/${id}`)
+      } catch (err) {
+        if (!(err instanceof ApiError) || err.code !== 'TUN_ERR_TUNNEL_NOT_FOUND') throw err
+        stopPoll()
+        fresh.el.remove()
+        statusArea.remove()
+        showError(error, err, undefined, { TUN_ERR_TUNNEL_NOT_FOUND: 'There is no tunnel with this ID in your organization: it was deleted, or the address is wrong.' })
+        return
+      }
       if (cancelled) return
+      loaded = true
       draw(t)
-      fresh.ok()
-      const stopActivity = activitySection({ api, tunnelId: id, container: activity })
+      stopActivity = activitySection({ api, tunnelId: id, container: activity })
       productsSection(id, products)
       products.append(h('h2', {}, 'Delete tunnel'), h('p', {}, 'Deleting the tunnel revokes its security key at once.'), h('button', { type: 'button', class: 'danger', onclick: () => deleteTunnel(current) }, 'Delete tunnel'))
-      // The list endpoint answers the live view: a per-tunnel GET is an audited "view" each time.
-      const stopPoll = poll(async () => {
-        const { tunnels } = await api.get('/api/v1/tunnels')
-        const t2 = tunnels.find((x) => x.id === id)
-        gone.hidden = t2 !== undefined
-        if (t2 === undefined) {
-          setStatus(badge, 'NONE')
-          setText(badge, 'DELETED')
-          return
-        }
-        draw(t2)
-      }, LIVE_MS, fresh)
-      stop = () => {
-        stopPoll()
-        stopActivity()
-      }
-    },
-    (err) => {
-      fresh.stop()
-      fresh.el.remove()
-      statusArea.remove()
-      showError(error, err, undefined, { TUN_ERR_TUNNEL_NOT_FOUND: 'There is no tunnel with this ID in your organization: it was deleted, or the address is wrong.' })
-    },
-  )
+      return
+    }
+    // … then the list endpoint answers the live view: a per-tunnel GET is an audited "view" each time.
+    const { tunnels } = await api.get('/api/v1/tunnels')
+    const t2 = tunnels.find((x) => x.id === id)
+    gone.hidden = t2 !== undefined
+    if (t2 === undefined) {
+      setStatus(badge, 'NONE')
+      setText(badge, 'DELETED')
+      return
+    }
+    draw(t2)
+  }, LIVE_MS, fresh)
   return () => {
     cancelled = true
-    fresh.stop()
-    stop()
+    stopPoll()
+    stopActivity()
   }
 }
 
