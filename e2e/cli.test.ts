@@ -147,7 +147,7 @@ describe('apptunnel CLI as outside scripts use it', () => {
 test('apptunnel demo --check: a two-node instance connects and a request crosses the tunnel', async () => {
   const res = await cli(['demo', '--check'])
   assert.equal(res.code, 0, res.stderr)
-  assert.match(res.stdout, /demo check: instance CONNECTED \(all 2 nodes connected \(4 sessions\)\); HTTP 200 through the tunnel: \{"host":"[a-z0-9]{16}\.localhost:\d+"/)
+  assert.match(res.stdout, /demo check: instance CONNECTED \(both nodes are connected \(4 sessions\)\); HTTP 200 through the tunnel: \{"host":"[a-z0-9]{16}\.localhost:\d+"/)
 })
 
 test('apptunnel demo whose ingress port is taken says so in one line and exits 1 (the parts already started are closed)', async () => {

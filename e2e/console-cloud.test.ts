@@ -134,6 +134,7 @@ describe('cloud console in Chromium (issue 7)', () => {
     await page.getByLabel('Allowed source blocks (optional)').fill('203.0.113.0/24')
     await page.getByRole('button', { name: 'Add linked product' }).click()
     await page.getByText(/^atp1_/).waitFor()
+    await page.getByRole('button', { name: 'Copy credential' }).click()
     await page.getByRole('cell', { name: '203.0.113.0/24' }).waitFor()
     await screenshot(page, 'cloud-tunnel-details')
 

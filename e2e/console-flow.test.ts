@@ -88,9 +88,12 @@ describe('the whole flow through both consoles (issue 7)', () => {
     assert.equal(decodeURIComponent(link.hash), `#key=${key}`)
     await screenshot(cloud, 'flow-2-cloud-security-key')
 
-    // Follow it: the on-prem console reads the key, wipes it from the address bar, asks to sign in.
-    await cloud.getByRole('link', { name: 'Open the on-prem console to add the key' }).click()
-    const onprem = cloud
+    // Follow it (a new tab: the key page stays behind it): the on-prem console reads the key,
+    // wipes it from the address bar, asks to sign in.
+    const [onprem] = await Promise.all([context.waitForEvent('page'), cloud.getByRole('link', { name: 'Open the on-prem console to add the key' }).click()])
+    await cloud.getByLabel('Security key').waitFor()
+    assert.equal(await cloud.getByLabel('Security key').inputValue(), key, 'the key page is still there')
+    onprem.setDefaultTimeout(10_000)
     await onprem.getByRole('heading', { name: 'Sign in to the instance console' }).waitFor()
     assert.ok(!onprem.url().includes('key='), `the key left the address bar (${onprem.url()})`)
     await onprem.getByText('Sign in to add the security key you were sent here with.').waitFor()
@@ -102,7 +105,7 @@ describe('the whole flow through both consoles (issue 7)', () => {
     assert.equal(node.status.status, null, 'nothing happens before the admin confirms')
     await screenshot(onprem, 'flow-3-onprem-add-key')
     await onprem.getByRole('button', { name: 'Next' }).click()
-    await onprem.getByText('The key is valid.').waitFor()
+    await onprem.getByText('The key is well-formed').waitFor()
     await screenshot(onprem, 'flow-4-onprem-confirm')
     await onprem.getByRole('button', { name: 'Add security key' }).click()
 

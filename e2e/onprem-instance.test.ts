@@ -116,7 +116,7 @@ for (const target of targets) {
         nodes: Array<{ id: string; status: string; reason: string; sessions: number; lastHeartbeat: string }>
       }
       assert.equal(json.status, 'CONNECTED')
-      assert.match(json.reason, /all 3 nodes connected \(6 sessions\)/)
+      assert.match(json.reason, /all 3 nodes are connected \(6 sessions\)/)
       assert.equal(json.tunnel.id, tunnel.id)
       assert.equal(json.tunnel.name, 'onprem')
       assert.equal(json.tunnel.connectedTo, 'Acme')
@@ -186,7 +186,7 @@ for (const target of targets) {
       const limited = await instanceStatus()
       assert.equal(limited.status, 'LIMITED', 'a graceful stop is recorded at once')
       assert.match(limited.reason, new RegExp(`2 of 3 nodes connected; not connected: ${n2} \\(node stopped at`))
-      assert.match(limited.hint, /cluster nodes view/)
+      assert.match(limited.hint, /Cluster nodes page, or in apptunnel key status/)
       assert.equal(limited.nodes.find((n) => n.id === n2)?.online, false)
       const res = await ingressRequest(server.ingressAddress, tunnel.hostHeader, { path: '/hello' })
       assert.equal(res.status, 200, 'the other nodes carry the traffic')
@@ -212,7 +212,7 @@ for (const target of targets) {
       await eventually(statusIs('ERROR'), 'instance ERROR')
       const view = await instanceStatus()
       assert.match(view.reason, /reject/i)
-      assert.match(view.hint, /Add the security key again, or delete the tunnel/)
+      assert.match(view.hint, new RegExp(`The tunnel server at 127\\.0\\.0\\.1:${server.apiAddress.port} rejected the security key: it is not the current key of its tunnel`))
 
       await admin.removeKey()
       await admin.addKey(tunnel.key, 'test')

@@ -18,6 +18,7 @@ import { ApiTokenService } from './admin-api/api-token-service.ts'
 import { BOOTSTRAP_USERNAME, CONSOLE_PASSWORD_FILE } from '../web/bootstrap-admin.ts'
 import { AgentGateway } from './agent-gateway/agent-gateway.ts'
 import { SessionRegistry } from './agent-gateway/session-registry.ts'
+import { TunnelActivity } from './tunnels/tunnel-activity.ts'
 import { ADMIN_TOKEN_FILE, SERVER_INFO_FILE, bootstrapOrg } from './bootstrap.ts'
 import { HostRouter } from './ingress/host-router.ts'
 import { OncePerInterval } from './ingress/once-per-interval.ts'
@@ -124,6 +125,7 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
         applicationLinkUrl,
         onTunnelChanged: (tunnelId, change) => {
           gateway.tunnelChanged(tunnelId, change)
+          if (change === 'deleted') activity.forget(tunnelId)
           cluster?.publish('tunnel.changed', { tunnelId, change })
         },
         ...(config.cluster === undefined
@@ -156,6 +158,9 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
             },
             { log },
           )
+    // Per-tunnel activity for the console: counted from the same calls the metrics get.
+    const activity = new TunnelActivity({ exists: (id) => gateway.knows(id) }).watch(registry)
+    const counted = activity.sinks(metrics)
     const gateway = new AgentGateway(
       {
         pingIntervalMs: config.pingIntervalMs,
@@ -169,7 +174,7 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
       {
         registry,
         log,
-        metrics,
+        metrics: counted,
         replicas: () => (cluster === undefined ? undefined : { self: cluster.nodeId, replicas: cluster.replicas() }),
         findTunnel: async (id) => {
           const t = await tunnelRepo.findById(id)
@@ -204,7 +209,7 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
       { dataDir: config.dataDir, orgId: org.orgId, orgName: org.orgName, maxTunnelsPerOrg: config.maxTunnelsPerOrg, session: { idleTimeoutMs: config.consoleSessionIdleMs, maxAgeMs: config.consoleSessionMaxMs } },
       { database, log },
     )
-    const api = new AdminApi({ tunnels, products, tokens: apiTokens, audit, log, consoleActor: (req) => cloudConsole.actor(req) })
+    const api = new AdminApi({ tunnels, products, tokens: apiTokens, audit, activity, log, consoleActor: (req) => cloudConsole.actor(req) })
 
     const https = new HttpsFront(
       {
@@ -242,7 +247,7 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
       maxStreamsPerSession: config.maxStreamsPerSession,
       proto: 'http',
       access,
-      metrics,
+      metrics: counted,
       unsolicitedWarnings: new OncePerInterval(60_000),
 
       // Replicas forward a caller to one that holds the tunnel when they hold none (decision 37).

@@ -1,4 +1,5 @@
-import { mkdir } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
 import { request } from 'node:https'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
 
@@ -52,4 +53,51 @@ export function consoleRequest(url: string, ca: string, options: { method?: stri
     req.on('error', reject)
     req.end(options.body)
   })
+}
+
+/** The widths every console page is looked at: a laptop and a phone. */
+export const PAGE_WIDTHS = [1280, 375] as const
+
+/**
+ * Writes test-results/console-<name>-<state>-<width>.png at each of PAGE_WIDTHS (the whole page),
+ * then puts the viewport back as it was; answers how wide the page was at each (scrolling sideways
+ * when wider than the window).
+ */
+export async function screenshotWidths(page: Page, name: string, state: 'healthy' | 'failing'): Promise<Array<{ width: number; scrollWidth: number }>> {
+  await mkdir(TEST_RESULTS_DIR, { recursive: true })
+  const before = page.viewportSize() ?? { width: 1200, height: 800 }
+  const seen: Array<{ width: number; scrollWidth: number }> = []
+  for (const width of PAGE_WIDTHS) {
+    await page.setViewportSize({ width, height: 800 })
+    seen.push({ width, scrollWidth: await page.evaluate(() => document.documentElement.scrollWidth) })
+    await page.screenshot({ path: `${TEST_RESULTS_DIR}console-${name}-${state}-${width}.png`, fullPage: true })
+  }
+  await page.setViewportSize(before)
+  return seen
+}
+
+let axeSource: string | undefined
+
+export interface AxeViolation {
+  id: string
+  impact: string | null
+  help: string
+  nodes: Array<{ target: string[]; failureSummary?: string | undefined }>
+}
+
+/**
+ * Runs axe-core in the page and answers its serious and critical violations. The script is
+ * evaluated through the DevTools protocol, which the console's CSP (scripts from its own origin
+ * only) does not apply to, so the page's policy stays as it is in production.
+ */
+export async function seriousAxeViolations(page: Page): Promise<AxeViolation[]> {
+  axeSource ??= await readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8')
+  const loaded = await page.evaluate(() => typeof (window as unknown as { axe?: unknown }).axe !== 'undefined')
+  if (!loaded) await page.evaluate(axeSource)
+  const violations = await page.evaluate(async () => {
+    const axe = (window as unknown as { axe: { run(ctx: Document, options: unknown): Promise<{ violations: AxeViolation[] }> } }).axe
+    const result = await axe.run(document, { resultTypes: ['violations'] })
+    return result.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => ({ target: n.target, failureSummary: n.failureSummary })) }))
+  })
+  return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
 }

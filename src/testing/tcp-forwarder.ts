@@ -4,6 +4,9 @@ export interface TcpForwarder {
   /** https://127.0.0.1:<port>: TLS passes through to the target untouched */
   readonly url: string
   readonly port: number
+  /** ends every forwarded connection and refuses new ones (a server gone away) until resume() */
+  pause(): void
+  resume(): void
   /** ends every forwarded connection and stops listening; idempotent */
   close(): Promise<void>
 }
@@ -11,7 +14,12 @@ export interface TcpForwarder {
 /** A TCP forwarder to a loopback port, as a layer-4 balancer with one backend would be. */
 export async function startTcpForwarder(targetPort: number): Promise<TcpForwarder> {
   const sockets = new Set<Socket>()
+  let paused = false
   const server = createServer((inbound) => {
+    if (paused) {
+      inbound.destroy()
+      return
+    }
     const outbound = connect(targetPort, '127.0.0.1')
     for (const s of [inbound, outbound]) {
       sockets.add(s)
@@ -26,6 +34,13 @@ export async function startTcpForwarder(targetPort: number): Promise<TcpForwarde
   return {
     url: `https://127.0.0.1:${port}`,
     port,
+    pause() {
+      paused = true
+      for (const s of sockets) s.destroy()
+    },
+    resume() {
+      paused = false
+    },
     close() {
       closed ??= new Promise<void>((r) => {
         for (const s of sockets) s.destroy()

@@ -69,18 +69,26 @@ export class ConsoleAssets {
     return true
   }
 
-  /** Answers with the HTML shell of the console. */
-  serveShell(req: IncomingMessage, res: ServerResponse): void {
-    this.#send(req, res, this.#shell, 'no-store')
+  /**
+   * Answers with the HTML shell of the console. With 404 (a page the console does not have), the
+   * shell's script draws the console's own not-found page.
+   */
+  serveShell(req: IncomingMessage, res: ServerResponse, status: 200 | 404 = 200): void {
+    this.#send(req, res, this.#shell, 'no-store', status)
   }
 
-  #send(req: IncomingMessage, res: ServerResponse, asset: Asset, cacheControl: string): void {
+  /** Whether a request is a browser asking for a page (not the API, not a script fetching JSON). */
+  static wantsPage(req: IncomingMessage): boolean {
+    return (req.method === 'GET' || req.method === 'HEAD') && /\btext\/html\b/.test(req.headers.accept ?? '')
+  }
+
+  #send(req: IncomingMessage, res: ServerResponse, asset: Asset, cacheControl: string, status = 200): void {
     const headers = { ...CONSOLE_SECURITY_HEADERS, 'content-type': asset.type, 'cache-control': cacheControl, etag: asset.etag }
-    if (req.headers['if-none-match'] === asset.etag) {
+    if (status === 200 && req.headers['if-none-match'] === asset.etag) {
       res.writeHead(304, headers).end()
       return
     }
-    res.writeHead(200, { ...headers, 'content-length': String(asset.body.length) })
+    res.writeHead(status, { ...headers, 'content-length': String(asset.body.length) })
     res.end(req.method === 'HEAD' ? undefined : asset.body)
   }
 }

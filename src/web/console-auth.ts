@@ -5,7 +5,7 @@ import { AuditRepository, ConsoleSessionRepository, ConsoleUserRepository, type 
 import { ConsoleSessions, type ConsoleSessionOptions, type ResolvedSession } from './console-sessions.ts'
 import { readJsonObject, sendError, sendJson } from './json-http.ts'
 import { LoginLimiter, type LoginLimiterOptions } from './login-limiter.ts'
-import { hashPassword, needsRehash, verifyPassword } from './password-hash.ts'
+import { hashPassword, needsRehash, passwordProblem, verifyPassword } from './password-hash.ts'
 import { crossOriginProblem, csrfTokenMatches, isStateChanging } from './request-origin.ts'
 
 /** Who is acting, for services and the audit log. */
@@ -61,11 +61,40 @@ export class ConsoleAuth {
   }
 
   matches(path: string): boolean {
-    return path === this.#options.sessionPath
+    return path === this.#options.sessionPath || path === `${this.#options.sessionPath}/password`
   }
 
   handle(req: IncomingMessage, res: ServerResponse): void {
-    this.#route(req, res).catch((err: unknown) => sendError(res, err, this.#log))
+    const route = (req.url ?? '').split('?')[0] === `${this.#options.sessionPath}/password` ? this.#changePassword(req, res) : this.#route(req, res)
+    route.catch((err: unknown) => sendError(res, err, this.#log))
+  }
+
+  /**
+   * POST {sessionPath}/password {currentPassword, newPassword}: the signed-in user's own password.
+   * The current one is checked (and a wrong one counts as a failed sign-in); every other session of
+   * the user ends, and this browser gets a fresh session.
+   */
+  async #changePassword(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.method !== 'POST') throw new TunnelError('TUN_ERR_API_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${this.#options.sessionPath}/password`)
+    const who = await this.require(req)
+    const body = await readJsonObject(req)
+    const current = typeof body.currentPassword === 'string' ? body.currentPassword : ''
+    const next = typeof body.newPassword === 'string' ? body.newPassword : ''
+    if (this.#limiter.isBlocked(who.sourceAddress, who.username)) throw new TunnelError('TUN_ERR_CONSOLE_LOGIN_RATE_LIMITED')
+    const user = await this.#users.findByUsername(who.username)
+    if (user === undefined || !(await verifyPassword(current, user.passwordHash))) {
+      this.#limiter.recordFailure(who.sourceAddress, who.username)
+      await this.#record(who.username, 'console.password.change.failed', who.sourceAddress)
+      throw new TunnelError('TUN_ERR_CONSOLE_LOGIN_FAILED', 'the current password is wrong')
+    }
+    const problem = passwordProblem(next)
+    if (problem !== undefined) throw new TunnelError('TUN_ERR_CONSOLE_PASSWORD_INVALID', problem)
+    await this.#users.setPasswordHash(user.id, await hashPassword(next))
+    const signedOut = await new ConsoleSessionRepository(this.#deps.database).deleteForUser(user.id)
+    const { sessionId, csrfToken } = await this.#sessions.create(user, who.sourceAddress)
+    await this.#record(who.username, 'console.password.change', who.sourceAddress)
+    this.#log.info({ username: who.username, signedOut }, 'console password changed')
+    sendJson(res, 200, { ...this.#signedIn(user.username, csrfToken), signedOut: Math.max(0, signedOut - 1) }, { 'set-cookie': this.#cookie(sessionId, Math.floor(this.#sessions.maxAgeMs / 1000)) })
   }
 
   /**

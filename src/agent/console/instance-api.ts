@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { TunnelError } from '../../errors/index.ts'
 import type { Logger } from '../../observability/index.ts'
 import { decodeSecurityKey } from '../../protocol/index.ts'
-import type { AuditRepository } from '../../store/index.ts'
+import type { AuditRepository, ClusterNodeRepository } from '../../store/index.ts'
 import type { ConsoleIdentity } from '../../web/console-auth.ts'
 import { readJsonObject, sendJson } from '../../web/json-http.ts'
 import type { InstanceAdmin } from '../instance/instance-admin.ts'
@@ -16,20 +16,23 @@ const NODE_PATH = /^\/api\/v1\/instance\/nodes\/([A-Za-z0-9._-]{1,64})$/
  * The on-prem console's JSON API over InstanceAdmin, the service `apptunnel key …` and
  * `cluster node …` use:
  *
- *   GET    /api/v1/instance/status      {status, reason, hint, tunnel, nodes}
+ *   GET    /api/v1/instance/status      {status, reason, hint, tunnel, nodes} (each node with its busAddress)
  *   POST   /api/v1/instance/key/check   {key} → what the key names (nothing is stored)
  *   PUT    /api/v1/instance/key         {key} → stores it for every node
  *   DELETE /api/v1/instance/key         removes it; every node disconnects
  *   DELETE /api/v1/instance/nodes/:id   retires a node that is down
+ *   GET    /api/v1/instance/audit?limit=N  the instance's audit events, newest first (default 100, at most 1000)
  */
 export class InstanceApi {
   readonly #admin: InstanceAdmin
   readonly #audit: AuditRepository
+  readonly #busNodes: ClusterNodeRepository
   readonly #log: Logger
 
-  constructor(deps: { admin: InstanceAdmin; audit: AuditRepository; log: Logger }) {
+  constructor(deps: { admin: InstanceAdmin; audit: AuditRepository; busNodes: ClusterNodeRepository; log: Logger }) {
     this.#admin = deps.admin
     this.#audit = deps.audit
+    this.#busNodes = deps.busNodes
     this.#log = deps.log
   }
 
@@ -40,7 +43,10 @@ export class InstanceApi {
   async handle(req: IncomingMessage, res: ServerResponse, path: string, who: ConsoleIdentity): Promise<void> {
     const method = req.method ?? 'GET'
     if (path === '/api/v1/instance/status' && method === 'GET') {
-      sendJson(res, 200, await this.#admin.status())
+      // The console also shows where each node's cluster bus listens (key status --json keeps its shape).
+      const [view, bus] = await Promise.all([this.#admin.status(), this.#busNodes.list('agent')])
+      const busAddress = new Map(bus.map((n) => [n.id, n.address]))
+      sendJson(res, 200, { ...view, nodes: view.nodes.map((n) => ({ ...n, busAddress: busAddress.get(n.id) ?? null })) })
       return
     }
     if (path === '/api/v1/instance/key/check' && method === 'POST') {
@@ -63,6 +69,10 @@ export class InstanceApi {
       sendJson(res, 200, { removed: { tunnelId: removed.tunnelId, name: removed.tunnelName } })
       return
     }
+    if (path === '/api/v1/instance/audit' && method === 'GET') {
+      sendJson(res, 200, { events: await this.#audit.list(INSTANCE_AUDIT_ORG, { limit: auditLimit(req.url ?? '') }) })
+      return
+    }
     const node = NODE_PATH.exec(path)
     if (node !== null && method === 'DELETE') {
       await this.#admin.removeNode(node[1]!)
@@ -76,6 +86,16 @@ export class InstanceApi {
   async #record(who: ConsoleIdentity, action: string, target: string, details: Record<string, unknown>): Promise<void> {
     await this.#audit.record({ orgId: INSTANCE_AUDIT_ORG, actor: `console:${who.username}`, action, target, sourceAddress: who.sourceAddress, details })
   }
+}
+
+const AUDIT_LIMIT_MAX = 1000
+
+function auditLimit(url: string): number {
+  const raw = new URLSearchParams(url.split('?')[1] ?? '').get('limit')
+  if (raw === null) return 100
+  const n = Number(raw)
+  if (!/^\d{1,7}$/.test(raw) || n < 1 || n > AUDIT_LIMIT_MAX) throw new TunnelError('TUN_ERR_API_BAD_REQUEST', `limit must be a whole number from 1 to ${AUDIT_LIMIT_MAX} (got "${raw}")`)
+  return n
 }
 
 function keyOf(body: Record<string, unknown>): string {

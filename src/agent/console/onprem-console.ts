@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import type { ListenAddress } from '../../config/listen-address.ts'
 import { TunnelError } from '../../errors/index.ts'
 import type { Logger } from '../../observability/index.ts'
-import { AuditRepository, ConsoleUserRepository, type Database } from '../../store/index.ts'
+import { AuditRepository, ClusterNodeRepository, ConsoleUserRepository, type Database } from '../../store/index.ts'
 import { loadOrCreateCertificate } from '../../transport/self-signed-certificate.ts'
 import { tlsPolicy } from '../../transport/tls-policy.ts'
 import { ensureBootstrapAdmin } from '../../web/bootstrap-admin.ts'
@@ -40,7 +40,19 @@ export interface OnpremConsole {
   close(): Promise<void>
 }
 
-const PAGE = /^\/(?:login|add-key|nodes)?$/
+const PAGE = /^\/(?:login|add-key|nodes|account|audit)?$/
+
+/** A database as a page may show it: a URL's password is replaced (the page is for the admin, but it is copied around). */
+export function shownDatabase(database: string): string {
+  if (!/^postgres(?:ql)?:\/\//.test(database)) return database
+  try {
+    const u = new URL(database)
+    if (u.password !== '') u.password = '****'
+    return u.toString()
+  } catch {
+    return 'postgres://…'
+  }
+}
 
 function urlHost(host: string): string {
   if (host === '0.0.0.0' || host === '::') return 'localhost'
@@ -52,7 +64,15 @@ function urlHost(host: string): string {
  * certificate kept in the data directory unless one is given), signing in against the instance
  * database, so the console of any node shows and changes the same instance.
  */
-export async function startOnpremConsole(options: OnpremConsoleOptions, deps: { database: Database; admin: InstanceAdmin; log: Logger }): Promise<OnpremConsole> {
+/** The node serving the console: marked in the nodes view, and the model of the commands it shows. */
+export interface ConsoleNodeFacts {
+  id: string
+  upstream: string
+  /** the instance database as given (a postgres:// URL's password is never shown) */
+  database: string
+}
+
+export async function startOnpremConsole(options: OnpremConsoleOptions, deps: { database: Database; admin: InstanceAdmin; log: Logger; node?: ConsoleNodeFacts }): Promise<OnpremConsole> {
   const log = deps.log.child({ component: 'onprem-console' })
   const cert = await loadOrCreateCertificate(
     join(options.dataDir, 'console'),
@@ -68,9 +88,14 @@ export async function startOnpremConsole(options: OnpremConsoleOptions, deps: { 
 
   const auth = new ConsoleAuth(
     { sessionPath: '/api/v1/session', cookieName: '__Host-apptunnel-instance-console', ...(options.session === undefined ? {} : { session: options.session }), ...(options.limiter === undefined ? {} : { limiter: options.limiter }) },
-    { database: deps.database, auditOrgId: INSTANCE_AUDIT_ORG, log: deps.log },
+    {
+      database: deps.database,
+      auditOrgId: INSTANCE_AUDIT_ORG,
+      log: deps.log,
+      ...(deps.node === undefined ? {} : { describe: () => ({ node: { id: deps.node!.id, upstream: deps.node!.upstream, database: shownDatabase(deps.node!.database) } }) }),
+    },
   )
-  const api = new InstanceApi({ admin: deps.admin, audit: new AuditRepository(deps.database), log })
+  const api = new InstanceApi({ admin: deps.admin, audit: new AuditRepository(deps.database), busNodes: new ClusterNodeRepository(deps.database), log })
   const assets = new ConsoleAssets(
     {
       '/assets/console.css': 'src/web/assets/console.css',
@@ -104,6 +129,7 @@ export async function startOnpremConsole(options: OnpremConsoleOptions, deps: { 
         if (InstanceApi.matches(path)) return api.handle(req, res, path, await auth.require(req))
         if (read && assets.serveFile(req, res, path)) return
         if (read && PAGE.test(path)) return assets.serveShell(req, res)
+        if (ConsoleAssets.wantsPage(req) && !path.startsWith('/api/') && !path.startsWith('/assets/')) return assets.serveShell(req, res, 404)
         throw new TunnelError('TUN_ERR_API_ROUTE_NOT_FOUND', `nothing at ${req.method} ${path}`)
       })().catch((err: unknown) => sendError(res, err, log))
     },

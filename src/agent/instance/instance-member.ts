@@ -84,7 +84,7 @@ export async function startInstanceMember(
     let onpremConsole: OnpremConsole | undefined
     if (config.console !== undefined) {
       const { startOnpremConsole } = await import('../console/onprem-console.ts')
-      onpremConsole = await startOnpremConsole(config.console, { database: db, admin: new InstanceAdmin(db, { sealer }), log })
+      onpremConsole = await startOnpremConsole(config.console, { database: db, admin: new InstanceAdmin(db, { sealer }), log, node: { id: nodeId, upstream: `${config.upstream.host}:${config.upstream.port}`, database: databaseUrl } })
     }
     return { database: db, node: started, cluster, console: onpremConsole, status }
   } catch (err) {

@@ -1,7 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { InstanceKeyRecord, InstanceNodeRecord } from '../../store/index.ts'
-import { instanceStatus, MISSED_HEARTBEATS_DOWN, STATUS_HINTS, type InstanceStatusName, type InstanceStatusView } from './instance-status.ts'
+import { HINT_CAUSES, statusHint } from '../../errors/status-hints.ts'
+import { instanceStatus, MISSED_HEARTBEATS_DOWN, type InstanceStatusName, type InstanceStatusView } from './instance-status.ts'
 
 const NOW = Date.parse('2025-03-01T12:00:00.000Z')
 const HEARTBEAT_MS = 5_000
@@ -124,7 +125,7 @@ const CASES: Case[] = [
     key: key(),
     rows: [connected('n1', 1)],
     status: 'CONNECTED',
-    reasonHas: ['all 1 node connected (1 session)'],
+    reasonHas: ['node n1 is connected (1 session)'],
     nodes: { n1: { status: 'CONNECTED', online: true } },
   },
   {
@@ -133,7 +134,7 @@ const CASES: Case[] = [
     // sessionsWanted differs from sessions: only live sessions are counted
     rows: [connected('n1', 2), node('n2', { sessions: 3, sessionsWanted: 8 }), connected('n3', 4)],
     status: 'CONNECTED',
-    reasonHas: ['all 3 nodes connected (9 sessions)'],
+    reasonHas: ['all 3 nodes are connected (9 sessions)'],
     nodes: {
       n1: { status: 'CONNECTED', online: true },
       n2: { status: 'CONNECTED', online: true },
@@ -182,7 +183,7 @@ const CASES: Case[] = [
     key: key(),
     rows: [connected('n1'), silent(connected('n2'), MISSED_HEARTBEATS_DOWN * HEARTBEAT_MS - 1_000)],
     status: 'CONNECTED',
-    reasonHas: ['all 2 nodes connected (4 sessions)'],
+    reasonHas: ['both nodes are connected (4 sessions)'],
     nodes: {
       n1: { status: 'CONNECTED', online: true },
       n2: { status: 'CONNECTED', online: true },
@@ -193,7 +194,7 @@ const CASES: Case[] = [
     key: key(),
     rows: [silent(connected('n1'), MISSED_HEARTBEATS_DOWN * HEARTBEAT_MS)],
     status: 'CONNECTED',
-    reasonHas: ['all 1 node connected'],
+    reasonHas: [/^node \S+ is connected/],
     nodes: { n1: { status: 'CONNECTED', online: true } },
   },
   {
@@ -354,7 +355,8 @@ for (const c of CASES) {
       else assert.doesNotMatch(view.reason, part)
     }
     assert.ok(view.hint.trim().length > 0, 'hint is empty')
-    if (c.status !== null) assert.equal(view.hint, STATUS_HINTS[c.status])
+    if (c.status !== null) assert.equal(view.hint, statusHint({ status: c.status, cause: view.cause, serverUrl: c.key?.serverUrl }))
+    assert.doesNotMatch(view.hint, /port 443|on 443/, 'the key names the server: no default port')
     // one node view per row, in row order
     assert.deepEqual(
       view.nodes.map((n) => n.id),
@@ -409,21 +411,36 @@ test('the tunnel part keeps nulls before any node has connected', () => {
   })
 })
 
-test('the LIMITED hint points to the cluster nodes view', () => {
+test('the LIMITED hint points to the cluster nodes page and apptunnel key status', () => {
   const view = instanceStatus(key(), [connected('n1'), stopped(connected('n2'))], NOW)
   assert.equal(view.status, 'LIMITED')
-  assert.match(view.hint, /cluster nodes view/)
-  assert.match(view.hint, /apptunnel cluster status/)
+  assert.match(view.hint, /Cluster nodes page/)
+  assert.match(view.hint, /apptunnel key status/)
 })
 
-test('every status has a non-empty hint', () => {
-  assert.deepEqual(Object.keys(STATUS_HINTS).sort(), [...ALL_STATUSES].sort())
-  for (const s of ALL_STATUSES) {
-    const hint = STATUS_HINTS[s]
-    assert.equal(typeof hint, 'string')
-    assert.ok(hint.trim().length > 0, `hint for ${s} is empty`)
-  }
-  assert.equal(new Set(Object.values(STATUS_HINTS)).size, ALL_STATUSES.length, 'hints are distinct')
+test('hints follow the cause, with the server of the key (issue 19)', () => {
+  const k = key({ serverUrl: 'https://tunnels.example.com:8443' })
+  const deleted = instanceStatus(k, [errored('n1', 'tunnel deleted', 'TUN_ERR_TUNNEL_NOT_FOUND')], NOW)
+  assert.equal(deleted.status, 'ERROR')
+  assert.match(deleted.hint, /deleted in the cloud console/)
+  assert.doesNotMatch(deleted.hint, /add the security key again/i)
+  const rejected = instanceStatus(k, [errored('n1', 'the server rejected the security key', 'TUN_ERR_KEY_REJECTED')], NOW)
+  assert.notEqual(rejected.hint, deleted.hint, 'two ERROR causes, two hints')
+  const unreachable = instanceStatus(k, [unavailable('n1', 'cannot reach tunnels.example.com:8443', 'TUN_ERR_SERVER_UNREACHABLE')], NOW)
+  assert.match(unreachable.hint, /tunnels\.example\.com on port 8443/)
+  const noneRunning = instanceStatus(k, [stopped(connected('n1'))], NOW)
+  assert.equal(noneRunning.status, 'UNAVAILABLE')
+  assert.match(noneRunning.hint, /No agent node of this instance is running/)
+  assert.doesNotMatch(noneRunning.hint, /network|outgoing/, 'not the network when no node runs')
+  const defaultPort = instanceStatus(key({ serverUrl: 'https://tunnels.example.com' }), [unavailable('n1', 'x', 'TUN_ERR_SERVER_UNREACHABLE')], NOW)
+  assert.match(defaultPort.hint, /tunnels\.example\.com on port 443/)
+})
+
+test('every cause of the table has a distinct, non-empty hint', () => {
+  const hints = HINT_CAUSES.map((cause) => statusHint({ status: 'ERROR', cause, serverUrl: 'https://s.example:9000' }))
+  for (const [i, hint] of hints.entries()) assert.ok(hint.trim().length > 20, `hint for ${HINT_CAUSES[i]} is empty`)
+  assert.equal(new Set(hints).size, hints.length, 'hints are distinct')
+  for (const s of ALL_STATUSES) assert.ok(statusHint({ status: s, cause: null, serverUrl: 'https://s.example:9000' }).length > 20, s)
 })
 
 test('a node view copies the row fields', () => {

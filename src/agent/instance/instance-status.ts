@@ -1,3 +1,4 @@
+import { statusHint } from '../../errors/status-hints.ts'
 import type { InstanceKeyRecord, InstanceNodeRecord } from '../../store/index.ts'
 
 /** On-prem statuses (docs/onprem.md): per node CONNECTED | CONNECTING | UNAVAILABLE | ERROR; the instance adds LIMITED. */
@@ -26,19 +27,12 @@ export interface InstanceStatusView {
   /** null while the instance has no key */
   status: InstanceStatusName | null
   reason: string
-  /** what the person can do about it (the reference document's troubleshooting) */
+  /** what the person can do about it: from the cause, with the real server (src/errors/status-hints.ts) */
   hint: string
+  /** the cause the hint follows: a node's TUN_ERR_… code or a StatusCause; null without a key */
+  cause: string | null
   tunnel: { id: string; name: string | null; connectedTo: string | null; applicationLinkUrl: string | null; serverUrl: string; addedAt: string } | null
   nodes: NodeStatusView[]
-}
-
-export const STATUS_HINTS: Readonly<Record<InstanceStatusName, string>> = {
-  CONNECTED: 'The tunnel is connected and working. Create the application link that uses its application link URL if you have not yet.',
-  CONNECTING: 'Some nodes are still connecting to the tunnel. If this lasts, check the status of each node below.',
-  LIMITED: 'Some nodes are not connected to the tunnel. Check the cluster nodes view (apptunnel key status, or apptunnel cluster status) and make sure those nodes are up and running.',
-  UNAVAILABLE:
-    'The tunnel server cannot be reached. Make sure the upstream port is configured, and that outgoing connections to the tunnel server on port 443 (or through your proxy) are allowed.',
-  ERROR: 'The tunnel server rejected the security key. Add the security key again, or delete the tunnel in the cloud console and create a new one to get a new key.',
 }
 
 const NO_KEY_REASON = 'no security key has been added to this instance: run apptunnel key add KEY'
@@ -50,28 +44,38 @@ const NO_KEY_REASON = 'no security key has been added to this instance: run appt
 export function instanceStatus(key: InstanceKeyRecord | undefined, rows: readonly InstanceNodeRecord[], nowMs: number): InstanceStatusView {
   const nodes = rows.map((r) => nodeView(key, r, nowMs))
   const tunnel = key === undefined ? null : { id: key.tunnelId, name: key.tunnelName, connectedTo: key.connectedTo, applicationLinkUrl: key.applicationLinkUrl, serverUrl: key.serverUrl, addedAt: key.addedAt }
-  if (key === undefined) return { status: null, reason: NO_KEY_REASON, hint: 'Create a tunnel in the cloud console and add its security key here.', tunnel, nodes }
-  const view = (status: InstanceStatusName, reason: string): InstanceStatusView => ({ status, reason, hint: STATUS_HINTS[status], tunnel, nodes })
-  if (nodes.length === 0) return view('UNAVAILABLE', 'no agent node of this instance is running: start apptunnel agent with this database on each node')
+  if (key === undefined) return { status: null, reason: NO_KEY_REASON, hint: statusHint({ status: null, cause: 'no-key' }), cause: null, tunnel, nodes }
+  const view = (status: InstanceStatusName, reason: string, cause: string | null): InstanceStatusView => ({
+    status,
+    reason,
+    hint: statusHint({ status, cause, serverUrl: key.serverUrl }),
+    cause,
+    tunnel,
+    nodes,
+  })
+  if (nodes.length === 0) return view('UNAVAILABLE', 'no agent node of this instance is running: start apptunnel agent with this database on each node', 'no-node-running')
   const error = nodes.find((n) => n.online && n.status === 'ERROR')
-  if (error !== undefined) return view('ERROR', error.reason)
+  if (error !== undefined) return view('ERROR', error.reason, error.code)
   const connected = nodes.filter((n) => n.status === 'CONNECTED')
   const others = nodes.filter((n) => n.status !== 'CONNECTED')
   if (others.length === 0) {
     const sessions = connected.reduce((s, n) => s + n.sessions, 0)
-    return view('CONNECTED', `all ${plural(connected.length, 'node')} connected (${plural(sessions, 'session')})`)
+    const who = connected.length === 1 ? `node ${connected[0]!.id} is` : connected.length === 2 ? 'both nodes are' : `all ${connected.length} nodes are`
+    return view('CONNECTED', `${who} connected (${plural(sessions, 'session')})`, 'connected')
   }
   const connecting = others.filter((n) => n.status === 'CONNECTING')
   if (connected.length === 0) {
-    if (connecting.length > 0) return view('CONNECTING', `${listNodes(connecting)} still connecting: ${connecting[0]!.reason}`)
+    if (connecting.length > 0) return view('CONNECTING', `${listNodes(connecting)} still connecting: ${connecting[0]!.reason}`, 'nodes-connecting')
     const running = others.find((n) => n.online)
-    return view('UNAVAILABLE', running !== undefined ? running.reason : `no node is running: ${others.map((n) => `${n.id} (${n.reason})`).join('; ')}`)
+    if (running !== undefined) return view('UNAVAILABLE', running.reason, running.code)
+    return view('UNAVAILABLE', `no node is running: ${others.map((n) => `${n.id} (${n.reason})`).join('; ')}`, 'no-node-running')
   }
-  if (connecting.length === others.length) return view('CONNECTING', `${connected.length} of ${nodes.length} nodes connected; ${listNodes(connecting)} still connecting`)
+  if (connecting.length === others.length) return view('CONNECTING', `${connected.length} of ${nodes.length} nodes connected; ${listNodes(connecting)} still connecting`, 'nodes-connecting')
   const down = others.filter((n) => n.status !== 'CONNECTING')
   return view(
     'LIMITED',
     `${connected.length} of ${nodes.length} nodes connected; not connected: ${down.map((n) => `${n.id} (${n.reason})`).join('; ')}. See the cluster nodes view`,
+    'nodes-down',
   )
 }
 

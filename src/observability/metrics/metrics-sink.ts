@@ -16,19 +16,25 @@ export interface IngressMetrics {
   /**
    * A final response head went to the caller: the upstream's, or the ingress's own error answer.
    * `headAtMs` is what `now()` said when its request head was complete; NaN when no complete head
-   * came before it (a malformed or timed-out head).
+   * came before it (a malformed or timed-out head). `tunnelId`: the tunnel the caller asked for,
+   * once its first head named one (the console's per-tunnel activity counts by it).
    */
-  responseStarted(statusCode: number, headAtMs: number): void
+  responseStarted(statusCode: number, headAtMs: number, tunnelId?: string): void
   /** bytes received from a caller */
-  bytesReceived(bytes: number): void
+  bytesReceived(bytes: number, tunnelId?: string): void
   /** bytes sent to a caller */
-  bytesSent(bytes: number): void
+  bytesSent(bytes: number, tunnelId?: string): void
+  /** the connection's first head named its tunnel; `bytesReceived` came on it before that */
+  tunnelNamed?(tunnelId: string, bytesReceived: number): void
 }
 
 /** The agent gateway: refused agent authentications. */
 export interface GatewayMetrics {
-  /** an agent presented a key that did not authenticate, or was refused for too many such; `code` is a TunnelError code */
-  authFailed(code: string): void
+  /**
+   * an agent presented a key that did not authenticate, or was refused for too many such; `code` is
+   * a TunnelError code, `tunnelId` the tunnel the key named (when it named one), `message` why
+   */
+  authFailed(code: string, tunnelId?: string, message?: string): void
 }
 
 /** The byte counters of an upstream TCP connection (a `net.Socket` has them). */

@@ -6,8 +6,10 @@ import type { ApiTokenService } from './api-token-service.ts'
 import { readJsonObject } from '../../web/json-http.ts'
 import type { Actor, TunnelService } from '../tunnels/tunnel-service.ts'
 import type { LinkedProductService } from '../tunnels/linked-product-service.ts'
+import type { TunnelActivity } from '../tunnels/tunnel-activity.ts'
 
 const TUNNEL_PATH = /^\/api\/v1\/tunnels\/([a-z0-9]{1,64})$/
+const ACTIVITY_PATH = /^\/api\/v1\/tunnels\/([a-z0-9]{1,64})\/activity$/
 const PRODUCTS_PATH = /^\/api\/v1\/tunnels\/([a-z0-9]{1,64})\/products$/
 const PRODUCT_PATH = /^\/api\/v1\/tunnels\/([a-z0-9]{1,64})\/products\/([a-z0-9]{1,64})$/
 const TOKEN_PATH = /^\/api\/v1\/tokens\/([A-Za-z0-9-]{1,64})$/
@@ -18,6 +20,8 @@ export interface AdminApiDeps {
   products: LinkedProductService
   tokens: ApiTokenService
   audit: AuditRepository
+  /** per-tunnel activity of the last hour, on this server */
+  activity?: TunnelActivity
   log: Logger
   /** the console's signed-in user, for requests without Authorization (cookie + CSRF token) */
   consoleActor?: (req: IncomingMessage) => Promise<Actor | undefined>
@@ -31,6 +35,7 @@ export interface AdminApiDeps {
  *   POST   /api/v1/tunnels          create {name, instanceUrl?} → includes the key, shown once
  *   GET    /api/v1/tunnels/:id      show
  *   DELETE /api/v1/tunnels/:id      delete (revokes the key at once)
+ *   GET    /api/v1/tunnels/:id/activity        the last hour on this server: per minute, and the last events
  *   GET    /api/v1/tunnels/:id/products        linked products
  *   POST   /api/v1/tunnels/:id/products        add {name, credential?: bool (true), cidrs?: [..]} → credential shown once
  *   DELETE /api/v1/tunnels/:id/products/:pid   remove
@@ -90,6 +95,13 @@ export class AdminApi {
         return
       }
       throw new TunnelError('TUN_ERR_API_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}`)
+    }
+    const activity = ACTIVITY_PATH.exec(path)
+    if (activity !== null && this.#deps.activity !== undefined) {
+      if (req.method !== 'GET') throw new TunnelError('TUN_ERR_API_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}`)
+      await this.#deps.tunnels.mustOwn(actor, activity[1]!)
+      send(res, 200, this.#deps.activity.view(activity[1]!))
+      return
     }
     const products = PRODUCTS_PATH.exec(path)
     if (products !== null) {

@@ -216,7 +216,7 @@ export class AgentGateway {
     const cached = this.#tunnels.peek(tunnelId)
     if (cached !== undefined) return cached.value
     if ((sourceLimited || this.#tunnelLimiter.isBlocked(tunnelId)) && !this.#knownIds.has(tunnelId)) {
-      this.#metrics.authFailed('TUN_ERR_HANDSHAKE_RATE_LIMITED')
+      this.#metrics.authFailed('TUN_ERR_HANDSHAKE_RATE_LIMITED', tunnelId, 'too many failed agent authentications')
       throw new TunnelError('TUN_ERR_HANDSHAKE_RATE_LIMITED', sourceLimited ? undefined : 'too many failed agent authentications for this tunnel id')
     }
     const tunnel = await this.#tunnels.get(tunnelId, (id) => this.#deps.findTunnel(id))
@@ -230,13 +230,18 @@ export class AgentGateway {
     this.#limiter.recordFailure(remoteAddress)
     if (tunnelId !== undefined) this.#tunnelLimiter.recordFailure(tunnelId)
     const answer = sourceLimited ? new TunnelError('TUN_ERR_HANDSHAKE_RATE_LIMITED') : err
-    this.#metrics.authFailed(answer.code)
+    this.#metrics.authFailed(answer.code, tunnelId, answer.message)
     throw answer
   }
 
   /** The ids of every tunnel in the database, read at start. */
   knowTunnels(ids: Iterable<string>): void {
     for (const id of ids) this.#knownIds.add(id)
+  }
+
+  /** Whether a tunnel of this id exists, as far as this server knows (no database read). */
+  knows(tunnelId: string): boolean {
+    return this.#knownIds.has(tunnelId)
   }
 
   /**

@@ -7,7 +7,7 @@ import type { AgentSession } from './agent-session.ts'
  * node) and hands out the least loaded one.
  *
  * Events: 'tunnel-up' (tunnelId) when a tunnel gets its first live session, 'tunnel-down'
- * (tunnelId) when its last one goes.
+ * (tunnelId) when its last one goes; 'session-added' and 'session-removed' (session) for each.
  */
 export class SessionRegistry extends EventEmitter {
   #byTunnel = new Map<string, Set<AgentSession>>()
@@ -24,6 +24,7 @@ export class SessionRegistry extends EventEmitter {
     }
     set.add(session)
     session.once('closed', () => this.#remove(session))
+    this.emit('session-added', session)
     if (first) this.emit('tunnel-up', tunnelId)
   }
 
@@ -31,6 +32,7 @@ export class SessionRegistry extends EventEmitter {
     const tunnelId = session.info.tunnelId
     const set = this.#byTunnel.get(tunnelId)
     if (set === undefined || !set.delete(session)) return
+    this.emit('session-removed', session)
     if (set.size === 0) {
       this.#byTunnel.delete(tunnelId)
       this.emit('tunnel-down', tunnelId)

@@ -13,7 +13,7 @@ import type { Actor } from '../tunnels/tunnel-service.ts'
 
 export const CLOUD_CONSOLE_PATH = '/console'
 const SESSION_PATH = `${CLOUD_CONSOLE_PATH}/api/session`
-const PAGE = /^\/console(?:\/|\/login|\/tunnels|\/tunnels\/new|\/tunnels\/[a-z0-9]{1,64})?$/
+const PAGE = /^\/console(?:\/|\/login|\/tunnels|\/tunnels\/new|\/tunnels\/[a-z0-9]{1,64}|\/audit|\/tokens|\/account)?$/
 
 export interface CloudConsoleOptions {
   dataDir: string
@@ -54,6 +54,7 @@ export class CloudConsole {
         '/console/assets/console.css': 'src/web/assets/console.css',
         '/console/assets/console-kit.js': 'src/web/assets/console-kit.js',
         '/console/assets/cloud-console.js': 'src/server/console/assets/cloud-console.js',
+        '/console/assets/cloud-activity.js': 'src/server/console/assets/cloud-activity.js',
       },
       'src/server/console/assets/cloud.html',
     )
@@ -87,6 +88,9 @@ export class CloudConsole {
       }
       if (read && this.#assets.serveFile(req, res, path)) return
       if (read && PAGE.test(path)) return this.#assets.serveShell(req, res)
+      if (ConsoleAssets.wantsPage(req) && path.startsWith(`${CLOUD_CONSOLE_PATH}/`) && !path.startsWith(`${CLOUD_CONSOLE_PATH}/api/`) && !path.startsWith(`${CLOUD_CONSOLE_PATH}/assets/`)) {
+        return this.#assets.serveShell(req, res, 404)
+      }
       throw new TunnelError('TUN_ERR_API_ROUTE_NOT_FOUND', `nothing at ${req.method} ${path}`)
     } catch (err) {
       sendError(res, err, this.#log)

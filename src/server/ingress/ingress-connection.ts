@@ -136,6 +136,8 @@ export class IngressConnection {
   /** metrics clock of the last complete head not yet in #pending: one the ingress may still refuse */
   #headAtMs = NaN
   #tunnelId: string | undefined
+  /** bytes received before the first head named the tunnel (the per-tunnel counts get them then) */
+  #bytesBeforeTunnel = 0
   #session: AgentSession | undefined
   #stream: RelayStream | undefined
   /** everything written to #stream before the agent confirmed it; undefined once confirmed or too big */
@@ -230,7 +232,8 @@ export class IngressConnection {
   // ── client → upstream ────────────────────────────────────────────────────────────────────────
 
   #onClientData(chunk: Buffer): void {
-    this.#metrics.bytesReceived(chunk.length)
+    this.#metrics.bytesReceived(chunk.length, this.#tunnelId)
+    if (this.#tunnelId === undefined) this.#bytesBeforeTunnel += chunk.length
     if (this.#closed || this.#queued !== undefined) return
     if (this.#raw) {
       if (this.#responding !== undefined) this.#responding.bytesIn += chunk.length
@@ -273,6 +276,7 @@ export class IngressConnection {
         throw new TunnelError('TUN_ERR_INGRESS_UNKNOWN_TUNNEL', `no tunnel answers at host "${head.host ?? ''}"`)
       }
       this.#tunnelId = tunnelId
+      this.#metrics.tunnelNamed?.(tunnelId, this.#bytesBeforeTunnel)
       this.#countSource(tunnelId)
     } else if (tunnelId !== this.#tunnelId) {
       throw new TunnelError('TUN_ERR_INGRESS_MISDIRECTED', 'this connection already carries another tunnel: open a new connection for a different host')
@@ -571,7 +575,7 @@ export class IngressConnection {
 
   #toClient(bytes: Buffer): void {
     if (bytes.length === 0) return
-    this.#metrics.bytesSent(bytes.length)
+    this.#metrics.bytesSent(bytes.length, this.#tunnelId)
     if (this.#access !== undefined) {
       const record = this.#responding ?? this.#pending[0]?.access
       if (record !== undefined) record.bytesOut += bytes.length
@@ -660,7 +664,7 @@ export class IngressConnection {
       this.#queued.broken = undefined
       this.#queued.answeredByApp = true
     }
-    this.#metrics.responseStarted(head.statusCode, answered?.headAtMs ?? NaN)
+    this.#metrics.responseStarted(head.statusCode, answered?.headAtMs ?? NaN, this.#tunnelId)
     if (answered?.access !== undefined) {
       answered.access.status = head.statusCode
       answered.access.session = this.#session?.info
@@ -827,8 +831,8 @@ export class IngressConnection {
     if (canAnswer) {
       const response = serializeErrorResponse(e.httpStatus, e.toJSON())
       // The request answered is the oldest unanswered one, or a head refused before it was sent on.
-      this.#metrics.responseStarted(e.httpStatus, this.#pending[0]?.headAtMs ?? this.#headAtMs)
-      this.#metrics.bytesSent(response.length)
+      this.#metrics.responseStarted(e.httpStatus, this.#pending[0]?.headAtMs ?? this.#headAtMs, this.#tunnelId)
+      this.#metrics.bytesSent(response.length, this.#tunnelId)
       if (this.#access !== undefined) this.#accessRefused(e, response.length)
       this.#socket.end(response)
       // A client that never reads must not hold the socket forever.

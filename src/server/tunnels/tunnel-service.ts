@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { TunnelError } from '../../errors/index.ts'
+import { statusHint } from '../../errors/status-hints.ts'
 import { displayNameProblem, displayNameRefusal } from '../../security/display-name.ts'
 import { SECRET_BYTES, encodeSecurityKey, hashSecret } from '../../protocol/index.ts'
 import type { AuditRepository, Tunnel, TunnelRepository } from '../../store/index.ts'
@@ -14,6 +15,10 @@ export interface TunnelView {
   instanceUrl: string | null
   status: CloudTunnelStatus
   statusReason: string
+  /** what the admin can do about the status (src/errors/status-hints.ts) */
+  statusHint: string
+  /** who holds the live sessions: the instance name each agent gave (or its node id), distinct */
+  connectedInstances: string[]
   applicationLinkUrl: string
   sessions: number
   nodes: number
@@ -114,6 +119,11 @@ export class TunnelService {
     return this.view(tunnel, (await this.#elsewhere([id])).get(id))
   }
 
+  /** Refuses a tunnel the actor's organization does not have (404), without auditing a view. */
+  async mustOwn(actor: Actor, id: string): Promise<void> {
+    if ((await this.#tunnels.get(actor.orgId, id)) === undefined) throw new TunnelError('TUN_ERR_TUNNEL_NOT_FOUND', `tunnel "${id}" not found`)
+  }
+
   /** Which other live replicas hold sessions of these tunnels (none on a server without replicas). */
   async #elsewhere(ids?: readonly string[]): Promise<Map<string, string[]>> {
     if (this.#options.otherReplicas === undefined) return new Map()
@@ -154,17 +164,20 @@ export class TunnelService {
       statusReason = `connected through ${otherReplicas.length === 1 ? 'replica' : 'replicas'} ${otherReplicas.join(', ')}, not through this one`
     } else if (t.firstConnectedAt !== null) {
       status = 'UNAVAILABLE'
-      statusReason = `no agent connected${t.lastDisconnectedAt === null ? '' : ` since ${t.lastDisconnectedAt}`}: check the on-prem agent, its upstream port and its outgoing connections on 443`
+      statusReason = `no agent connected${t.lastDisconnectedAt === null ? '' : ` since ${t.lastDisconnectedAt}`}`
     } else {
       status = 'INCOMPLETE'
       statusReason = 'the security key has not been added to an on-prem instance yet'
     }
+    const cause = status === 'CONNECTED' ? 'cloud-connected' : status === 'UNAVAILABLE' ? 'cloud-no-agent' : 'cloud-no-key-added'
     return {
       id: t.id,
       name: t.name,
       instanceUrl: t.instanceUrl,
       status,
       statusReason,
+      statusHint: statusHint({ status, cause, serverUrl: this.#options.keyServer().serverUrl }),
+      connectedInstances: [...new Set(sessions.map((s) => (s.info.instance === '' ? `node ${s.info.nodeId}` : s.info.instance)))],
       applicationLinkUrl: this.#options.applicationLinkUrl(t.id),
       sessions: sessions.length,
       nodes,
