@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 
 /** Linux clock ticks per second for /proc/<pid>/stat; 100 on every kernel config we run on. */
 const TICKS_PER_SECOND = 100
@@ -28,7 +28,12 @@ export function sampleRss(pids: number[], intervalMs = 100): { stop(): { peakSum
   const sample = (): void => {
     let sum = 0
     pids.forEach((pid, i) => {
-      const r = rssKiB(pid)
+      let r = 0
+      try {
+        r = rssKiB(pid)
+      } catch {
+        // ended meanwhile (an sshd child): it holds nothing any more
+      }
       peaks[i] = Math.max(peaks[i]!, r)
       sum += r
     })
@@ -43,4 +48,51 @@ export function sampleRss(pids: number[], intervalMs = 100): { stop(): { peakSum
       return { peakSumKiB: peakSum, peakByPid: peaks }
     },
   }
+}
+
+/** Parent pid from a /proc/<pid>/stat line (the command name may contain spaces and parentheses). */
+export function parentPidOf(statLine: string): number {
+  return Number(statLine.slice(statLine.lastIndexOf(')') + 2).split(' ')[1])
+}
+
+/**
+ * A process and all its descendants now (for sshd, whose per-connection work runs in forked
+ * children). Processes that end while the tree is read are skipped.
+ */
+export function processTree(root: number): number[] {
+  const children = new Map<number, number[]>()
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    let stat: string
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, 'utf8')
+    } catch {
+      continue
+    }
+    const ppid = parentPidOf(stat)
+    const list = children.get(ppid)
+    if (list === undefined) children.set(ppid, [Number(name)])
+    else list.push(Number(name))
+  }
+  const out: number[] = []
+  const stack = [root]
+  while (stack.length > 0) {
+    const pid = stack.pop()!
+    out.push(pid)
+    stack.push(...(children.get(pid) ?? []))
+  }
+  return out
+}
+
+/** The sum of cpuMs over processes, skipping any that has ended. */
+export function cpuMsOf(pids: number[]): number {
+  let sum = 0
+  for (const pid of pids) {
+    try {
+      sum += cpuMs(pid)
+    } catch {
+      // ended meanwhile
+    }
+  }
+  return sum
 }
