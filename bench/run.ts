@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --no-write] [-- --profile] [-- --access-log-only]`
+ * `npm run bench [-- --quick] [-- --no-write] [-- --profile] [-- --access-log-only] [-- --memory-only [--variant='FLAGS' …]]`
  *
  * Starts one upstream app, a full tunnel (server and agent through the real CLI, each in its own
  * process) and `ssh -R` (when OpenSSH is installed) in front of it, then measures the direct path,
@@ -18,26 +18,45 @@ import { spread, type Spread } from './lib/stats.ts'
 import { startBenchAgent, startBenchServer, waitForStatus, type BenchServer, type ProductProcess } from './lib/tunnel-processes.ts'
 import { renderTable, writePerformanceDoc, type Row } from './lib/report.ts'
 import { profileRun } from './lib/profile.ts'
+import { measureMemory, type MemoryVariant } from './lib/memory-run.ts'
 import { sshPeerInstalled, startSshPeer, type SshPeer } from './lib/ssh-peer.ts'
 import { curlInstalled, runCurl, runWrk, wrkInstalled, writePatternFile, type CurlResult, type WrkResult } from './lib/standard-clients.ts'
 
-const argv = new Set(process.argv.slice(2))
+/**
+ * `--variant='[cli=PATH] FLAGS'`: one more tunnel in `--memory-only`, its server and agent run with
+ * these Node flags, from another checkout's bin/apptunnel.js when cli= is given
+ */
+const variants: MemoryVariant[] = process.argv
+  .slice(2)
+  .filter((a) => a.startsWith('--variant='))
+  .map((a) => {
+    const words = a.slice('--variant='.length).split(' ').filter((f) => f !== '')
+    const cli = words.find((w) => w.startsWith('cli='))?.slice('cli='.length)
+    return { flags: words.filter((w) => !w.startsWith('cli=')), ...(cli === undefined ? {} : { cli }) }
+  })
+const argv = new Set(process.argv.slice(2).filter((a) => !a.startsWith('--variant=')))
 for (const a of argv) {
-  if (!['--quick', '--no-write', '--write', '--profile', '--profile-only', '--access-log-only', '--help'].includes(a)) {
-    process.stderr.write(`bench: unknown option ${a} (known: --quick, --no-write, --write, --profile, --profile-only, --access-log-only)\n`)
+  if (!['--quick', '--no-write', '--write', '--profile', '--profile-only', '--access-log-only', '--memory-only', '--help'].includes(a)) {
+    process.stderr.write(`bench: unknown option ${a} (known: --quick, --no-write, --write, --profile, --profile-only, --access-log-only, --memory-only, --variant=FLAGS)\n`)
     process.exit(2)
   }
 }
 if (argv.has('--help')) {
-  process.stdout.write('npm run bench [-- --quick] [-- --no-write] [-- --profile | --profile-only | --access-log-only]\n')
+  process.stdout.write("npm run bench [-- --quick] [-- --no-write] [-- --profile | --profile-only | --access-log-only | --memory-only [--variant='NODE FLAGS' ...]]\n")
   process.exit(0)
+}
+/** only memory: idle and peak RSS of server and agent under each load, per variant of Node flags */
+const memoryOnly = argv.has('--memory-only')
+if (variants.length > 0 && !memoryOnly) {
+  process.stderr.write('bench: --variant goes with --memory-only\n')
+  process.exit(2)
 }
 const quick = argv.has('--quick')
 const profileOnly = argv.has('--profile-only')
 const profile = profileOnly || argv.has('--profile')
 /** only the access log's cost: two fresh tunnels, one with --access-log, alternating at c=50 */
 const accessLogOnly = argv.has('--access-log-only')
-const write = argv.has('--write') || (!quick && !profileOnly && !accessLogOnly && !argv.has('--no-write'))
+const write = argv.has('--write') || (!quick && !profileOnly && !accessLogOnly && !memoryOnly && !argv.has('--no-write'))
 
 const plan = quick
   ? { rounds: 2, concurrency: [1, 50], durationMs: 2500, warmupMs: 500, getBytes: 256 * 2 ** 20, postBytes: 64 * 2 ** 20, ws: false, sessions: 0, restartTunnels: 0, sshPeer: true, standardClients: false }
@@ -51,7 +70,8 @@ interface Figures {
 async function main(): Promise<void> {
   const sides = 2 + (plan.sshPeer && sshPeerInstalled() ? 1 : 0)
   const crossChecks = plan.standardClients ? (wrkInstalled() ? 2 : 0) + (curlInstalled() ? 2 : 0) : 0
-  const steps = profileOnly ? 4 : accessLogOnly ? 2 + ACCESS_LOG_ROUNDS_ALONE * 2 :
+  const memoryVariants: MemoryVariant[] = [{ flags: [] }, ...variants]
+  const steps = profileOnly ? 4 : accessLogOnly ? 2 + ACCESS_LOG_ROUNDS_ALONE * 2 : memoryOnly ? 1 + memoryVariants.length * (1 + MEMORY_ROUNDS * 3) :
     4 +
     plan.rounds * (plan.concurrency.length + 2 + (plan.ws ? 1 : 0) + crossChecks) * sides +
     (plan.restartTunnels > 0 ? 2 : 0) +
@@ -74,6 +94,12 @@ async function main(): Promise<void> {
       const figures = await measureAccessLog(load, upstreamPort, progress, ACCESS_LOG_ROUNDS_ALONE)
       progress.done()
       process.stdout.write(`\n${renderTable(figures.rows)}\n${JSON.stringify(figures.json)}\n`)
+      return
+    }
+    if (memoryOnly) {
+      const text = await measureMemory({ load, upstreamPort, progress, variants: memoryVariants, rounds: MEMORY_ROUNDS, durationMs: 5000, getBytes: 256 * 2 ** 20, postBytes: 64 * 2 ** 20 })
+      progress.done()
+      process.stdout.write(`\n${text}`)
       return
     }
     if (profileOnly) {
@@ -380,6 +406,8 @@ async function measureWithStandardClients(sides: Side[], progress: Progress): Pr
 }
 
 const ACCESS_LOG_ROUNDS_ALONE = 8
+/** rounds of `--memory-only`: each variant takes each load this many times */
+const MEMORY_ROUNDS = 2
 /** how long the relays sit idle after start before their idle RSS is read */
 const IDLE_SETTLE_MS = 2000
 

@@ -96,3 +96,14 @@ export function cpuMsOf(pids: number[]): number {
   }
   return sum
 }
+
+/** RSS split into anonymous memory (heaps, stacks) and mapped files (the node binary, libraries), KiB. */
+export function rssSplitKiB(pid: number): { rss: number; anon: number; file: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const field = (name: string): number => {
+    const m = new RegExp(`^${name}:\\s+(\\d+) kB$`, 'm').exec(status)
+    if (m === null) throw new Error(`no ${name} for process ${pid}`)
+    return Number(m[1])
+  }
+  return { rss: field('VmRSS'), anon: field('RssAnon'), file: field('RssFile') }
+}
