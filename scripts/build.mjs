@@ -1,4 +1,4 @@
-// Bundles src/cli/main.ts into dist/ with esbuild. `npm install` in a checkout and `npm pack` run it
+// Bundles src/cli/entry.ts (which loads src/cli/main.ts) into dist/ with esbuild. `npm install` in a checkout and `npm pack` run it
 // (the `prepare` script); `bin/apptunnel.js` runs it again in a development checkout when a source
 // is newer than the bundle. An installed copy carries only the bundle and never builds
 // (docs/decisions.md, 11 and 42).
@@ -72,7 +72,7 @@ export async function buildBundle({ root = ROOT, only = false } = {}) {
   mkdirSync(distDir, { recursive: true })
   const dir = `b-${Date.now().toString(36)}-${process.pid}`
   await build({
-    entryPoints: [join(root, 'src', 'cli', 'main.ts')],
+    entryPoints: [join(root, 'src', 'cli', 'entry.ts')],
     bundle: true,
     // Code splitting keeps each command's code (and the libraries only it uses) in chunks that
     // load on first use: an agent never loads the server, the store or the certificate library.
