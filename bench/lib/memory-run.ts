@@ -40,7 +40,7 @@ export async function measureMemory(opts: { load: Child; upstreamPort: number; p
       { label: `GET ${opts.getBytes / 2 ** 20} MiB`, unit: 'MB/s' },
       { label: `POST echo ${opts.postBytes / 2 ** 20} MiB`, unit: 'MB/s' },
     ]
-    const results = tunnels.map(() => loads.map(() => ({ speed: [] as number[], peakServer: 0, peakAgent: 0, peakSum: 0 })))
+    const results = tunnels.map(() => loads.map(() => ({ speed: [] as number[], peakServer: 0, peakAgent: 0, peakSum: 0, meanSum: [] as number[] })))
     for (let round = 0; round < opts.rounds; round++) {
       for (let i = 0; i < tunnels.length; i++) {
         const k = (round + i) % tunnels.length
@@ -64,6 +64,7 @@ export async function measureMemory(opts: { load: Child; upstreamPort: number; p
           slot.peakServer = Math.max(slot.peakServer, peak.peakByPid[0]!)
           slot.peakAgent = Math.max(slot.peakAgent, peak.peakByPid[1]!)
           slot.peakSum = Math.max(slot.peakSum, peak.peakSumKiB)
+          slot.meanSum.push(peak.meanSumKiB)
         }
       }
     }
@@ -77,7 +78,7 @@ export async function measureMemory(opts: { load: Child; upstreamPort: number; p
       loads.forEach((load, l) => {
         const r = results[k]![l]!
         const sp = spread(r.speed)
-        lines.push(`  ${load.label.padEnd(22)} peak server ${MiB(r.peakServer)} + agent ${MiB(r.peakAgent)}, sum ${MiB(r.peakSum)} MiB   ${Math.round(sp.median)} ${load.unit} (${Math.round(sp.min)}–${Math.round(sp.max)})`)
+        lines.push(`  ${load.label.padEnd(22)} peak server ${MiB(r.peakServer)} + agent ${MiB(r.peakAgent)}, sum ${MiB(r.peakSum)} MiB (mean ${MiB(spread(r.meanSum).median)})   ${Math.round(sp.median)} ${load.unit} (${Math.round(sp.min)}–${Math.round(sp.max)})`)
       })
       lines.push(`  idle, 5 s after the loads server ${MiB(a.s.rss)} MiB (anon ${MiB(a.s.anon)})  agent ${MiB(a.a.rss)} MiB (anon ${MiB(a.a.anon)})  sum ${MiB(a.s.rss + a.a.rss)} MiB`)
     })

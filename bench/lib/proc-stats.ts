@@ -21,10 +21,12 @@ export function rssKiB(pid: number): number {
   return Number(m[1])
 }
 
-/** Samples the RSS of some processes every intervalMs until stopped; keeps the peak of the sum. */
-export function sampleRss(pids: number[], intervalMs = 100): { stop(): { peakSumKiB: number; peakByPid: number[] } } {
+/** Samples the RSS of some processes every intervalMs until stopped; keeps the peak and the mean of the sum. */
+export function sampleRss(pids: number[], intervalMs = 100): { stop(): { peakSumKiB: number; meanSumKiB: number; peakByPid: number[] } } {
   const peaks = pids.map(() => 0)
   let peakSum = 0
+  let total = 0
+  let samples = 0
   const sample = (): void => {
     let sum = 0
     pids.forEach((pid, i) => {
@@ -38,6 +40,8 @@ export function sampleRss(pids: number[], intervalMs = 100): { stop(): { peakSum
       sum += r
     })
     peakSum = Math.max(peakSum, sum)
+    total += sum
+    samples++
   }
   sample()
   const timer = setInterval(sample, intervalMs)
@@ -45,7 +49,7 @@ export function sampleRss(pids: number[], intervalMs = 100): { stop(): { peakSum
     stop() {
       clearInterval(timer)
       sample()
-      return { peakSumKiB: peakSum, peakByPid: peaks }
+      return { peakSumKiB: peakSum, meanSumKiB: total / samples, peakByPid: peaks }
     },
   }
 }
