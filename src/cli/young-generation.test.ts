@@ -38,7 +38,8 @@ describe('the young generation while starting', () => {
     const free = sizesAfterChurn(false)
     assert.ok(free.starting >= 4 * free.start, `unheld, the churn grows the young generation (${free.start} → ${free.starting} MiB)`)
     const held = sizesAfterChurn(true)
-    assert.equal(held.starting, held.start, `held at ${held.start} MiB while starting, got ${held.starting} MiB`)
+    // Node 26's V8 may still round it up by a page or so; unheld, it grows 4 to 50 times.
+    assert.ok(held.starting < 2 * held.start, `held near ${held.start} MiB while starting, got ${held.starting} MiB`)
     assert.ok(held.started >= 4 * held.start, `grows again once started (${held.start} → ${held.started} MiB)`)
   })
 
