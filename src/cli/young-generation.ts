@@ -1,9 +1,9 @@
 import { setFlagsFromString } from 'node:v8'
 
 /**
- * V8 grows its young generation (two semi-spaces, 1 MiB together at start, up to 32 MiB on Node 20
- * and 64 on Node 24)
- * whenever many objects survive a scavenge, and hands the space back only after a long idle spell.
+ * V8 grows its young generation (two semi-spaces, 1 MiB together at start, up to 32 MiB on Node 20,
+ * 64 on Node 24) whenever many objects survive a scavenge, and hands the space back only after a
+ * long idle spell.
  * Start-up is such a time: loading the bundle, migrating the store, making a certificate. A server
  * and an agent then sat idle holding 8 and 6 MiB of young generation grown for a start-up that is
  * over (decision 49). `--max-semi-space-size` would cap it, but only given at start, so a user would
