@@ -71,7 +71,7 @@ async function main(): Promise<void> {
   const sides = 2 + (plan.sshPeer && sshPeerInstalled() ? 1 : 0)
   const crossChecks = plan.standardClients ? (wrkInstalled() ? 2 : 0) + (curlInstalled() ? 2 : 0) : 0
   const memoryVariants: MemoryVariant[] = [{ flags: [] }, ...variants]
-  const steps = profileOnly ? 4 : accessLogOnly ? 2 + ACCESS_LOG_ROUNDS_ALONE * 2 : memoryOnly ? 1 + memoryVariants.length * (1 + MEMORY_ROUNDS * 3) :
+  const steps = profileOnly ? 5 : accessLogOnly ? 2 + ACCESS_LOG_ROUNDS_ALONE * 2 : memoryOnly ? 1 + memoryVariants.length * (1 + MEMORY_ROUNDS * 3) :
     4 +
     plan.rounds * (plan.concurrency.length + 2 + (plan.ws ? 1 : 0) + crossChecks) * sides +
     (plan.restartTunnels > 0 ? 2 : 0) +
@@ -107,8 +107,10 @@ async function main(): Promise<void> {
       const a = await profileRun({ upstreamPort, load, kind: 'requests', durationMs: 5000 })
       progress.step('profiling server and agent under a 1 GiB GET')
       const b = await profileRun({ upstreamPort, load, kind: 'get', bytes: 2 ** 30 })
+      progress.step('profiling server and agent under a 1 GiB GET with curl as the client')
+      const c = curlInstalled() ? await profileRun({ upstreamPort, load, kind: 'get', bytes: 2 ** 30, client: 'curl' }) : 'curl is not installed: no profile with it\n'
       progress.done()
-      process.stdout.write(`${a}\n${b}`)
+      process.stdout.write(`${a}\n${b}\n${c}`)
       return
     }
     progress.step('starting the tunnel server (apptunnel server)')
