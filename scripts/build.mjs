@@ -86,6 +86,7 @@ export async function buildBundle({ root = ROOT, only = false } = {}) {
     // modules); native or optional-native drivers stay real packages.
     external: ['better-sqlite3', 'pg', 'pg-native'],
     logLevel: 'error',
+    plugins: [zodEnglishOnly],
     // Bundled CommonJS dependencies call require() for Node built-ins; give the ES modules one.
     banner: { js: "import { createRequire as __apptunnelCreateRequire } from 'node:module'; const require = __apptunnelCreateRequire(import.meta.url);" },
   })
@@ -99,6 +100,18 @@ export async function buildBundle({ root = ROOT, only = false } = {}) {
     .map((e) => ({ name: e.name, mtime: statSync(join(distDir, e.name)).mtimeMs }))
     .sort((a, b) => b.mtime - a.mtime)
   for (const b of older.slice(only ? 0 : 2)) rmSync(join(distDir, b.name), { recursive: true, force: true })
+}
+
+/**
+ * zod re-exports its error messages in 59 languages as `z.locales`, which apptunnel never uses
+ * (its schemas import the English ones directly): half of zod's bundled source, held by every
+ * running process (0.4-0.7 MiB of heap each). The namespace keeps only English.
+ */
+const zodEnglishOnly = {
+  name: 'zod-english-only',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]zod[\\/]v4[\\/]locales[\\/]index\.js$/ }, () => ({ contents: "export { default as en } from './en.js'", loader: 'js' }))
+  },
 }
 
 /**
