@@ -409,7 +409,7 @@ async function measureWithStandardClients(sides: Side[], progress: Progress): Pr
 
 const ACCESS_LOG_ROUNDS_ALONE = 8
 /** rounds of `--memory-only`: each variant takes each load this many times */
-const MEMORY_ROUNDS = 2
+const MEMORY_ROUNDS = 3
 /** how long the relays sit idle after start before their idle RSS is read */
 const IDLE_SETTLE_MS = 2000
 
