@@ -1,45 +1,66 @@
 /**
- * `npm run bench [-- --quick] [-- --no-write] [-- --profile] [-- --access-log-only]`
+ * `npm run bench [-- --quick] [-- --no-write] [-- --profile] [-- --access-log-only] [-- --memory-only [--variant='FLAGS' …]]`
  *
- * Starts one upstream app, and a full tunnel (server and agent through the real CLI, each in its
- * own process) in front of it, then measures the direct path and the tunnel in the same run,
- * alternating their order round by round. Prints a table with each tunnel figure's ratio to direct,
- * writes the results into docs/performance.md (full runs), and ends with one JSON line.
+ * Starts one upstream app, a full tunnel (server and agent through the real CLI, each in its own
+ * process) and `ssh -R` (when OpenSSH is installed) in front of it, then measures the direct path,
+ * the tunnel and ssh in the same run, rotating their order round by round; full runs repeat the
+ * data path with wrk and curl. Prints a table with the tunnel's ratio to direct and to ssh, writes
+ * the results into docs/performance.md (full runs), and ends with one JSON line.
  */
-import { mkdtemp, stat } from 'node:fs/promises'
+import { mkdtemp, rm, stat } from 'node:fs/promises'
 import { cpus, totalmem, release, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { BulkResult, Job, RequestsResult, Target, WsResult } from './load-client.ts'
+import type { BulkResult, RequestsResult, Target, WsResult } from './load-client.ts'
 import { forkChild, type Child } from './lib/children.ts'
-import { cpuMs, rssKiB, sampleRss } from './lib/proc-stats.ts'
+import { cpuMs, cpuMsOf, rssKiB, sampleRss } from './lib/proc-stats.ts'
 import { Progress } from './lib/progress.ts'
 import { spread, type Spread } from './lib/stats.ts'
 import { startBenchAgent, startBenchServer, waitForStatus, type BenchServer, type ProductProcess } from './lib/tunnel-processes.ts'
 import { renderTable, writePerformanceDoc, type Row } from './lib/report.ts'
 import { profileRun } from './lib/profile.ts'
-import { sshPeerInstalled, startSshPeer } from './lib/ssh-peer.ts'
+import { measureMemory, type MemoryVariant } from './lib/memory-run.ts'
+import { sshPeerInstalled, startSshPeer, type SshPeer } from './lib/ssh-peer.ts'
+import { curlInstalled, runCurl, runWrk, wrkInstalled, writePatternFile, type CurlResult, type WrkResult } from './lib/standard-clients.ts'
 
-const argv = new Set(process.argv.slice(2))
+/**
+ * `--variant='[cli=PATH] FLAGS'`: one more tunnel in `--memory-only`, its server and agent run with
+ * these Node flags, from another checkout's bin/apptunnel.js when cli= is given
+ */
+const variants: MemoryVariant[] = process.argv
+  .slice(2)
+  .filter((a) => a.startsWith('--variant='))
+  .map((a) => {
+    const words = a.slice('--variant='.length).split(' ').filter((f) => f !== '')
+    const cli = words.find((w) => w.startsWith('cli='))?.slice('cli='.length)
+    return { flags: words.filter((w) => !w.startsWith('cli=')), ...(cli === undefined ? {} : { cli }) }
+  })
+const argv = new Set(process.argv.slice(2).filter((a) => !a.startsWith('--variant=')))
 for (const a of argv) {
-  if (!['--quick', '--no-write', '--write', '--profile', '--profile-only', '--access-log-only', '--help'].includes(a)) {
-    process.stderr.write(`bench: unknown option ${a} (known: --quick, --no-write, --write, --profile, --profile-only, --access-log-only)\n`)
+  if (!['--quick', '--no-write', '--write', '--profile', '--profile-only', '--access-log-only', '--memory-only', '--help'].includes(a)) {
+    process.stderr.write(`bench: unknown option ${a} (known: --quick, --no-write, --write, --profile, --profile-only, --access-log-only, --memory-only, --variant=FLAGS)\n`)
     process.exit(2)
   }
 }
 if (argv.has('--help')) {
-  process.stdout.write('npm run bench [-- --quick] [-- --no-write] [-- --profile | --profile-only | --access-log-only]\n')
+  process.stdout.write("npm run bench [-- --quick] [-- --no-write] [-- --profile | --profile-only | --access-log-only | --memory-only [--variant='NODE FLAGS' ...]]\n")
   process.exit(0)
+}
+/** only memory: idle and peak RSS of server and agent under each load, per variant of Node flags */
+const memoryOnly = argv.has('--memory-only')
+if (variants.length > 0 && !memoryOnly) {
+  process.stderr.write('bench: --variant goes with --memory-only\n')
+  process.exit(2)
 }
 const quick = argv.has('--quick')
 const profileOnly = argv.has('--profile-only')
 const profile = profileOnly || argv.has('--profile')
 /** only the access log's cost: two fresh tunnels, one with --access-log, alternating at c=50 */
 const accessLogOnly = argv.has('--access-log-only')
-const write = argv.has('--write') || (!quick && !profileOnly && !accessLogOnly && !argv.has('--no-write'))
+const write = argv.has('--write') || (!quick && !profileOnly && !accessLogOnly && !memoryOnly && !argv.has('--no-write'))
 
 const plan = quick
-  ? { rounds: 2, concurrency: [1, 50], durationMs: 2500, warmupMs: 500, getBytes: 256 * 2 ** 20, postBytes: 64 * 2 ** 20, ws: false, sessions: 0, restartTunnels: 0, sshPeer: false }
-  : { rounds: 3, concurrency: [1, 50, 200], durationMs: 5000, warmupMs: 1000, getBytes: 2 ** 30, postBytes: 256 * 2 ** 20, ws: true, sessions: 1000, restartTunnels: 100, sshPeer: true }
+  ? { rounds: 2, concurrency: [1, 50], durationMs: 2500, warmupMs: 500, getBytes: 256 * 2 ** 20, postBytes: 64 * 2 ** 20, ws: false, sessions: 0, restartTunnels: 0, sshPeer: true, standardClients: false }
+  : { rounds: 3, concurrency: [1, 50, 200], durationMs: 5000, warmupMs: 1000, getBytes: 2 ** 30, postBytes: 256 * 2 ** 20, ws: true, sessions: 1000, restartTunnels: 100, sshPeer: true, standardClients: true }
 
 interface Figures {
   rows: Row[]
@@ -47,9 +68,12 @@ interface Figures {
 }
 
 async function main(): Promise<void> {
-  const steps = profileOnly ? 4 : accessLogOnly ? 2 + ACCESS_LOG_ROUNDS_ALONE * 2 :
-    3 +
-    plan.rounds * (plan.concurrency.length + 2 + (plan.ws ? 1 : 0) + (plan.sshPeer && sshPeerInstalled() ? 3 : 0)) * 2 +
+  const sides = 2 + (plan.sshPeer && sshPeerInstalled() ? 1 : 0)
+  const crossChecks = plan.standardClients ? (wrkInstalled() ? 2 : 0) + (curlInstalled() ? 2 : 0) : 0
+  const memoryVariants: MemoryVariant[] = [{ flags: [] }, ...variants]
+  const steps = profileOnly ? 5 : accessLogOnly ? 2 + ACCESS_LOG_ROUNDS_ALONE * 2 : memoryOnly ? 1 + memoryVariants.length * (1 + MEMORY_ROUNDS * 3) :
+    4 +
+    plan.rounds * (plan.concurrency.length + 2 + (plan.ws ? 1 : 0) + crossChecks) * sides +
     (plan.restartTunnels > 0 ? 2 : 0) +
     1 + plan.rounds * 2 * 2 +
     1 +
@@ -72,13 +96,21 @@ async function main(): Promise<void> {
       process.stdout.write(`\n${renderTable(figures.rows)}\n${JSON.stringify(figures.json)}\n`)
       return
     }
+    if (memoryOnly) {
+      const text = await measureMemory({ load, upstreamPort, progress, variants: memoryVariants, rounds: MEMORY_ROUNDS, durationMs: 5000, getBytes: 256 * 2 ** 20, postBytes: 64 * 2 ** 20 })
+      progress.done()
+      process.stdout.write(`\n${text}`)
+      return
+    }
     if (profileOnly) {
       progress.step('profiling server and agent under c=50 small GETs')
       const a = await profileRun({ upstreamPort, load, kind: 'requests', durationMs: 5000 })
       progress.step('profiling server and agent under a 1 GiB GET')
       const b = await profileRun({ upstreamPort, load, kind: 'get', bytes: 2 ** 30 })
+      progress.step('profiling server and agent under a 1 GiB GET with curl as the client')
+      const c = curlInstalled() ? await profileRun({ upstreamPort, load, kind: 'get', bytes: 2 ** 30, client: 'curl' }) : 'curl is not installed: no profile with it\n'
       progress.done()
-      process.stdout.write(`${a}\n${b}`)
+      process.stdout.write(`${a}\n${b}\n${c}`)
       return
     }
     progress.step('starting the tunnel server (apptunnel server)')
@@ -89,13 +121,28 @@ async function main(): Promise<void> {
     products.push(agent)
     await waitForStatus(server, [tunnel.id], 'CONNECTED', 20_000)
 
-    const direct: Target = { port: upstreamPort, host: `127.0.0.1:${upstreamPort}` }
-    const viaTunnel: Target = { port: server.ingressPort, host: tunnel.host }
-    const figures = await measureDataPath(load, direct, viaTunnel, server.proc.pid, agent.pid, progress)
+    const sides: Side[] = [
+      { name: 'direct', label: 'direct', target: { port: upstreamPort, host: `127.0.0.1:${upstreamPort}` } },
+      { name: 'tunnel', label: 'tunnel', target: { port: server.ingressPort, host: tunnel.host }, pids: () => [server!.proc.pid, agent.pid] },
+    ]
+    let peer: SshPeer | undefined
     if (plan.sshPeer) {
-      const peer = await measureSshPeer(load, direct, upstreamPort, progress)
-      figures.rows.push(...peer.rows)
-      Object.assign(figures.json, peer.json)
+      progress.step('starting ssh -R on a private sshd')
+      const p = await startSshPeer(upstreamPort)
+      if ('unavailable' in p) progress.note(`ssh -R not measured: ${p.unavailable}`)
+      else {
+        peer = p
+        sides.push({ name: 'ssh', label: p.label, target: { port: p.port, host: `127.0.0.1:${upstreamPort}` }, pids: () => p.pids() })
+      }
+    }
+    let figures: Figures
+    try {
+      // What the relays hold before any load, once start-up garbage had a moment to be collected.
+      await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS))
+      const idleKiB = { tunnel: rssKiB(server.proc.pid) + rssKiB(agent.pid), ...(peer === undefined ? {} : { ssh: sum(peer.pids().map(rssKiB)) }) }
+      figures = await measureDataPath(load, sides, idleKiB, progress)
+    } finally {
+      await peer?.stop()
     }
 
     if (plan.restartTunnels > 0) {
@@ -142,148 +189,229 @@ function r2(n: number): number {
   return Math.round(n * 100) / 100
 }
 
+function one(v: number): Spread {
+  return { median: v, min: Number.NaN, max: Number.NaN }
+}
+
+/** One way to reach the app: direct, through the tunnel, or through `ssh -R`. */
+interface Side {
+  name: 'direct' | 'tunnel' | 'ssh'
+  label: string
+  target: Target
+  /** the relay processes whose CPU and RSS are read around each job (none for direct) */
+  pids?: () => number[]
+}
+
+interface Measured<T> {
+  result: T
+  /** CPU time of each of the side's processes during the job, ms */
+  cpuMs: number[]
+  /** peak of the summed RSS of the side's processes during the job, KiB */
+  rssPeakKiB: number
+}
+
 /**
- * Runs a job against two targets round by round, alternating which goes first so warm caches and
- * turbo do not favour one side. `onOther` sees each result of the second target with the CPU the
- * tunnel processes spent on it (for the tunnel itself).
+ * Runs a job against every side round by round, rotating which goes first so warm caches and
+ * turbo favour none; reads the CPU and samples the RSS of each side's relay processes around it.
  */
-async function alternate<T>(
-  load: Child,
-  progress: Progress,
-  label: string,
-  targets: { direct: Target; other: Target; otherName: string; directName?: string },
-  job: (t: Target) => Job,
-  timeoutMs: number,
-  onOther?: (r: T, cpu: { server: number; agent: number }) => void,
-  pids?: { server: number; agent: number },
-  rounds = plan.rounds,
-): Promise<{ direct: T[]; other: T[] }> {
-  const out = { direct: [] as T[], other: [] as T[] }
+async function rotate<T>(progress: Progress, label: string, sides: Side[], run: (side: Side) => Promise<T>, rounds = plan.rounds): Promise<BySide<T>> {
+  const out = new Map<Side['name'], Array<Measured<T>>>(sides.map((s) => [s.name, []]))
   for (let round = 0; round < rounds; round++) {
-    const order: Array<'direct' | 'other'> = round % 2 === 0 ? ['direct', 'other'] : ['other', 'direct']
-    for (const which of order) {
-      progress.step(`${label} · ${which === 'direct' ? (targets.directName ?? 'direct') : targets.otherName} · round ${round + 1}/${rounds}`)
-      const s0 = pids === undefined ? 0 : cpuMs(pids.server)
-      const a0 = pids === undefined ? 0 : cpuMs(pids.agent)
-      const result = await load.call<T>(job(which === 'direct' ? targets.direct : targets.other), timeoutMs)
-      if (which === 'other') onOther?.(result, pids === undefined ? { server: 0, agent: 0 } : { server: cpuMs(pids.server) - s0, agent: cpuMs(pids.agent) - a0 })
-      out[which].push(result)
+    for (let i = 0; i < sides.length; i++) {
+      const side = sides[(round + i) % sides.length]!
+      progress.step(`${label} · ${side.label} · round ${round + 1}/${rounds}`)
+      const pids = side.pids?.() ?? []
+      const cpu0 = pids.map((pid) => cpuMsOf([pid]))
+      const sampler = pids.length > 0 ? sampleRss(pids) : undefined
+      const result = await run(side)
+      const rssPeakKiB = sampler?.stop().peakSumKiB ?? 0
+      out.get(side.name)!.push({ result, cpuMs: pids.map((pid, k) => cpuMsOf([pid]) - cpu0[k]!), rssPeakKiB })
     }
   }
   return out
 }
 
-async function measureDataPath(load: Child, direct: Target, tunnel: Target, serverPid: number, agentPid: number, progress: Progress): Promise<Figures> {
+const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0)
+
+type BySide<T> = Map<Side['name'], Array<Measured<T>>>
+
+function columnOf<T>(m: BySide<T>, name: Side['name'], pick: (x: Measured<T>) => number): Spread | undefined {
+  const list = m.get(name)
+  return list === undefined ? undefined : spread(list.map(pick))
+}
+
+function medianOf<T>(m: BySide<T>, name: Side['name'], pick: (x: Measured<T>) => number): number {
+  return columnOf(m, name, pick)?.median ?? Number.NaN
+}
+
+/** One figure for every side measured: direct (unless `direct: false`), tunnel and ssh. */
+function rowOf<T>(m: BySide<T>, figure: string, unit: string, pick: (x: Measured<T>) => number, opts: { higherIsBetter?: boolean; direct?: boolean } = {}): Row {
+  const r: Row = { figure, unit }
+  const d = opts.direct === false ? undefined : columnOf(m, 'direct', pick)
+  const t = columnOf(m, 'tunnel', pick)
+  const s = columnOf(m, 'ssh', pick)
+  if (d !== undefined) r.direct = d
+  if (t !== undefined) r.tunnel = t
+  if (s !== undefined) r.ssh = s
+  if (opts.higherIsBetter !== undefined) r.higherIsBetter = opts.higherIsBetter
+  return r
+}
+
+/**
+ * Small GETs at each concurrency, bulk GET and POST echo, and (full runs) WebSocket echo, through
+ * every side in the same rounds; with wrk and curl as the clients too in full runs. The tunnel's
+ * and ssh's RSS is sampled during every load; `idleKiB` is what they held before any.
+ */
+async function measureDataPath(load: Child, sides: Side[], idleKiB: { tunnel: number; ssh?: number }, progress: Progress): Promise<Figures> {
   const rows: Row[] = []
   const json: Record<string, number> = {}
-  const both = async <T>(label: string, job: (t: Target) => Job, timeoutMs: number, onTunnel?: (r: T, cpu: { server: number; agent: number }) => void): Promise<{ direct: T[]; tunnel: T[] }> => {
-    const r = await alternate<T>(load, progress, label, { direct, other: tunnel, otherName: 'tunnel' }, job, timeoutMs, onTunnel, { server: serverPid, agent: agentPid })
-    return { direct: r.direct, tunnel: r.other }
+  const hasSsh = sides.some((s) => s.name === 'ssh')
+  const rssPeak = { tunnel: 0, ssh: 0 }
+  const notePeaks = <T>(m: BySide<T>): void => {
+    for (const name of ['tunnel', 'ssh'] as const) for (const x of m.get(name) ?? []) rssPeak[name] = Math.max(rssPeak[name], x.rssPeakKiB)
   }
-
   for (const c of plan.concurrency) {
-    const cpuPerReq: number[] = []
-    const serverPerReq: number[] = []
-    const agentPerReq: number[] = []
-    let rssPeakKiB = 0
-    let sampler: ReturnType<typeof sampleRss> | undefined
-    const job = (t: Target): Job => {
-      if (c === 50 && t === tunnel) sampler = sampleRss([serverPid, agentPid])
-      return { kind: 'requests', target: t, path: '/small', connections: c, durationMs: plan.durationMs, warmupMs: plan.warmupMs }
-    }
-    const r = await both<RequestsResult>(`100-byte GET, ${c} connection${c === 1 ? '' : 's'}`, job, plan.durationMs + plan.warmupMs + 30_000, (res, cpu) => {
-      cpuPerReq.push(((cpu.server + cpu.agent) * 1000) / res.totalRequests)
-      serverPerReq.push((cpu.server * 1000) / res.totalRequests)
-      agentPerReq.push((cpu.agent * 1000) / res.totalRequests)
-      if (sampler !== undefined) rssPeakKiB = Math.max(rssPeakKiB, sampler.stop().peakSumKiB)
-      sampler = undefined
-    })
-    for (const res of [...r.direct, ...r.tunnel]) if (res.errors > 0) throw new Error(`${res.errors} requests failed at c=${c}`)
-    const rps = { d: spread(r.direct.map((x) => x.rps)), t: spread(r.tunnel.map((x) => x.rps)) }
-    const p50 = { d: spread(r.direct.map((x) => x.p50Ms)), t: spread(r.tunnel.map((x) => x.p50Ms)) }
-    const p99 = { d: spread(r.direct.map((x) => x.p99Ms)), t: spread(r.tunnel.map((x) => x.p99Ms)) }
-    rows.push({ figure: `requests/s, 100-byte GET, c=${c}`, unit: 'rps', direct: rps.d, tunnel: rps.t, higherIsBetter: true })
-    rows.push({ figure: `p50 latency, c=${c}`, unit: 'ms', direct: p50.d, tunnel: p50.t, higherIsBetter: false })
-    rows.push({ figure: `p99 latency, c=${c}`, unit: 'ms', direct: p99.d, tunnel: p99.t, higherIsBetter: false })
-    rows.push({ figure: `tunnel CPU per request (server + agent), c=${c}`, unit: 'µs', tunnel: spread(cpuPerReq) })
+    const m = await rotate<RequestsResult>(progress, `100-byte GET, ${c} connection${c === 1 ? '' : 's'}`, sides, (side) =>
+      load.call<RequestsResult>({ kind: 'requests', target: side.target, path: '/small', connections: c, durationMs: plan.durationMs, warmupMs: plan.warmupMs }, plan.durationMs + plan.warmupMs + 30_000),
+    )
+    notePeaks(m)
+    for (const list of m.values()) for (const x of list) if (x.result.errors > 0) throw new Error(`${x.result.errors} requests failed at c=${c}`)
+    const perReq = (x: Measured<RequestsResult>): number => (sum(x.cpuMs) * 1000) / x.result.totalRequests
+    rows.push(rowOf(m, `requests/s, 100-byte GET, c=${c}`, 'rps', (x) => x.result.rps, { higherIsBetter: true }))
+    rows.push(rowOf(m, `p50 latency, c=${c}`, 'ms', (x) => x.result.p50Ms, { higherIsBetter: false }))
+    rows.push(rowOf(m, `p99 latency, c=${c}`, 'ms', (x) => x.result.p99Ms, { higherIsBetter: false }))
+    rows.push(rowOf(m, `relay CPU per request (tunnel: server + agent; ssh: sshd + ssh), c=${c}`, 'µs', perReq, { direct: false }))
     if (c === 50) {
-      rows.push({ figure: `… server CPU per request, c=${c}`, unit: 'µs', tunnel: spread(serverPerReq) })
-      rows.push({ figure: `… agent CPU per request, c=${c}`, unit: 'µs', tunnel: spread(agentPerReq) })
+      rows.push({ figure: `… server CPU per request, c=${c}`, unit: 'µs', tunnel: spread(m.get('tunnel')!.map((x) => (x.cpuMs[0]! * 1000) / x.result.totalRequests)) })
+      rows.push({ figure: `… agent CPU per request, c=${c}`, unit: 'µs', tunnel: spread(m.get('tunnel')!.map((x) => (x.cpuMs[1]! * 1000) / x.result.totalRequests)) })
     }
     if (c === 1) {
-      json.c1P50Ms = r2(p50.t.median)
-      json.directC1P50Ms = r2(p50.d.median)
-      rows.push({ figure: 'latency added at p50, c=1', unit: 'ms', tunnel: { median: p50.t.median - p50.d.median, min: Number.NaN, max: Number.NaN } })
+      const directP50 = medianOf(m, 'direct', (x) => x.result.p50Ms)
+      const tunnelP50 = medianOf(m, 'tunnel', (x) => x.result.p50Ms)
+      json.c1P50Ms = r2(tunnelP50)
+      json.directC1P50Ms = r2(directP50)
+      json.c1AddedMs = Math.round((tunnelP50 - directP50) * 1000) / 1000
+      rows.push({ figure: 'latency added at p50, c=1', unit: 'ms', tunnel: one(tunnelP50 - directP50), ...(hasSsh ? { ssh: one(medianOf(m, 'ssh', (x) => x.result.p50Ms) - directP50) } : {}) })
+      if (hasSsh) json.sshC1P50Ms = r2(medianOf(m, 'ssh', (x) => x.result.p50Ms))
     }
     if (c === 50) {
-      json.rps = Math.round(rps.t.median)
-      json.directRps = Math.round(rps.d.median)
-      json.p99Ms = r2(p99.t.median)
-      json.directP99Ms = r2(p99.d.median)
-      json.cpuUsPerRequest = Math.round(spread(cpuPerReq).median)
-      json.rssUnderLoadMiB = r2(rssPeakKiB / 1024)
-      rows.push({ figure: 'server + agent RSS peak under c=50', unit: 'MiB', tunnel: { median: rssPeakKiB / 1024, min: Number.NaN, max: Number.NaN } })
+      json.rps = Math.round(medianOf(m, 'tunnel', (x) => x.result.rps))
+      json.directRps = Math.round(medianOf(m, 'direct', (x) => x.result.rps))
+      json.p99Ms = r2(medianOf(m, 'tunnel', (x) => x.result.p99Ms))
+      json.directP99Ms = r2(medianOf(m, 'direct', (x) => x.result.p99Ms))
+      json.cpuUsPerRequest = Math.round(medianOf(m, 'tunnel', perReq))
+      json.rssUnderLoadMiB = r2(Math.max(...m.get('tunnel')!.map((x) => x.rssPeakKiB)) / 1024)
+      if (hasSsh) {
+        json.sshRps = Math.round(medianOf(m, 'ssh', (x) => x.result.rps))
+        json.sshCpuUsPerRequest = Math.round(medianOf(m, 'ssh', perReq))
+      }
     }
   }
 
   for (const kind of ['get', 'post'] as const) {
     const bytes = kind === 'get' ? plan.getBytes : plan.postBytes
-    const coreSecPerGB: number[] = []
     const label = kind === 'get' ? `GET ${bytes / 2 ** 20} MiB` : `POST echo ${bytes / 2 ** 20} MiB`
-    const r = await both<BulkResult>(label, (t) => ({ kind, target: t, bytes, timeoutMs: 300_000 }), 310_000, (res, cpu) => {
-      coreSecPerGB.push((cpu.server + cpu.agent) / 1000 / (res.bytes / 1e9))
-    })
-    const d = spread(r.direct.map((x) => x.MBps))
-    const t = spread(r.tunnel.map((x) => x.MBps))
-    rows.push({ figure: `${label}, bytes verified`, unit: 'MB/s', direct: d, tunnel: t, higherIsBetter: true })
-    rows.push({ figure: `tunnel CPU for ${kind === 'get' ? 'GET' : 'POST'} (server + agent)`, unit: 'core-s/GB', tunnel: spread(coreSecPerGB) })
-    json[kind === 'get' ? 'getMBps' : 'postMBps'] = Math.round(t.median)
-    json[kind === 'get' ? 'directGetMBps' : 'directPostMBps'] = Math.round(d.median)
+    const m = await rotate<BulkResult>(progress, label, sides, (side) => load.call<BulkResult>({ kind, target: side.target, bytes, timeoutMs: 300_000 }, 310_000))
+    notePeaks(m)
+    const perGiB = (x: Measured<BulkResult>): number => sum(x.cpuMs) / 1000 / (x.result.bytes / 2 ** 30)
+    rows.push(rowOf(m, `${label}, bytes verified`, 'MB/s', (x) => x.result.MBps, { higherIsBetter: true }))
+    rows.push(rowOf(m, `relay CPU for ${kind === 'get' ? 'GET' : 'POST'}`, 'core-s/GiB', perGiB, { direct: false }))
+    json[kind === 'get' ? 'getMBps' : 'postMBps'] = Math.round(medianOf(m, 'tunnel', (x) => x.result.MBps))
+    json[kind === 'get' ? 'directGetMBps' : 'directPostMBps'] = Math.round(medianOf(m, 'direct', (x) => x.result.MBps))
+    if (kind === 'get') json.cpuSecPerGiBGet = r2(medianOf(m, 'tunnel', perGiB))
+    if (hasSsh) json[kind === 'get' ? 'sshGetMBps' : 'sshPostMBps'] = Math.round(medianOf(m, 'ssh', (x) => x.result.MBps))
   }
 
   if (plan.ws) {
-    const r = await both<WsResult>('WebSocket echo, 64-byte messages, 16 in flight', (t) => ({ kind: 'ws', target: t, durationMs: plan.durationMs, inFlight: 16, size: 64 }), plan.durationMs + 30_000)
-    const d = spread(r.direct.map((x) => x.messagesPerSec))
-    const t = spread(r.tunnel.map((x) => x.messagesPerSec))
-    rows.push({ figure: 'WebSocket echo, 64 B, 16 in flight', unit: 'msg/s', direct: d, tunnel: t, higherIsBetter: true })
-    json.wsMsgPerSec = Math.round(t.median)
-    json.directWsMsgPerSec = Math.round(d.median)
+    const m = await rotate<WsResult>(progress, 'WebSocket echo, 64-byte messages, 16 in flight', sides, (side) =>
+      load.call<WsResult>({ kind: 'ws', target: side.target, durationMs: plan.durationMs, inFlight: 16, size: 64 }, plan.durationMs + 30_000),
+    )
+    notePeaks(m)
+    rows.push(rowOf(m, 'WebSocket echo, 64 B, 16 in flight', 'msg/s', (x) => x.result.messagesPerSec, { higherIsBetter: true }))
+    json.wsMsgPerSec = Math.round(medianOf(m, 'tunnel', (x) => x.result.messagesPerSec))
+    json.directWsMsgPerSec = Math.round(medianOf(m, 'direct', (x) => x.result.messagesPerSec))
   }
+
+  if (plan.standardClients) {
+    const cross = await measureWithStandardClients(sides, progress)
+    notePeaks(cross.peaks)
+    rows.push(...cross.rows)
+    Object.assign(json, cross.json)
+  }
+
+  rows.push({ figure: 'relay RSS idle (tunnel: server + agent; ssh: sshd + ssh)', unit: 'MiB', tunnel: one(idleKiB.tunnel / 1024), ...(idleKiB.ssh === undefined ? {} : { ssh: one(idleKiB.ssh / 1024) }) })
+  rows.push({ figure: '… peak under any load above', unit: 'MiB', tunnel: one(rssPeak.tunnel / 1024), ...(hasSsh ? { ssh: one(rssPeak.ssh / 1024) } : {}) })
+  json.rssIdleMiB = r2(idleKiB.tunnel / 1024)
+  json.rssLoadMiB = r2(rssPeak.tunnel / 1024)
   return { rows, json }
 }
 
 /**
- * The same requests and bulk transfers through `ssh -R` (when OpenSSH is installed), against direct
- * in the same rounds: the issue's yardstick. In these rows the "tunnel" column holds ssh's figure.
+ * The cross-check with the clients users have: wrk for small GETs and curl for bulk, against the
+ * same sides in the same rotation. Where these rows and the generator's disagree, the generator
+ * is suspect.
  */
-async function measureSshPeer(load: Child, direct: Target, upstreamPort: number, progress: Progress): Promise<Figures> {
+async function measureWithStandardClients(sides: Side[], progress: Progress): Promise<Figures & { peaks: BySide<unknown> }> {
   const rows: Row[] = []
   const json: Record<string, number> = {}
-  const peer = await startSshPeer(upstreamPort)
-  if ('unavailable' in peer) {
-    progress.note(`ssh -R not measured: ${peer.unavailable}`)
-    return { rows, json }
+  const peaks = new Map<Side['name'], Array<Measured<unknown>>>()
+  const keep = <T>(m: BySide<T>): void => {
+    for (const [name, list] of m) peaks.set(name, [...(peaks.get(name) ?? []), ...list])
   }
-  try {
-    const targets = { direct, other: { port: peer.port, host: `127.0.0.1:${upstreamPort}` }, otherName: peer.label }
-    const c50 = await alternate<RequestsResult>(load, progress, `${peer.label}: 100-byte GET, 50 connections`, targets, (t) => ({ kind: 'requests', target: t, path: '/small', connections: 50, durationMs: plan.durationMs, warmupMs: plan.warmupMs }), plan.durationMs + plan.warmupMs + 30_000)
-    rows.push({ figure: `${peer.label}: requests/s, 100-byte GET, c=50`, unit: 'rps', direct: spread(c50.direct.map((x) => x.rps)), tunnel: spread(c50.other.map((x) => x.rps)), higherIsBetter: true })
-    rows.push({ figure: `${peer.label}: p99 latency, c=50`, unit: 'ms', direct: spread(c50.direct.map((x) => x.p99Ms)), tunnel: spread(c50.other.map((x) => x.p99Ms)), higherIsBetter: false })
-    json.sshRps = Math.round(spread(c50.other.map((x) => x.rps)).median)
-    for (const kind of ['get', 'post'] as const) {
-      const bytes = kind === 'get' ? plan.getBytes : plan.postBytes
-      const label = kind === 'get' ? `GET ${bytes / 2 ** 20} MiB` : `POST echo ${bytes / 2 ** 20} MiB`
-      const r = await alternate<BulkResult>(load, progress, `${peer.label}: ${label}`, targets, (t) => ({ kind, target: t, bytes, timeoutMs: 300_000 }), 310_000)
-      rows.push({ figure: `${peer.label}: ${label}, bytes verified`, unit: 'MB/s', direct: spread(r.direct.map((x) => x.MBps)), tunnel: spread(r.other.map((x) => x.MBps)), higherIsBetter: true })
-      json[kind === 'get' ? 'sshGetMBps' : 'sshPostMBps'] = Math.round(spread(r.other.map((x) => x.MBps)).median)
+  const hasSsh = sides.some((s) => s.name === 'ssh')
+  if (!wrkInstalled()) progress.note('wrk not measured: it is not installed (apt-get install wrk)')
+  else {
+    for (const c of [1, 50]) {
+      const m = await rotate<WrkResult>(progress, `wrk: 100-byte GET, ${c} connection${c === 1 ? '' : 's'}`, sides, (side) =>
+        runWrk({ port: side.target.port, host: side.target.host, path: '/small', connections: c, durationMs: plan.durationMs }),
+      )
+      keep(m)
+      for (const list of m.values()) for (const x of list) if (x.result.errors > 0) throw new Error(`wrk: ${x.result.errors} errors at c=${c}`)
+      rows.push(rowOf(m, `wrk: requests/s, 100-byte GET, c=${c}`, 'rps', (x) => x.result.rps, { higherIsBetter: true }))
+      rows.push(rowOf(m, `wrk: p50 latency, c=${c}`, 'ms', (x) => x.result.p50Ms, { higherIsBetter: false }))
+      rows.push(rowOf(m, `wrk: p99 latency, c=${c}`, 'ms', (x) => x.result.p99Ms, { higherIsBetter: false }))
+      rows.push(rowOf(m, `wrk: relay CPU per request, c=${c}`, 'µs', (x) => (sum(x.cpuMs) * 1000) / x.result.requests, { direct: false }))
+      if (c === 1) {
+        const d = medianOf(m, 'direct', (x) => x.result.p50Ms)
+        json.wrkC1AddedMs = Math.round((medianOf(m, 'tunnel', (x) => x.result.p50Ms) - d) * 1000) / 1000
+        rows.push({ figure: 'wrk: latency added at p50, c=1', unit: 'ms', tunnel: one(medianOf(m, 'tunnel', (x) => x.result.p50Ms) - d), ...(hasSsh ? { ssh: one(medianOf(m, 'ssh', (x) => x.result.p50Ms) - d) } : {}) })
+      } else {
+        json.wrkRps = Math.round(medianOf(m, 'tunnel', (x) => x.result.rps))
+        json.wrkDirectRps = Math.round(medianOf(m, 'direct', (x) => x.result.rps))
+        if (hasSsh) json.wrkSshRps = Math.round(medianOf(m, 'ssh', (x) => x.result.rps))
+      }
     }
-  } finally {
-    await peer.stop()
   }
-  return { rows, json }
+
+  if (!curlInstalled()) progress.note('curl not measured: it is not installed')
+  else {
+    const dir = await mkdtemp(join(tmpdir(), 'apptunnel-bench-curl-'))
+    try {
+      const upload = join(dir, 'body')
+      await writePatternFile(upload, plan.postBytes)
+      for (const kind of ['get', 'post'] as const) {
+        const bytes = kind === 'get' ? plan.getBytes : plan.postBytes
+        const label = kind === 'get' ? `GET ${bytes / 2 ** 20} MiB` : `POST echo ${bytes / 2 ** 20} MiB`
+        const m = await rotate<CurlResult>(progress, `curl: ${label}`, sides, (side) => runCurl({ kind, port: side.target.port, host: side.target.host, bytes, uploadFile: upload, timeoutMs: 300_000 }))
+        keep(m)
+        const perGiB = (x: Measured<CurlResult>): number => sum(x.cpuMs) / 1000 / (bytes / 2 ** 30)
+        rows.push(rowOf(m, `curl: ${label}, length checked`, 'MB/s', (x) => x.result.MBps, { higherIsBetter: true }))
+        rows.push(rowOf(m, `curl: relay CPU for ${kind === 'get' ? 'GET' : 'POST'}`, 'core-s/GiB', perGiB, { direct: false }))
+        json[kind === 'get' ? 'curlGetMBps' : 'curlPostMBps'] = Math.round(medianOf(m, 'tunnel', (x) => x.result.MBps))
+        if (hasSsh) json[kind === 'get' ? 'curlSshGetMBps' : 'curlSshPostMBps'] = Math.round(medianOf(m, 'ssh', (x) => x.result.MBps))
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  }
+  return { rows, json, peaks }
 }
 
 const ACCESS_LOG_ROUNDS_ALONE = 8
+/** rounds of `--memory-only`: each variant takes each load this many times */
+const MEMORY_ROUNDS = 3
+/** how long the relays sit idle after start before their idle RSS is read */
+const IDLE_SETTLE_MS = 2000
 
 /**
  * What `--access-log` costs: two fresh servers, each with its own agent in front of the same app,

@@ -3,6 +3,8 @@ import { describe, it } from 'node:test'
 import { PATTERN_BLOCK, PatternVerifier } from './pattern.ts'
 import { percentile, sortedCopy, spread } from './stats.ts'
 import { renderMarkdownTable, renderTable } from './report.ts'
+import { parseCurlWriteOut, parseWrkOutput } from './standard-clients.ts'
+import { parentPidOf, processTree } from './proc-stats.ts'
 
 function pattern(n: number): Buffer {
   const out = Buffer.alloc(n)
@@ -72,5 +74,70 @@ describe('report', () => {
     const md = renderMarkdownTable(rows).split('\n')
     assert.equal(md.length, 4)
     assert.equal(md[2], '| rps | rps | 20,000 (19,000–21,000) | 10,000 (9,000–11,000) | 0.50 × |')
+  })
+})
+
+describe('report with ssh', () => {
+  it('adds the ssh column and the tunnel-to-ssh ratio when a row has ssh', () => {
+    const rows = [
+      { figure: 'rps', unit: 'rps', direct: { median: 20_000, min: 20_000, max: 20_000 }, tunnel: { median: 10_000, min: 10_000, max: 10_000 }, ssh: { median: 5_000, min: 5_000, max: 5_000 }, higherIsBetter: true },
+      { figure: 'cpu', unit: 'µs', tunnel: { median: 50, min: 50, max: 50 } },
+    ]
+    const md = renderMarkdownTable(rows).split('\n')
+    assert.equal(md[0], '| figure | unit | direct | tunnel | tunnel / direct | ssh -R | tunnel / ssh |')
+    assert.equal(md[2], '| rps | rps | 20,000 | 10,000 | 0.50 × | 5,000 | 2.00 × |')
+    assert.equal(md[3], '| cpu | µs |  | 50.0 |  |  |  |')
+  })
+})
+
+const WRK_REPORT = `Running 5s test @ http://127.0.0.1:34845/small
+  1 threads and 50 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.26ms    2.46ms  19.95ms   89.63%
+    Req/Sec     8.69k     4.76k   20.06k    80.00%
+  Latency Distribution
+     50%  103.00us
+     75%    1.44ms
+     90%    3.79ms
+     99%   1.20s
+  43275 requests in 5.01s, 9.25MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 4
+Requests/sec:   8637.72
+Transfer/sec:      1.85MB
+`
+
+describe('standard clients', () => {
+  it('reads wrk --latency reports in any time unit, with errors', () => {
+    const r = parseWrkOutput(WRK_REPORT)
+    assert.equal(r.requests, 43_275)
+    assert.equal(r.seconds, 5.01)
+    assert.equal(r.rps, 8637.72)
+    assert.ok(Math.abs(r.p50Ms - 0.103) < 1e-9)
+    assert.equal(r.p99Ms, 1200)
+    assert.equal(r.errors, 7)
+  })
+
+  it('a wrk report without errors has none, and one without --latency is refused', () => {
+    const clean = WRK_REPORT.replace(/^\s*Socket errors.*\n/m, '').replace(/^\s*Non-2xx.*\n/m, '')
+    assert.equal(parseWrkOutput(clean).errors, 0)
+    const noLatency = WRK_REPORT.replace(/ {2}Latency Distribution[\s\S]*?(?=\s+43275)/, '')
+    assert.throws(() => parseWrkOutput(noLatency), /--latency/)
+  })
+
+  it("reads curl's -w line and refuses anything else", () => {
+    assert.deepEqual(parseCurlWriteOut('200 268435456 1.234567'), { status: 200, bytes: 268_435_456, seconds: 1.234567 })
+    assert.throws(() => parseCurlWriteOut('curl: (7) Failed to connect'), /unexpected -w output/)
+  })
+})
+
+describe('proc-stats', () => {
+  it('finds the parent pid even when the command name holds spaces and parentheses', () => {
+    assert.equal(parentPidOf('4242 (sshd: root (x) [priv]) S 17 4242 4242 0 -1 4194560'), 17)
+  })
+
+  it('finds this process among the descendants of its parent', () => {
+    assert.ok(processTree(process.ppid).includes(process.pid))
+    assert.deepEqual(processTree(process.pid).slice(0, 1), [process.pid])
   })
 })

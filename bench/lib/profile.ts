@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import type { Child } from './children.ts'
 import type { BulkResult, RequestsResult } from '../load-client.ts'
 import { startBenchAgent, startBenchServer, waitForStatus } from './tunnel-processes.ts'
+import { runCurl } from './standard-clients.ts'
 
 interface CpuProfile {
   startTime: number
@@ -56,7 +57,9 @@ export function summariseProfile(profile: CpuProfile, windowUs: [number, number]
  * A fresh server and agent started with --cpu-prof, one load, then both stopped so V8 writes its
  * profiles; prints where each spent its busy time and what that is per request or per MB.
  */
-export async function profileRun(opts: { upstreamPort: number; load: Child; kind: 'requests'; durationMs: number } | { upstreamPort: number; load: Child; kind: 'get'; bytes: number }): Promise<string> {
+export async function profileRun(
+  opts: { upstreamPort: number; load: Child; kind: 'requests'; durationMs: number } | { upstreamPort: number; load: Child; kind: 'get'; bytes: number; client?: 'load' | 'curl' },
+): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'apptunnel-prof-'))
   const serverDir = join(dir, 'server')
   const agentDir = join(dir, 'agent')
@@ -75,6 +78,13 @@ export async function profileRun(opts: { upstreamPort: number; load: Child; kind
       per = { divisor: r.requests, unit: 'µs per request' }
       windowUs = r.windowUs
       title = `c=50 small GETs, ${Math.round(r.rps)} rps`
+    } else if (opts.client === 'curl') {
+      // The same monotonic clock as the profiles' sample times (as in the load client).
+      const t0 = Number(process.hrtime.bigint() / 1000n)
+      const r = await runCurl({ kind: 'get', port: target.port, host: target.host, bytes: opts.bytes, timeoutMs: 300_000 })
+      per = { divisor: r.bytes / 1e6, unit: 'ms per MB' }
+      windowUs = [t0, Number(process.hrtime.bigint() / 1000n)]
+      title = `GET ${opts.bytes / 2 ** 20} MiB with curl, ${Math.round(r.MBps)} MB/s`
     } else {
       const r = await opts.load.call<BulkResult>({ kind: 'get', target, bytes: opts.bytes, timeoutMs: 300_000 }, 310_000)
       per = { divisor: r.bytes / 1e6, unit: 'ms per MB' }
@@ -91,7 +101,7 @@ export async function profileRun(opts: { upstreamPort: number; load: Child; kind
         continue
       }
       const p = JSON.parse(await readFile(join(d, files[0]!), 'utf8')) as CpuProfile
-      const s = summariseProfile(p, windowUs)
+      const s = summariseProfile(p, windowUs, opts.kind === 'get' ? 20 : 12)
       const perUnit = opts.kind === 'requests' ? (s.busyMs * 1000) / per.divisor : s.busyMs / per.divisor
       out.push(`  ${who}: ${s.busyMs.toFixed(0)} ms busy in the measured window (${perUnit.toFixed(opts.kind === 'requests' ? 1 : 3)} ${per.unit}); top self time:`)
       out.push(...s.lines.map((l) => `    ${l}`))

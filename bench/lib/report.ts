@@ -6,6 +6,8 @@ export interface Row {
   unit: string
   direct?: Spread
   tunnel?: Spread
+  /** the same figure through `ssh -R` in the same rounds: printed with the tunnel's ratio to it */
+  ssh?: Spread
   /** set when the row compares with direct: the ratio is printed beside the tunnel figure */
   higherIsBetter?: boolean
   note?: string
@@ -32,22 +34,36 @@ function ratio(r: Row): string {
   return `${(r.tunnel.median / r.direct.median).toFixed(2)} ×`
 }
 
-/** Rows as [figure, unit, direct, tunnel, ratio]: medians with min–max over the rounds. */
-function cells(rows: Row[]): string[][] {
-  return rows.map((r) => [r.figure, r.unit, cell(r.direct), r.note ?? cell(r.tunnel), ratio(r)])
+function sshRatio(r: Row): string {
+  if (r.ssh === undefined || r.tunnel === undefined) return ''
+  return `${(r.tunnel.median / r.ssh.median).toFixed(2)} ×`
 }
 
 const HEADER = ['figure', 'unit', 'direct', 'tunnel', 'tunnel / direct']
+const SSH_HEADER = ['ssh -R', 'tunnel / ssh']
+
+/**
+ * Rows as [figure, unit, direct, tunnel, ratio] and, when any row has an ssh figure, [ssh, ratio]:
+ * medians with min–max over the rounds.
+ */
+function cells(rows: Row[]): string[][] {
+  const withSsh = rows.some((r) => r.ssh !== undefined)
+  return [
+    withSsh ? [...HEADER, ...SSH_HEADER] : HEADER,
+    ...rows.map((r) => [r.figure, r.unit, cell(r.direct), r.note ?? cell(r.tunnel), ratio(r), ...(withSsh ? [cell(r.ssh), sshRatio(r)] : [])]),
+  ]
+}
 
 export function renderTable(rows: Row[]): string {
-  const all = [HEADER, ...cells(rows)]
-  const widths = HEADER.map((_, i) => Math.max(...all.map((r) => r[i]!.length)))
+  const all = cells(rows)
+  const widths = all[0]!.map((_, i) => Math.max(...all.map((r) => r[i]!.length)))
   const line = (r: string[]): string => r.map((c, i) => (i >= 2 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ')
   return [line(all[0]!), widths.map((w) => '─'.repeat(w)).join('  '), ...all.slice(1).map(line)].join('\n')
 }
 
 export function renderMarkdownTable(rows: Row[]): string {
-  return [`| ${HEADER.join(' | ')} |`, `|${HEADER.map((_, i) => (i >= 2 ? '---:' : '---')).join('|')}|`, ...cells(rows).map((r) => `| ${r.join(' | ')} |`)].join('\n')
+  const [header, ...body] = cells(rows)
+  return [`| ${header!.join(' | ')} |`, `|${header!.map((_, i) => (i >= 2 ? '---:' : '---')).join('|')}|`, ...body.map((r) => `| ${r.join(' | ')} |`)].join('\n')
 }
 
 const START = '<!-- bench:latest:start -->'

@@ -6,12 +6,15 @@ import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort } from '../../src/testing/free-port.ts'
+import { processTree } from './proc-stats.ts'
 
 /** `ssh -R` in front of the same upstream: the peer the issue asks us to beat, measured in the same run. */
 export interface SshPeer {
   /** the loopback port sshd forwards to the upstream through the ssh client */
   readonly port: number
   readonly label: string
+  /** the ssh client and sshd with its per-connection children: whose CPU and RSS count as ssh's */
+  pids(): number[]
   stop(): Promise<void>
 }
 
@@ -87,7 +90,7 @@ export async function startSshPeer(upstreamPort: number): Promise<SshPeer | { un
     )
     children.unshift(client)
     await waitForPort(port, 5000, client)
-    return { port, label: `ssh -R (${CIPHER.replace('@openssh.com', '')})`, stop }
+    return { port, label: `ssh -R (${CIPHER.replace('@openssh.com', '')})`, pids: () => [client.pid!, ...processTree(sshd.pid!)], stop }
   } catch (err) {
     await stop()
     return { unavailable: err instanceof Error ? err.message : String(err) }

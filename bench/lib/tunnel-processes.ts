@@ -16,8 +16,8 @@ export interface ProductProcess {
   stop(): Promise<void>
 }
 
-function spawnCli(args: string[], extraNodeArgs: string[], readyWhen: (line: string) => boolean, timeoutMs = 20_000): Promise<ProductProcess> {
-  const child = spawn(process.execPath, [...extraNodeArgs, CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+function spawnCli(args: string[], extraNodeArgs: string[], readyWhen: (line: string) => boolean, timeoutMs = 20_000, cli = CLI): Promise<ProductProcess> {
+  const child = spawn(process.execPath, [...extraNodeArgs, cli, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
   const log: string[] = []
   let pending = ''
   let resolveReady: () => void = () => {}
@@ -76,11 +76,12 @@ export interface BenchServer {
   dispose(): Promise<void>
 }
 
-export async function startBenchServer(opts: { nodeArgs?: string[]; dataDir?: string; args?: string[] } = {}): Promise<BenchServer> {
+/** `cli`: another checkout's bin/apptunnel.js, to compare a build against this one in one run */
+export async function startBenchServer(opts: { nodeArgs?: string[]; dataDir?: string; args?: string[]; cli?: string } = {}): Promise<BenchServer> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'apptunnel-bench-')))
   const listening = (line: string): boolean => line.includes('"tunnel server listening"')
   const args = (api: string, ingress: string): string[] => ['server', '--data-dir', dataDir, '--listen', api, '--ingress-listen', ingress, '--log-level', 'info', ...(opts.args ?? [])]
-  let proc = await spawnCli(args('127.0.0.1:0', '127.0.0.1:0'), opts.nodeArgs ?? [], listening)
+  let proc = await spawnCli(args('127.0.0.1:0', '127.0.0.1:0'), opts.nodeArgs ?? [], listening, 20_000, opts.cli)
   const admin = await resolveAdminTarget({ dataDir })
   const info = JSON.parse(await (await import('node:fs/promises')).readFile(join(dataDir, 'server.json'), 'utf8')) as { url: string; ingress: string }
   const apiPort = Number(new URL(info.url).port)
@@ -106,7 +107,7 @@ export async function startBenchServer(opts: { nodeArgs?: string[]; dataDir?: st
     async restart() {
       await proc.stop()
       const t0 = performance.now()
-      proc = await spawnCli(args(`127.0.0.1:${apiPort}`, `127.0.0.1:${ingressPort}`), opts.nodeArgs ?? [], listening)
+      proc = await spawnCli(args(`127.0.0.1:${apiPort}`, `127.0.0.1:${ingressPort}`), opts.nodeArgs ?? [], listening, 20_000, opts.cli)
       return { readyMs: performance.now() - t0 }
     },
     async dispose() {
@@ -117,11 +118,13 @@ export async function startBenchServer(opts: { nodeArgs?: string[]; dataDir?: st
   return server
 }
 
-export function startBenchAgent(key: string, upstreamPort: number, nodeId: string, nodeArgs: string[] = []): Promise<ProductProcess> {
+export function startBenchAgent(key: string, upstreamPort: number, nodeId: string, nodeArgs: string[] = [], cli?: string): Promise<ProductProcess> {
   return spawnCli(
     ['agent', '--key', key, '--upstream', `127.0.0.1:${upstreamPort}`, '--node-id', nodeId, '--log-level', 'info'],
     nodeArgs,
     (line) => line.includes('"CONNECTED"'),
+    20_000,
+    cli,
   )
 }
 

@@ -8,6 +8,7 @@ import { addClusterOptions } from './cluster-options.ts'
 import { configFlagValues, flagLayer, givenOnCommandLine } from './config-flags.ts'
 import { definedOptions } from './defined-options.ts'
 import { closeOnSignal, runCommand } from './run-command.ts'
+import { youngGenerationMayGrow } from './young-generation.ts'
 
 function int(v: string): number {
   return Number(v)
@@ -59,6 +60,7 @@ export function registerAgentCommand(program: Command): void {
         const { startAgent } = await import('../agent/start-agent.ts')
         const log = createLogger({ level: config.logLevel, name: 'apptunnel-agent', ...logOptionsFromEnv() })
         const agent = await startAgent(config, { log, terminal: process.stderr })
+        youngGenerationMayGrow()
         await closeOnSignal(() => agent.close())
       }),
     )

@@ -6,6 +6,7 @@ import { createLogger, logOptionsFromEnv } from '../observability/index.ts'
 import { addClusterOptions } from './cluster-options.ts'
 import { configFlagValues, flagLayer, givenOnCommandLine } from './config-flags.ts'
 import { closeOnSignal, runCommand } from './run-command.ts'
+import { youngGenerationMayGrow } from './young-generation.ts'
 
 function int(v: string): number {
   return Number(v)
@@ -53,6 +54,7 @@ export function registerServerCommand(program: Command): void {
         const { startServer } = await import('../server/start-server.ts')
         const log = createLogger({ level: config.logLevel, name: 'apptunnel-server', ...logOptionsFromEnv() })
         const server = await startServer(config, { log, terminal: process.stderr })
+        youngGenerationMayGrow()
         // The handlers go in before the banner: whoever reads "ready" may send a signal at once,
         // and one arriving before them would end the process without a graceful close.
         const stopped = closeOnSignal(() => server.close())
