@@ -6,6 +6,7 @@ import { SecurityPropertyRepository, type Database } from '../src/store/index.ts
 import { checkNoLeakedHandles } from '../src/testing/leak-check.ts'
 import { databaseTargets } from '../src/testing/test-databases.ts'
 import { eventually } from '../src/testing/eventually.ts'
+import { testClusterNodeOptions } from '../src/testing/cluster-options.ts'
 
 checkNoLeakedHandles()
 
@@ -13,23 +14,7 @@ const targets = await databaseTargets()
 
 // Minute-scale timings shrunk to fit a test: the key row is polled every 300 ms, the old key is
 // accepted for 600 ms after a rotation, heartbeats every 100 ms.
-function options(nodeId: string): ClusterNodeOptions {
-  return {
-    nodeId,
-    kind: 'agent',
-    listen: { host: '127.0.0.1', port: 0 },
-    advertise: undefined,
-    authDisabled: false,
-    authTimeoutMs: 2000,
-    authWarnIntervalMs: 60_000,
-    keyPollMs: 300,
-    keyGraceMs: 600,
-    statsIntervalMs: 3_600_000,
-    heartbeatIntervalMs: 100,
-    pingIntervalMs: 1000,
-    keyRefreshMinIntervalMs: 50,
-  }
-}
+const options = (nodeId: string): ClusterNodeOptions => testClusterNodeOptions(nodeId, { kind: 'agent', keyPollMs: 300, keyGraceMs: 600 })
 
 for (const target of targets) {
   describe(`three-node cluster bus on ${target.name}`, { skip: target.skip }, () => {

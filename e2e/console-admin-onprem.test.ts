@@ -14,7 +14,7 @@ import { launchBrowser, newConsoleContext, screenshotWidths, seriousAxeViolation
 import { checkNoLeakedHandles } from '../src/testing/leak-check.ts'
 import { startTcpForwarder, type TcpForwarder } from '../src/testing/tcp-forwarder.ts'
 import { startTestUpstream, type TestUpstream } from '../src/testing/test-upstream.ts'
-import { startTestServer, type TestServer } from '../src/testing/tunnel-harness.ts'
+import { instanceNodeConfig, startTestServer, type TestServer } from '../src/testing/tunnel-harness.ts'
 
 checkNoLeakedHandles()
 
@@ -34,21 +34,7 @@ describe('instance console when things go wrong, and what an admin needs to act 
   let password: string
   const nodes = new Map<string, TunnelAgent>()
 
-  function nodeConfig(name: string, extra: Partial<AgentConfigInput> = {}): AgentConfigInput {
-    return {
-      upstream: upstream.address,
-      database: dbFile,
-      dataDir: join(root, name),
-      nodeId: name,
-      keyPollMs: 100,
-      nodeHeartbeatMs: 200,
-      connectGraceMs: 300,
-      reconnectInitialMs: 50,
-      reconnectMaxMs: 300,
-      logLevel: 'silent',
-      ...extra,
-    }
-  }
+  const nodeConfig = (name: string, extra: Partial<AgentConfigInput> = {}): AgentConfigInput => instanceNodeConfig(name, { upstream: upstream.address, database: dbFile, root }, extra)
 
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'apptunnel-console-admin-'))

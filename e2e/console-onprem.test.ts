@@ -13,7 +13,7 @@ import { CLI } from '../src/testing/cli-runner.ts'
 import { consoleRequest, launchBrowser, newConsoleContext, screenshot } from '../src/testing/console-browser.ts'
 import { checkNoLeakedHandles } from '../src/testing/leak-check.ts'
 import { startTestUpstream, type TestUpstream } from '../src/testing/test-upstream.ts'
-import { startTestServer, type TestServer } from '../src/testing/tunnel-harness.ts'
+import { instanceNodeConfig, startTestServer, type TestServer } from '../src/testing/tunnel-harness.ts'
 
 checkNoLeakedHandles()
 
@@ -27,21 +27,7 @@ describe('on-prem instance console in Chromium (issue 7)', () => {
   let page: Page
   const nodes = new Map<string, TunnelAgent>()
 
-  function nodeConfig(name: string, extra: Partial<AgentConfigInput> = {}): AgentConfigInput {
-    return {
-      upstream: upstream.address,
-      database: dbFile,
-      dataDir: join(root, name),
-      nodeId: name,
-      keyPollMs: 100,
-      nodeHeartbeatMs: 200,
-      connectGraceMs: 300,
-      reconnectInitialMs: 50,
-      reconnectMaxMs: 300,
-      logLevel: 'silent',
-      ...extra,
-    }
-  }
+  const nodeConfig = (name: string, extra: Partial<AgentConfigInput> = {}): AgentConfigInput => instanceNodeConfig(name, { upstream: upstream.address, database: dbFile, root }, extra)
 
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'apptunnel-onprem-console-'))

@@ -9,28 +9,11 @@ import { ClusterNodeRepository, SecurityPropertyRepository, openDatabase, type D
 import { checkNoLeakedHandles } from '../testing/leak-check.ts'
 import { CLUSTER_KEY_PROPERTY, startClusterNode, type ClusterNode, type ClusterNodeOptions } from './index.ts'
 import { eventually } from '../testing/eventually.ts'
+import { testClusterNodeOptions } from '../testing/cluster-options.ts'
 
 checkNoLeakedHandles()
 
-/** Fast timings for tests: heartbeats every 100 ms, key polls every 200 ms. */
-function options(nodeId: string, overrides: Partial<ClusterNodeOptions> = {}): ClusterNodeOptions {
-  return {
-    nodeId,
-    kind: 'server',
-    listen: { host: '127.0.0.1', port: 0 },
-    advertise: undefined,
-    authDisabled: false,
-    authTimeoutMs: 2000,
-    authWarnIntervalMs: 60_000,
-    keyPollMs: 200,
-    keyGraceMs: 400,
-    statsIntervalMs: 3_600_000,
-    heartbeatIntervalMs: 100,
-    pingIntervalMs: 1000,
-    keyRefreshMinIntervalMs: 50,
-    ...overrides,
-  }
-}
+const options = testClusterNodeOptions
 
 /** A TCP relay standing in for the network between two nodes: `cut()` breaks every connection through it. */
 async function relayTo(): Promise<{ port: number; target: { port: number }; cut(): void; close(): Promise<void> }> {

@@ -17,29 +17,14 @@ import { AccessPolicies } from './ingress/access-policies.ts'
 import { IngressServer } from './ingress/ingress-server.ts'
 import { HostRouter } from './ingress/host-router.ts'
 import { OncePerInterval } from './ingress/once-per-interval.ts'
+import { testClusterNodeOptions } from '../testing/cluster-options.ts'
 
 // One replica's cluster sync, fed by a second cluster node standing for another replica: both on
 // loopback over one SQLite file, with real sessions whose agent ends hear what the replica does.
 
 checkNoLeakedHandles()
 
-function nodeOptions(nodeId: string): ClusterNodeOptions {
-  return {
-    nodeId,
-    kind: 'server',
-    listen: { host: '127.0.0.1', port: 0 },
-    advertise: undefined,
-    authDisabled: false,
-    authTimeoutMs: 2000,
-    authWarnIntervalMs: 60_000,
-    keyPollMs: 200,
-    keyGraceMs: 400,
-    statsIntervalMs: 3_600_000,
-    heartbeatIntervalMs: 100,
-    pingIntervalMs: 1000,
-    keyRefreshMinIntervalMs: 50,
-  }
-}
+const nodeOptions = (nodeId: string): ClusterNodeOptions => testClusterNodeOptions(nodeId)
 
 describe('cluster sync of a server replica', () => {
   let dir: string

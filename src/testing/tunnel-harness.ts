@@ -18,6 +18,26 @@ export interface TestServer extends TunnelServer {
   dispose(): Promise<void>
 }
 
+/**
+ * The configuration of agent node `name` of an on-prem instance in tests: its own data directory
+ * under `root`, the instance's shared database, and polls, heartbeats and reconnects fast enough
+ * for a test to see them.
+ */
+export function instanceNodeConfig(name: string, shared: { upstream: string; database: string; root: string }, extra: Partial<AgentConfigInput> = {}): AgentConfigInput {
+  return {
+    upstream: shared.upstream,
+    database: shared.database,
+    dataDir: join(shared.root, name),
+    nodeId: name,
+    keyPollMs: 100,
+    nodeHeartbeatMs: 200,
+    connectGraceMs: 300,
+    reconnectInitialMs: 50,
+    reconnectMaxMs: 300,
+    logLevel: 'silent',
+    ...extra,
+  }
+}
 /** A real tunnel server on loopback, SQLite in a temp dir, fast keepalives for tests. */
 export async function startTestServer(overrides: Partial<ServerConfigInput> = {}, dataDir?: string, deps: ServerDeps = {}): Promise<TestServer> {
   const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'apptunnel-test-')))

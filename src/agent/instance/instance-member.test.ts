@@ -13,6 +13,7 @@ import { checkNoLeakedHandles } from '../../testing/leak-check.ts'
 import { startTestServer, type TestServer } from '../../testing/tunnel-harness.ts'
 import type { AgentConnectorOptions } from '../connector/agent-connector.ts'
 import { startInstanceMember } from './instance-member.ts'
+import { testClusterNodeOptions } from '../../testing/cluster-options.ts'
 
 // An agent node as a member of an on-prem instance, started alone (without startAgent) against a
 // real server on loopback and a SQLite instance database.
@@ -80,7 +81,7 @@ describe('an agent node as a member of an on-prem instance', () => {
     const db = join(dir, 'instance-2.db')
     const peerDb = await openDatabase(db)
     const peer = await startClusterNode(
-      { nodeId: 'member-peer', kind: 'agent', listen: { host: '127.0.0.1', port: 0 }, advertise: undefined, authDisabled: false, authTimeoutMs: 2000, authWarnIntervalMs: 60_000, keyPollMs: 200, keyGraceMs: 400, statsIntervalMs: 3_600_000, heartbeatIntervalMs: 100, pingIntervalMs: 1000, keyRefreshMinIntervalMs: 50 },
+      testClusterNodeOptions('member-peer', { kind: 'agent' }),
       { database: peerDb, log: silentLogger() },
     )
     const heard: Array<{ nodeId: string; status: string }> = []
