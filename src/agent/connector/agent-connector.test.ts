@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { after, before, describe, test } from 'node:test'
-import { silentLogger } from '../../observability/index.ts'
 import { decodeSecurityKey, type SecurityKey } from '../../protocol/index.ts'
 import { eventually } from '../../testing/eventually.ts'
 import { checkNoLeakedHandles } from '../../testing/leak-check.ts'
 import { startTestServer, type TestServer } from '../../testing/tunnel-harness.ts'
 import type { AgentStatus } from './agent-status.ts'
 import { AgentConnector } from './agent-connector.ts'
+import { testConnectorOptions } from '../../testing/connector-options.ts'
 
 // One AgentConnector against a real server on loopback, through a TCP relay the test can freeze:
 // a server that stops answering is told apart from one that closed the connection.
@@ -57,19 +57,10 @@ describe('AgentConnector against a tunnel server on loopback', () => {
     const relay = await freezableRelay(server.apiAddress.port)
     const connector = new AgentConnector({
       key: { ...key, serverUrl: `https://127.0.0.1:${relay.port}` },
-      upstream: { host: '127.0.0.1', port: 9 },
-      nodeId: 'node-ping',
-      instance: 'test',
-      agentVersion: 'test',
-      ca: server.certificatePem,
-      connectTimeoutMs: 2000,
-      upstreamConnectTimeoutMs: 1000,
-      maxStreams: 10,
-      drainTimeoutMs: 200,
-      // Long enough that the status after the timeout is read before the next attempt changes it.
-      backoff: { initialMs: 30_000, maxMs: 30_000 },
-      rejectedRetryMs: 60_000,
-      log: silentLogger(),
+      ...testConnectorOptions(server.certificatePem, 'node-ping', {
+        // Long enough that the status after the timeout is read before the next attempt changes it.
+        backoff: { initialMs: 30_000, maxMs: 30_000 },
+      }),
     })
     const seen: AgentStatus[] = []
     connector.on('status', (s: AgentStatus) => seen.push(s))

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
-import { silentLogger } from '../../observability/index.ts'
 import { decodeSecurityKey, type SecurityKey } from '../../protocol/index.ts'
 import { eventually } from '../../testing/eventually.ts'
 import { freePort } from '../../testing/free-port.ts'
@@ -9,6 +8,7 @@ import { checkNoLeakedHandles } from '../../testing/leak-check.ts'
 import { startTestServer, type TestServer } from '../../testing/tunnel-harness.ts'
 import type { AgentConnectorOptions } from './agent-connector.ts'
 import { NodeSessions, type NodeSessionsOptions, type NodeStatus } from './node-sessions.ts'
+import { testConnectorOptions } from '../../testing/connector-options.ts'
 
 // NodeSessions alone against a real tunnel server on loopback: how one node's sessions add up to
 // the status `agent status` shows, and when a failure is still "connecting".
@@ -24,23 +24,7 @@ describe('NodeSessions against a tunnel server on loopback', () => {
   })
   after(() => server.dispose())
 
-  function connectorFor(k: SecurityKey, nodeId = 'node-1'): AgentConnectorOptions {
-    return {
-      key: k,
-      upstream: { host: '127.0.0.1', port: 9 },
-      nodeId,
-      instance: 'test',
-      agentVersion: 'test',
-      ca: server.certificatePem,
-      connectTimeoutMs: 2000,
-      upstreamConnectTimeoutMs: 1000,
-      maxStreams: 10,
-      drainTimeoutMs: 500,
-      backoff: { initialMs: 50, maxMs: 200 },
-      rejectedRetryMs: 60_000,
-      log: silentLogger(),
-    }
-  }
+  const connectorFor = (k: SecurityKey, nodeId = 'node-1'): AgentConnectorOptions => ({ key: k, ...testConnectorOptions(server.certificatePem, nodeId, { drainTimeoutMs: 500 }) })
 
   async function withNode(connector: AgentConnectorOptions, options: Partial<NodeSessionsOptions>, body: (node: NodeSessions, seen: NodeStatus[]) => Promise<void>): Promise<void> {
     const node = new NodeSessions(connector, { sessions: 2, connectGraceMs: 60_000, ...options })

@@ -14,6 +14,7 @@ import { startTestServer, type TestServer } from '../../testing/tunnel-harness.t
 import type { AgentConnectorOptions } from '../connector/agent-connector.ts'
 import { startInstanceMember } from './instance-member.ts'
 import { testClusterNodeOptions } from '../../testing/cluster-options.ts'
+import { testConnectorOptions } from '../../testing/connector-options.ts'
 
 // An agent node as a member of an on-prem instance, started alone (without startAgent) against a
 // real server on loopback and a SQLite instance database.
@@ -32,22 +33,7 @@ describe('an agent node as a member of an on-prem instance', () => {
     await rm(dir, { recursive: true, force: true })
   })
 
-  function connector(nodeId: string): Omit<AgentConnectorOptions, 'key'> {
-    return {
-      upstream: { host: '127.0.0.1', port: 9 },
-      nodeId,
-      instance: 'test',
-      agentVersion: 'test',
-      ca: server.certificatePem,
-      connectTimeoutMs: 2000,
-      upstreamConnectTimeoutMs: 1000,
-      maxStreams: 10,
-      drainTimeoutMs: 200,
-      backoff: { initialMs: 50, maxMs: 200 },
-      rejectedRetryMs: 60_000,
-      log: silentLogger(),
-    }
-  }
+  const connector = (nodeId: string): Omit<AgentConnectorOptions, 'key'> => testConnectorOptions(server.certificatePem, nodeId)
 
   test('without a key it waits for one (status null); a --key given is stored in the instance and the node connects with it', async () => {
     const db = join(dir, 'instance-1.db')
