@@ -7,6 +7,8 @@ export interface TcpForwarder {
   /** ends every forwarded connection and refuses new ones (a server gone away) until resume() */
   pause(): void
   resume(): void
+  /** stops the bytes of every forwarded connection without closing any (a peer gone silent) */
+  freeze(): void
   /** ends every forwarded connection and stops listening; idempotent */
   close(): Promise<void>
 }
@@ -40,6 +42,12 @@ export async function startTcpForwarder(targetPort: number): Promise<TcpForwarde
     },
     resume() {
       paused = false
+    },
+    freeze() {
+      for (const s of sockets) {
+        s.unpipe()
+        s.pause()
+      }
     },
     close() {
       closed ??= new Promise<void>((r) => {

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict'
-import { connect, createServer, type Server, type Socket } from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import { decodeSecurityKey, type SecurityKey } from '../../protocol/index.ts'
 import { eventually } from '../../testing/eventually.ts'
@@ -8,40 +7,12 @@ import { startTestServer, type TestServer } from '../../testing/tunnel-harness.t
 import type { AgentStatus } from './agent-status.ts'
 import { AgentConnector } from './agent-connector.ts'
 import { testConnectorOptions } from '../../testing/connector-options.ts'
+import { startTcpForwarder } from '../../testing/tcp-forwarder.ts'
 
 // One AgentConnector against a real server on loopback, through a TCP relay the test can freeze:
 // a server that stops answering is told apart from one that closed the connection.
 
 checkNoLeakedHandles()
-
-/** A loopback relay to `targetPort` whose connections can be frozen: bytes stop, nothing closes. */
-async function freezableRelay(targetPort: number): Promise<{ port: number; freeze(): void; close(): Promise<void> }> {
-  const sockets = new Set<Socket>()
-  const server: Server = createServer((inbound) => {
-    const outbound = connect(targetPort, '127.0.0.1')
-    for (const s of [inbound, outbound]) {
-      sockets.add(s)
-      s.once('close', () => sockets.delete(s))
-      s.on('error', () => {})
-    }
-    inbound.pipe(outbound).pipe(inbound)
-  })
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  return {
-    port: (server.address() as { port: number }).port,
-    freeze() {
-      for (const s of sockets) {
-        s.unpipe()
-        s.pause()
-      }
-    },
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy()
-        server.close(() => r())
-      }),
-  }
-}
 
 describe('AgentConnector against a tunnel server on loopback', () => {
   let server: TestServer
@@ -54,7 +25,7 @@ describe('AgentConnector against a tunnel server on loopback', () => {
   after(() => server.dispose())
 
   test('a server that stops answering keepalive pings is UNAVAILABLE with TUN_ERR_SESSION_PING_TIMEOUT and its own reason', async () => {
-    const relay = await freezableRelay(server.apiAddress.port)
+    const relay = await startTcpForwarder(server.apiAddress.port)
     const connector = new AgentConnector({
       key: { ...key, serverUrl: `https://127.0.0.1:${relay.port}` },
       ...testConnectorOptions(server.certificatePem, 'node-ping', {

@@ -1,28 +1,15 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
-import { createServer, connect, type Socket } from 'node:net'
 import { TunnelError } from '../../errors/index.ts'
 import { FLAG_END, SessionFrameDecoder, SessionFrameType, encodeCredit, encodeFrame, encodeSettings } from '../../protocol/index.ts'
 import { checkNoLeakedHandles } from '../../testing/leak-check.ts'
 import { eventually } from '../../testing/eventually.ts'
 import { SessionMux, type SessionMuxOptions } from './session-mux.ts'
 import type { RelayStream, RelayStreamHandlers } from './relay-stream.ts'
+import { socketPair } from '../../testing/session-pair.ts'
 
 checkNoLeakedHandles()
-
-/** Two ends of one loopback TCP connection (TLS is the e2e tests' business; the framing is the same). */
-async function socketPair(): Promise<[Socket, Socket]> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const accepted = once(server, 'connection') as Promise<[Socket]>
-  const client = connect((server.address() as { port: number }).port, '127.0.0.1')
-  const [serverSide] = await accepted
-  await once(client, 'connect')
-  server.close()
-  return [serverSide, client]
-}
 
 const BASE: Omit<SessionMuxOptions, 'role'> = {
   streamWindowBytes: 64 * 1024,
