@@ -107,8 +107,8 @@ describe('apptunnel completion', () => {
     assert.match(listed.stdout, /list +-- list a tunnel's linked products/)
     const options = await shell('zsh', ['-f', '-c', driver('apptunnel server --ingress-', '*--ingress-public-url*--*')])
     assert.equal(options.code, 0, options.stderr)
-    assert.match(options.stdout, /--ingress-domain +-- tunnels answer at <tunnel-id>\.<domain>/)
-    assert.match(options.stdout, /--ingress-listen +-- ingress listener/)
+    assert.match(options.stdout, /--ingress-domain +-- Tunnels answer at <tunnel-id>\.<ingressDomain>/)
+    assert.match(options.stdout, /--ingress-listen +-- Plain-HTTP ingress of the application link URLs/)
   })
 
   test('fish: valid fish (fish --no-execute); complete -C offers subcommands, options, choices, and skips option values', async () => {

@@ -1,5 +1,5 @@
-// Regenerates the option tables of docs/configuration.md from the config schemas, keeping the
-// hand-written descriptions. Run: node --import tsx scripts/update-config-doc.ts
+// Regenerates the option tables of docs/configuration.md from the config schemas and the
+// descriptions beside them. Run: node --import tsx scripts/update-config-doc.ts
 import { readFileSync, writeFileSync } from 'node:fs'
 import { withOptionTables } from '../src/cli/config-reference.ts'
 

@@ -1,4 +1,5 @@
-import type { Command, Option } from 'commander'
+import { Option, type Command } from 'commander'
+import type { DocumentedOption } from '../config/config-options.ts'
 import type { ConfigLayer } from '../config/config-sources.ts'
 
 /** Flags whose name is not the option's name in kebab-case (the files are given, "File" is implied). */
@@ -12,6 +13,66 @@ const FLAG_RENAMES: Readonly<Record<string, string>> = {
 /** The command-line flag of a config option, e.g. ingressListen → --ingress-listen. */
 export function flagOf(option: string): string {
   return FLAG_RENAMES[option] ?? `--${option.replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase()}`
+}
+
+/** Last words of option names that say what the value is; other options name it in their table (`value`). */
+const VALUE_BY_LAST_WORD: Readonly<Record<string, string>> = {
+  file: 'file',
+  dir: 'dir',
+  url: 'url',
+  id: 'id',
+  name: 'name',
+  domain: 'domain',
+  level: 'level',
+  listen: 'host:port',
+}
+
+/**
+ * What --help calls a flag's value (`<ms>`, `<host:port>`); undefined for a switch. More than
+ * wording: shell completion offers files after a `<file>` and directories after a `<dir>`.
+ */
+export function valueNameOf(o: DocumentedOption): string | undefined {
+  if (o.kind === 'boolean') return undefined
+  if (o.value !== undefined) return o.value
+  if (o.kind === 'number') return o.unit === 'ms' ? 'ms' : 'n'
+  const lastWord = /(?:^|[A-Z])[a-z0-9]*$/.exec(o.name)![0].toLowerCase()
+  return VALUE_BY_LAST_WORD[lastWord] ?? 'value'
+}
+
+/**
+ * An option's description as --help shows it: the Markdown of docs/configuration.md made plain,
+ * with options of this command named by their flags, then the schema's default. `flags`: option
+ * name → flag, for the options that have one.
+ */
+export function helpText(o: DocumentedOption, flags: ReadonlyMap<string, string>): string {
+  // A terminal cannot follow a link: a page of the docs is named by its path.
+  const text = o.description
+    .replace(/\[[^\]]*\]\(([^):]+?)(?:#[^)]*)?\)/g, 'docs/$1')
+    .replace(/\[([^\]]*)\]\([^)]*\)/g, '$1')
+    .replace(/`([^`]+)`/g, (_, code: string) => flags.get(code) ?? code)
+  // An empty name and a switch that is off say nothing a person would look for.
+  const shown = o.defaultValue !== undefined && o.defaultValue !== '' && o.defaultValue !== false
+  return shown ? `${text} (default: ${JSON.stringify(o.defaultValue)})` : text
+}
+
+/**
+ * A flag for each option that has one, generated from the option: flagOf's name, the value's
+ * name, numbers read as numbers, and the description with the default as help. No commander
+ * default: the schema's applies, below the file and the environment, and the help text shows it.
+ */
+export function addConfigFlags(command: Command, options: readonly DocumentedOption[]): Command {
+  const flags = new Map(options.filter((o) => o.flag).map((o) => [o.name, flagOf(o.name)]))
+  for (const o of options) {
+    if (!o.flag) continue
+    const value = valueNameOf(o)
+    const option = new Option(value === undefined ? flagOf(o.name) : `${flagOf(o.name)} <${value}>`, helpText(o, flags))
+    if (o.kind === 'number') option.argParser((v: string) => Number(v))
+    // Commander reads --no-X as "X off"; a --no-X that takes a value is an option of its own
+    // (--no-proxy, curl's NO_PROXY list).
+    if (option.negate && value !== undefined) option.negate = false
+    command.addOption(option)
+  }
+  return command
 }
 
 /**

@@ -7,9 +7,8 @@ import { flagOf } from './config-flags.ts'
 import { registerServerCommand } from './server-start.ts'
 
 /**
- * The option tables of docs/configuration.md, computed from the zod schemas and the commands'
- * flags. Only the descriptions are written by hand; they are read back from the document, so
- * regenerating keeps them and a test can tell when the facts in the document are out of date.
+ * The option tables of docs/configuration.md, computed from the zod schemas, the description
+ * tables beside them and the commands' flags, so a test can tell when the document is out of date.
  */
 
 const BEGIN = (side: ConfigSide) => `<!-- ${side}-options:begin (generated: node --import tsx scripts/update-config-doc.ts) -->`
@@ -42,24 +41,11 @@ function defaultOf(o: OptionInfo): string {
   return o.required ? 'required' : '—'
 }
 
-/** `name → description` from the rows of one side's table in a document. */
-export function descriptionsIn(doc: string, side: ConfigSide): Map<string, string> {
-  const out = new Map<string, string>()
-  const start = doc.indexOf(BEGIN(side))
-  const end = doc.indexOf(END(side))
-  if (start < 0 || end < start) return out
-  for (const line of doc.slice(start, end).split('\n')) {
-    const m = /^\| `([A-Za-z0-9]+)` \|.*\| ([^|]*) \|$/.exec(line)
-    if (m !== null) out.set(m[1]!, m[2]!.trim())
-  }
-  return out
-}
-
-export function optionTable(side: ConfigSide, descriptions: Map<string, string>): string {
+export function optionTable(side: ConfigSide): string {
   const flags = flagsOf(side)
   const rows = optionsOfSide(side).map((o) => {
     const flag = flags.has(flagOf(o.name)) ? `\`${flagOf(o.name)}\`` : '—'
-    return `| \`${o.name}\` | ${typeOf(o)} | ${defaultOf(o)} | ${o.unit ?? ''} | \`${o.env}\` | ${flag} | ${descriptions.get(o.name) ?? ''} |`
+    return `| \`${o.name}\` | ${typeOf(o)} | ${defaultOf(o)} | ${o.unit ?? ''} | \`${o.env}\` | ${flag} | ${o.description} |`
   })
   return `${BEGIN(side)}\n${HEADER}\n${rows.join('\n')}\n${END(side)}`
 }
@@ -68,11 +54,10 @@ export function optionTable(side: ConfigSide, descriptions: Map<string, string>)
 export function withOptionTables(doc: string): string {
   let out = doc
   for (const side of CONFIG_SIDES) {
-    const descriptions = descriptionsIn(out, side)
     const start = out.indexOf(BEGIN(side))
     const end = out.indexOf(END(side))
     if (start < 0 || end < start) throw new Error(`docs/configuration.md lacks the ${side} table markers`)
-    out = out.slice(0, start) + optionTable(side, descriptions) + out.slice(end + END(side).length)
+    out = out.slice(0, start) + optionTable(side) + out.slice(end + END(side).length)
   }
   return out
 }

@@ -3,7 +3,8 @@ import { z } from 'zod'
 import { durationMs, listenAddressString, validateConfig, withCrossFieldChecks, type ConfigIssue } from './config-validation.ts'
 import { decodeSecurityKey, type SecurityKey } from '../protocol/index.ts'
 import { parseListenAddress, type ListenAddress } from './listen-address.ts'
-import { clusterConfigShape, clusterSettingsFrom, type ClusterSettings } from './cluster-config.ts'
+import { clusterConfigShape, clusterOptionDocs, clusterSettingsFrom, type ClusterSettings } from './cluster-config.ts'
+import type { OptionDocs } from './config-options.ts'
 import { proxySettingsFrom, type ProxySettings } from '../transport/proxy-settings.ts'
 
 const duration = (def: number) => durationMs(z, def)
@@ -11,66 +12,98 @@ const duration = (def: number) => durationMs(z, def)
 /** Every option of `apptunnel agent`, with defaults and units in the names. */
 const agentOptions = z
   .object({
-    /** the security key; optional with a database, where `apptunnel key add` stores it for every node */
     key: z.string().min(1, 'the security key must not be empty').optional(),
-    /** the on-prem app's plain-HTTP upstream port, HOST:PORT */
     upstream: listenAddressString(z, 'dialed'),
     dataDir: z.string().min(1).optional(),
     database: z.string().min(1).optional(),
-    /** HTTPS listener of the on-prem admin console, HOST:PORT; off unless given (needs database and dataDir) */
     consoleListen: listenAddressString(z).optional(),
-    /** PEM certificate and key of the console (default: self-signed, kept in <dataDir>/console) */
     consoleTlsCertFile: z.string().min(1).optional(),
     consoleTlsKeyFile: z.string().min(1).optional(),
-    /** a console session unused this long ends (30 min) */
     consoleSessionIdleMs: duration(30 * 60_000),
-    /** a console session ends this long after sign-in, used or not (12 h) */
     consoleSessionMaxMs: duration(12 * 3600_000),
-    /** console listener: a TLS handshake must finish within this time */
     consoleTlsHandshakeTimeoutMs: duration(10_000),
-    /** console listener: a request head must arrive within this time of the connection or the last request */
     consoleHeadTimeoutMs: duration(20_000),
-    /** console listener: a whole request, body included, must arrive within this time */
     consoleRequestTimeoutMs: duration(60_000),
-    /** stable id of this node; default: kept in the data directory, else the host name */
     nodeId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, '1-64 characters of A-Z a-z 0-9 . _ -').optional(),
     instance: z.string().max(200).default(''),
-    /** PEM file of CAs to trust instead of the system's (keys of self-signed servers carry a pin instead) */
     caFile: z.string().optional(),
-    /** HTTP CONNECT proxy to the server, http://[user:password@]host:port; unset or '': direct (src/transport/proxy-settings.ts) */
+    // Unset or '': direct (src/transport/proxy-settings.ts reads the URL and the list).
     proxy: z.string().optional(),
-    /** NO_PROXY list: servers dialed directly although a proxy is set (commas, *, domains, addresses, CIDR, :port) */
     noProxy: z.string().optional(),
     connectTimeoutMs: duration(10_000),
     upstreamConnectTimeoutMs: duration(10_000),
     maxStreams: z.number().int().min(1).max(100_000).default(1_000),
-    /** sessions this node keeps to the server; the server spreads callers over all of them */
     sessions: z.number().int().min(1).max(16).default(2),
-    /** when the server runs replicas: keep sessions to at most this many of them; default all (docs/scaling.md) */
     replicas: z.number().int().min(1).max(32).optional(),
-    /** a node not yet connected shows CONNECTING, not UNAVAILABLE, this long after it got its key */
     connectGraceMs: duration(30_000),
-    /** how often a node re-reads the instance key (key add / key remove reach every node this fast) */
     keyPollMs: duration(1_000),
-    /** file holding the 32-byte key the instance's security key is encrypted with at rest */
     keyEncryptionFile: z.string().min(1).optional(),
-    /** how often a node writes its status row; silence of 3 intervals shows the node as down */
     nodeHeartbeatMs: duration(5_000),
     drainTimeoutMs: duration(10_000),
     reconnectInitialMs: duration(500),
     reconnectMaxMs: duration(30_000),
     rejectedRetryMs: duration(5 * 60_000),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    /** plain HTTP listener for /metrics, /healthz and /readyz, HOST:PORT; off when absent */
     metricsListen: listenAddressString(z).optional(),
-    /** metrics listener: a request head must arrive within this time of the connection or the last request */
     metricsHeadTimeoutMs: duration(10_000),
-    /** metrics listener: a whole request, body included, must arrive within this time */
     metricsRequestTimeoutMs: duration(15_000),
     // --- cluster bus (nodes of one on-prem instance sharing its database; src/cluster/) ---
     ...clusterConfigShape,
   })
   .strict()
+
+/**
+ * What docs/configuration.md and `apptunnel agent --help` say of each option. `flag: false` keeps
+ * an option to the file and the environment: limits and timings an operator rarely sets at start.
+ */
+export const agentOptionDocs: OptionDocs<typeof agentOptions.shape> = {
+  key: {
+    value: 'key',
+    description: 'The security key (`atk1_…`). Prefer `APPTUNNEL_KEY` or `--key-file` to a file others can read. Optional with `database`, where `apptunnel key add` stores it.',
+  },
+  upstream: { value: 'host:port', description: "The on-prem app's plain-HTTP port, HOST:PORT (port 0 refused)." },
+  dataDir: { description: "Directory that keeps the node id (and the console's certificate and first password)." },
+  database: { value: 'url', description: 'Instance database shared by the nodes: SQLite file or `postgres://` URL. With it the node reads the key from there.' },
+  consoleListen: { description: 'HTTPS listener of the on-prem admin console, HOST:PORT; off when unset. Needs `database` and `dataDir`.' },
+  consoleTlsCertFile: { description: 'PEM certificate of the console (with `consoleTlsKeyFile`); unset: self-signed, kept in the data directory.' },
+  consoleTlsKeyFile: { description: 'PEM private key for `consoleTlsCertFile`.' },
+  consoleSessionIdleMs: { flag: false, description: 'An on-prem console session unused this long ends (30 min).' },
+  consoleSessionMaxMs: { flag: false, description: 'An on-prem console session ends this long after sign-in, used or not (12 h).' },
+  consoleTlsHandshakeTimeoutMs: { flag: false, description: 'Console listener: a TLS handshake must finish within this time.' },
+  consoleHeadTimeoutMs: { flag: false, description: 'Console listener: a request head must arrive within this time of the connection or the last request (408).' },
+  consoleRequestTimeoutMs: {
+    flag: false,
+    description: 'Console listener: a whole request, body included, must arrive within this time (408); a value below `consoleHeadTimeoutMs` counts as that.',
+  },
+  nodeId: { description: 'Stable id of this node (1-64 of `A-Z a-z 0-9 . _ -`); unset: kept in the data directory, else the host name.' },
+  instance: { value: 'name', description: 'Name of the on-prem instance shown on the server (at most 200 characters).' },
+  caFile: { description: "PEM file of CAs to trust instead of the system's (keys of self-signed servers carry a pin instead)." },
+  proxy: { value: 'url', description: 'HTTP CONNECT proxy to the server, `http://[user:password@]host:port`; `""` for none. Unset: `https_proxy`/`HTTPS_PROXY`.' },
+  noProxy: { value: 'list', description: 'Servers dialed directly despite `proxy`: host, `.domain`, address, CIDR, `:port`, `*`. Unset: `no_proxy`/`NO_PROXY`.' },
+  connectTimeoutMs: { flag: false, description: 'Deadline of a dial to the server, and of the session set-up after it.' },
+  upstreamConnectTimeoutMs: { flag: false, description: 'Deadline of a connection to the upstream app (502 past it).' },
+  maxStreams: { flag: false, description: 'Concurrent relay streams on one session.' },
+  sessions: { description: 'Sessions this node keeps to the server; the server spreads callers over all of them.' },
+  replicas: {
+    description: "When the server runs replicas: keep `sessions` sessions to at most this many of them (chosen per node, so an instance's nodes spread). Unset: every replica.",
+  },
+  connectGraceMs: { description: 'A node not yet connected shows CONNECTING, not UNAVAILABLE, this long after it got its key.' },
+  keyPollMs: { description: 'How often a node re-reads the instance key (`key add`/`key remove` reach every node this fast).' },
+  keyEncryptionFile: { description: "File of the 32-byte key the instance's security key is encrypted with at rest (same file on every node)." },
+  nodeHeartbeatMs: { description: 'How often a node writes its status row; silence of 3 intervals shows it as down.' },
+  drainTimeoutMs: { description: 'On SIGTERM, how long in-flight requests may take to finish.' },
+  reconnectInitialMs: { flag: false, description: 'First back-off after a lost or failed session; it grows up to `reconnectMaxMs`.' },
+  reconnectMaxMs: { flag: false, description: 'Longest back-off between reconnect attempts.' },
+  rejectedRetryMs: { flag: false, description: 'After the server rejected the key (ERROR), wait this long before trying again.' },
+  logLevel: { description: 'Log level of the JSON log on stderr.' },
+  metricsListen: { description: 'Plain-HTTP listener of `/metrics`, `/healthz` and `/readyz`, HOST:PORT; off when unset. No authentication: keep it private.' },
+  metricsHeadTimeoutMs: { flag: false, description: 'Metrics listener: a request head must arrive within this time of the connection or the last request (408).' },
+  metricsRequestTimeoutMs: {
+    flag: false,
+    description: 'Metrics listener: a whole request, body included, must arrive within this time; a value below `metricsHeadTimeoutMs` counts as that.',
+  },
+  ...clusterOptionDocs,
+}
 
 /** Options that need each other; see withCrossFieldChecks for why the values are looked at untyped. */
 function agentCrossFieldIssues(c: Readonly<Record<string, unknown>>): ConfigIssue[] {

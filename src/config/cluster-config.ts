@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { TunnelError } from '../errors/index.ts'
+import type { OptionDocs } from './config-options.ts'
 import { durationMs } from './config-validation.ts'
 import { parseListenAddress, type ListenAddress } from './listen-address.ts'
 
@@ -10,24 +11,28 @@ const duration = (def: number) => durationMs(z, def)
  * nodes). Without `clusterListen` the process runs alone and none of the rest applies.
  */
 export const clusterConfigShape = {
-  /** HOST:PORT of this node's cluster bus listener; enables the cluster */
   clusterListen: z.string().min(1).optional(),
-  /** HOST:PORT peers dial to reach this node; default: the listen address (required for a wildcard listen) */
   clusterAdvertise: z.string().min(1).optional(),
-  /** skip authentication on every bus connection (troubleshooting only; set on every node) */
   clusterAuthDisabled: z.boolean().default(false),
-  /** absolute deadline of a bus handshake, server and client side */
   clusterAuthTimeoutMs: duration(10_000),
-  /** the "authentication disabled (empty key)" WARN repeats at most this often */
   clusterAuthWarnIntervalMs: duration(60_000),
-  /** how often the key row is re-read; a deleted row yields a new key within this */
   clusterKeyPollMs: duration(60_000),
-  /** how long the previous key stays accepted after a rotation; at least clusterKeyPollMs */
   clusterKeyGraceMs: duration(150_000),
-  /** interval of the [APPTUNNEL-STATS] [CLUSTER-AUTH] log lines */
   clusterStatsIntervalMs: duration(300_000),
-  /** membership heartbeat; a node silent for 3 heartbeats is taken for gone */
   clusterHeartbeatMs: duration(5_000),
+}
+
+/** What docs/configuration.md and --help say of each cluster option; both sides take the same. */
+export const clusterOptionDocs: OptionDocs<typeof clusterConfigShape> = {
+  clusterListen: { description: "HOST:PORT of this node's cluster bus listener; setting it makes the process a cluster node." },
+  clusterAdvertise: { value: 'host:port', description: 'HOST:PORT peers dial to reach this node; unset: the listen address (required for a wildcard listen).' },
+  clusterAuthDisabled: { description: 'Troubleshooting only: skip authentication on every bus connection (set it on every node).' },
+  clusterAuthTimeoutMs: { description: 'Deadline of a bus handshake, both sides.' },
+  clusterAuthWarnIntervalMs: { description: 'The "authentication disabled" WARN repeats at most this often.' },
+  clusterKeyPollMs: { description: 'How often the cluster key row is re-read; a deleted row yields a new key within this.' },
+  clusterKeyGraceMs: { description: 'How long the previous cluster key stays accepted after a rotation; at least `clusterKeyPollMs`.' },
+  clusterStatsIntervalMs: { description: 'Interval of the `[APPTUNNEL-STATS] [CLUSTER-AUTH]` log lines.' },
+  clusterHeartbeatMs: { description: 'Membership heartbeat; a node silent for 3 heartbeats is taken for gone.' },
 }
 
 type ClusterConfigFields = z.output<z.ZodObject<typeof clusterConfigShape>>

@@ -33,6 +33,29 @@ interface ZodLike {
   options?: readonly string[]
 }
 
+/**
+ * What a person reads about one option, kept beside its schema in a table keyed by option name
+ * (OptionDocs): docs/configuration.md and `--help` are generated from it.
+ */
+export interface OptionDoc {
+  /** one line of Markdown; an option's name in backticks (`dataDir`) is shown as its flag in --help */
+  description: string
+  /** false: no flag, the option is set in a file or the environment only; otherwise its flag is the one flagOf derives */
+  flag?: false
+  /** what --help calls the flag's value where neither the kind nor the name's last word says it (`url` for `database`) */
+  value?: string
+}
+
+/** One OptionDoc for each field of a schema's shape: a missing or an unknown name is a type error. */
+export type OptionDocs<Shape> = { readonly [K in keyof Shape]-?: OptionDoc }
+
+/** An option as the schema defines it and its table describes it. */
+export interface DocumentedOption extends OptionInfo {
+  description: string
+  flag: boolean
+  value: string | undefined
+}
+
 /** The object shape of a config schema: a `.strict()` object, possibly with cross-field refinements. */
 export function schemaShape(schema: z.ZodType): Record<string, ZodLike> {
   const shape = (schema as unknown as { shape?: Record<string, ZodLike> }).shape
@@ -54,6 +77,16 @@ function unitOf(name: string): string | undefined {
 /** Every option of a config schema, in the schema's order. */
 export function optionsOf(schema: z.ZodType): OptionInfo[] {
   return Object.entries(schemaShape(schema)).map(([name, field]) => describeOption(name, field))
+}
+
+/** Every option of a config schema with its description, in the schema's order. */
+export function documentedOptionsOf(schema: z.ZodType, docs: Readonly<Record<string, OptionDoc>>): DocumentedOption[] {
+  return optionsOf(schema).map((o) => {
+    const doc = docs[o.name]
+    // The tables are typed against their schema; this catches a schema read with another's table.
+    if (doc === undefined) throw new Error(`option ${o.name} has no description`)
+    return { ...o, description: doc.description, flag: doc.flag !== false, value: doc.value }
+  })
 }
 
 function describeOption(name: string, field: ZodLike): OptionInfo {

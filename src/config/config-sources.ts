@@ -1,9 +1,9 @@
 import { TunnelError, isTunnelError } from '../errors/index.ts'
-import { agentConfigSchema, loadAgentConfig, type AgentConfig, type AgentConfigInput } from './agent-config.ts'
+import { agentConfigSchema, agentOptionDocs, loadAgentConfig, type AgentConfig, type AgentConfigInput } from './agent-config.ts'
 import { CONFIG_SIDES, readConfigFile, type ConfigFile, type ConfigSide, type SourcedIssue } from './config-file.ts'
-import { nearestName, optionsOf, type OptionInfo } from './config-options.ts'
+import { documentedOptionsOf, nearestName, type DocumentedOption, type OptionInfo } from './config-options.ts'
 import { configIssuesOf } from './config-validation.ts'
-import { loadServerConfig, serverConfigSchema, type ServerConfig, type ServerConfigInput } from './server-config.ts'
+import { loadServerConfig, serverConfigSchema, serverOptionDocs, type ServerConfig, type ServerConfigInput } from './server-config.ts'
 
 /** Option values from one place, each with a label saying where it came from. */
 export interface ConfigLayer {
@@ -13,8 +13,9 @@ export interface ConfigLayer {
 
 export const EMPTY_LAYER: ConfigLayer = { values: {}, sources: {} }
 
-export function optionsOfSide(side: ConfigSide): OptionInfo[] {
-  return optionsOf(side === 'server' ? serverConfigSchema : agentConfigSchema)
+/** The options of one side, each with what the schema says of it and its description. */
+export function optionsOfSide(side: ConfigSide): DocumentedOption[] {
+  return side === 'server' ? documentedOptionsOf(serverConfigSchema, serverOptionDocs) : documentedOptionsOf(agentConfigSchema, agentOptionDocs)
 }
 
 /**

@@ -2,86 +2,131 @@ import { join, resolve } from 'node:path'
 import { z } from 'zod'
 import { durationMs, listenAddressString, validateConfig, withCrossFieldChecks } from './config-validation.ts'
 import { parseListenAddress, type ListenAddress } from './listen-address.ts'
-import { clusterConfigShape, clusterSettingsFrom, type ClusterSettings } from './cluster-config.ts'
+import { clusterConfigShape, clusterOptionDocs, clusterSettingsFrom, type ClusterSettings } from './cluster-config.ts'
+import type { OptionDocs } from './config-options.ts'
 
 const duration = (def: number) => durationMs(z, def)
 
 /** Every option of `apptunnel server`, with defaults and units in the names. */
-export const serverConfigSchema = withCrossFieldChecks(
-  z
-    .object({
-      dataDir: z.string().min(1).default('.apptunnel'),
-      /** HTTPS listener for the admin API and the agent endpoint */
-      listen: listenAddressString(z).default('127.0.0.1:8443'),
-      /** plain HTTP ingress of application link URLs; private by default */
-      ingressListen: listenAddressString(z).default('127.0.0.1:8080'),
-      /** SQLite file path or postgres:// URL; default: apptunnel.db in the data directory */
-      database: z.string().min(1).optional(),
-      /** the agent endpoint as agents reach it; keys carry it, and agents only dial https */
-      publicUrl: z.string().url().refine((u) => u.startsWith('https://'), 'must be an https:// URL: agents only dial the server over TLS').optional(),
-      /** a replica: the https URL agents dial to reach this replica directly; default publicUrl (docs/scaling.md) */
-      advertiseUrl: z
-        .string()
-        .url()
-        .max(300)
-        .refine((u) => u.startsWith('https://'), 'must be an https:// URL: agents only dial the server over TLS')
-        .optional(),
-      /** tunnels answer at <tunnel-id>.<ingressDomain> */
-      ingressDomain: z.string().regex(/^[a-z0-9.-]+$/i, 'a DNS name').default('localhost'),
-      /** application link URL base when the ingress sits behind a proxy, e.g. https://{id}.tunnels.example.com/ */
-      ingressPublicUrl: z.string().includes('{id}').optional(),
-      tlsCertFile: z.string().optional(),
-      tlsKeyFile: z.string().optional(),
-      orgName: z.string().min(1).max(100).default('default'),
-      maxTunnelsPerOrg: z.number().int().min(1).max(100_000).default(100),
-      pingIntervalMs: duration(5_000),
-      pingTimeoutMs: duration(5_000),
-      /** how often linked products are re-read from the database (changes through other replicas) */
-      accessRefreshMs: duration(5_000),
-      drainTimeoutMs: duration(10_000),
-      headTimeoutMs: duration(20_000),
-      idleTimeoutMs: duration(120_000),
-      /** ingress: an upgraded connection (WebSocket and other 101s) with no traffic either way is closed after this */
-      upgradedIdleTimeoutMs: duration(10 * 60_000),
-      upstreamResponseTimeoutMs: duration(60_000),
-      /** a request body must bring bodyMinBytesPerSecond × this window in every window of this length */
-      bodyTimeoutMs: duration(20_000),
-      bodyMinBytesPerSecond: z.number().int().min(1).max(1024 * 1024 * 1024).default(500),
-      /** HTTPS listener (admin API, agent endpoint): a TLS handshake must finish within this time */
-      tlsHandshakeTimeoutMs: duration(10_000),
-      /** HTTPS listener: a request head must arrive within this time of the connection or the last request */
-      apiHeadTimeoutMs: duration(20_000),
-      /** HTTPS listener: a whole request, body included, must arrive within this time */
-      apiRequestTimeoutMs: duration(60_000),
-      /** a console session unused this long ends (30 min) */
-      consoleSessionIdleMs: duration(30 * 60_000),
-      /** a console session ends this long after sign-in, used or not (12 h) */
-      consoleSessionMaxMs: duration(12 * 3600_000),
-      maxStreamsPerSession: z.number().int().min(1).max(100_000).default(1_000),
-      /** ingress: concurrent caller connections one source address (IPv6: one /64) may hold per tunnel; 0: no cap (docs/decisions.md, entry 36) */
-      /** a replica's /readyz waits this long from start for agents to dial it before a path to a peer replica counts (decision 37) */
-      replicaReadyGraceMs: duration(30_000),
-      maxConnectionsPerSource: z.number().int().min(0).max(1_000_000).default(250),
-      /** agent sessions one tunnel may hold open at once, over all its nodes (each node keeps --sessions) */
-      maxSessionsPerTunnel: z.number().int().min(1).max(10_000).default(64),
-      maxHeadBytes: z.number().int().min(1024).max(1024 * 1024).default(16 * 1024),
-      maxHeaderCount: z.number().int().min(8).max(1000).default(100),
-      logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-      /** one JSON line per ingress request appended to this file, or `-` for standard output; off when absent */
-      accessLog: z.string().min(1).max(4096).optional(),
-      /** plain HTTP listener for /metrics, /healthz and /readyz, HOST:PORT; off when absent */
-      metricsListen: listenAddressString(z).optional(),
-      /** metrics listener: a request head must arrive within this time of the connection or the last request */
-      metricsHeadTimeoutMs: duration(10_000),
-      /** metrics listener: a whole request, body included, must arrive within this time */
-      metricsRequestTimeoutMs: duration(15_000),
-      // --- cluster bus (replicas sharing one database; src/cluster/) ---
-      ...clusterConfigShape,
-      /** this replica's cluster node id; default: kept in the data directory */
-      clusterNodeId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, '1-64 characters of A-Z a-z 0-9 . _ -').optional(),
-    })
-    .strict(),
-  (c) => ((c['tlsCertFile'] === undefined) === (c['tlsKeyFile'] === undefined) ? [] : [{ field: 'tlsCertFile', message: 'tlsCertFile and tlsKeyFile must be given together' }]),
+const serverOptions = z
+  .object({
+    dataDir: z.string().min(1).default('.apptunnel'),
+    listen: listenAddressString(z).default('127.0.0.1:8443'),
+    ingressListen: listenAddressString(z).default('127.0.0.1:8080'),
+    database: z.string().min(1).optional(),
+    // Agents only dial https: a key carrying another scheme could never connect.
+    publicUrl: z.string().url().refine((u) => u.startsWith('https://'), 'must be an https:// URL: agents only dial the server over TLS').optional(),
+    advertiseUrl: z
+      .string()
+      .url()
+      .max(300)
+      .refine((u) => u.startsWith('https://'), 'must be an https:// URL: agents only dial the server over TLS')
+      .optional(),
+    ingressDomain: z.string().regex(/^[a-z0-9.-]+$/i, 'a DNS name').default('localhost'),
+    ingressPublicUrl: z.string().includes('{id}').optional(),
+    tlsCertFile: z.string().optional(),
+    tlsKeyFile: z.string().optional(),
+    orgName: z.string().min(1).max(100).default('default'),
+    maxTunnelsPerOrg: z.number().int().min(1).max(100_000).default(100),
+    pingIntervalMs: duration(5_000),
+    pingTimeoutMs: duration(5_000),
+    accessRefreshMs: duration(5_000),
+    drainTimeoutMs: duration(10_000),
+    headTimeoutMs: duration(20_000),
+    idleTimeoutMs: duration(120_000),
+    upgradedIdleTimeoutMs: duration(10 * 60_000),
+    upstreamResponseTimeoutMs: duration(60_000),
+    bodyTimeoutMs: duration(20_000),
+    bodyMinBytesPerSecond: z.number().int().min(1).max(1024 * 1024 * 1024).default(500),
+    tlsHandshakeTimeoutMs: duration(10_000),
+    apiHeadTimeoutMs: duration(20_000),
+    apiRequestTimeoutMs: duration(60_000),
+    consoleSessionIdleMs: duration(30 * 60_000),
+    consoleSessionMaxMs: duration(12 * 3600_000),
+    maxStreamsPerSession: z.number().int().min(1).max(100_000).default(1_000),
+    replicaReadyGraceMs: duration(30_000),
+    maxConnectionsPerSource: z.number().int().min(0).max(1_000_000).default(250),
+    maxSessionsPerTunnel: z.number().int().min(1).max(10_000).default(64),
+    maxHeadBytes: z.number().int().min(1024).max(1024 * 1024).default(16 * 1024),
+    maxHeaderCount: z.number().int().min(8).max(1000).default(100),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    accessLog: z.string().min(1).max(4096).optional(),
+    metricsListen: listenAddressString(z).optional(),
+    metricsHeadTimeoutMs: duration(10_000),
+    metricsRequestTimeoutMs: duration(15_000),
+    // --- cluster bus (replicas sharing one database; src/cluster/) ---
+    ...clusterConfigShape,
+    clusterNodeId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, '1-64 characters of A-Z a-z 0-9 . _ -').optional(),
+  })
+  .strict()
+
+/**
+ * What docs/configuration.md and `apptunnel server --help` say of each option. `flag: false` keeps
+ * an option to the file and the environment: limits and timings an operator rarely sets at start.
+ */
+export const serverOptionDocs: OptionDocs<typeof serverOptions.shape> = {
+  dataDir: { description: 'Directory of the database, the self-signed certificate, the admin token and `server.json`.' },
+  listen: { description: 'HTTPS listener of the admin API and the agent endpoint, HOST:PORT (`[v6]:PORT`; port 0 picks a free one).' },
+  ingressListen: { description: 'Plain-HTTP ingress of the application link URLs, HOST:PORT. Private by default: put a proxy in front to publish it.' },
+  database: { value: 'url', description: 'SQLite file path or `postgres://` URL; unset: `apptunnel.db` in the data directory.' },
+  publicUrl: { description: 'The agent endpoint as agents reach it (`https://` only); security keys carry it. Unset: `https://<listen host>:<port>`.' },
+  advertiseUrl: {
+    description:
+      'A replica (with `clusterListen`): the `https://` URL agents dial to reach this replica directly; they learn it from the replica list and keep sessions to every replica. Unset: `publicUrl` (replicas behind one balancer URL then all advertise it). See [scaling.md](scaling.md).',
+  },
+  ingressDomain: { description: 'Tunnels answer at `<tunnel-id>.<ingressDomain>`.' },
+  ingressPublicUrl: { value: 'template', description: 'Application link URL template when the ingress sits behind a proxy; must contain `{id}`, e.g. `https://{id}.tunnels.example.com/`.' },
+  tlsCertFile: { description: 'PEM certificate of the HTTPS listener (with `tlsKeyFile`); unset: a self-signed one in the data directory.' },
+  tlsKeyFile: { description: 'PEM private key for `tlsCertFile`; the two are given together.' },
+  orgName: { description: 'Name of the organization created at the first start (1-100 characters).' },
+  maxTunnelsPerOrg: { flag: false, description: 'Tunnels one organization may have; the next create is refused.' },
+  pingIntervalMs: { description: 'Keepalive ping interval towards agents.' },
+  pingTimeoutMs: { description: 'An agent session missing a ping answer this long is dropped.' },
+  accessRefreshMs: { flag: false, description: 'How often linked products are re-read from the database (changes made through other replicas).' },
+  drainTimeoutMs: { flag: false, description: 'On SIGTERM, how long in-flight requests may take to finish.' },
+  headTimeoutMs: { description: 'Ingress: a request head must arrive within this time (408).' },
+  idleTimeoutMs: { flag: false, description: 'Ingress: a caller connection idle this long is closed.' },
+  upgradedIdleTimeoutMs: {
+    description: 'Ingress: a connection upgraded by a 101 (WebSocket and other upgrades) with no traffic either way this long is closed, and its upstream connection with it (10 min).',
+  },
+  upstreamResponseTimeoutMs: { description: 'The app must start answering within this time (504).' },
+  bodyTimeoutMs: { description: 'Ingress: window in which a request body must bring `bodyMinBytesPerSecond` × the window (408).' },
+  bodyMinBytesPerSecond: { description: 'Slowest request body the ingress accepts.' },
+  tlsHandshakeTimeoutMs: { description: 'HTTPS listener: a TLS handshake must finish within this time.' },
+  apiHeadTimeoutMs: { description: 'HTTPS listener: a request head must arrive within this time of the connection or the last request.' },
+  apiRequestTimeoutMs: { description: 'HTTPS listener: a whole request, body included, must arrive within this time.' },
+  consoleSessionIdleMs: { flag: false, description: 'A cloud console session unused this long ends (30 min).' },
+  consoleSessionMaxMs: { flag: false, description: 'A cloud console session ends this long after sign-in, used or not (12 h).' },
+  maxStreamsPerSession: { flag: false, description: 'Concurrent relay streams on one agent session.' },
+  replicaReadyGraceMs: {
+    description:
+      "Replicas only: `/readyz` is ready once this replica holds a session of every tunnel other replicas hold; after this long from start, an authenticated link to a replica that holds the rest is enough (it forwards their callers). Keeps a rolling restart from taking down a replica's only path before agents have dialled the new one. See [decisions.md](decisions.md), entry 37.",
+  },
+  maxConnectionsPerSource: {
+    description:
+      "Ingress: concurrent caller connections one source address (an IPv6 source: its /64) may hold to one tunnel on this replica; the next gets 429 `TUN_ERR_INGRESS_SOURCE_LIMIT`. 0: no cap. Behind a proxy every caller has the proxy's address: raise it or set 0 there. See [decisions.md](decisions.md), entry 36.",
+  },
+  maxSessionsPerTunnel: { flag: false, description: 'Agent sessions one tunnel may hold at once, over all its nodes (429 past it).' },
+  maxHeadBytes: { flag: false, description: 'Largest request head the ingress accepts (431).' },
+  maxHeaderCount: { flag: false, description: 'Most header lines in a request head (431).' },
+  logLevel: { description: 'Log level of the JSON log on stderr.' },
+  accessLog: {
+    value: 'file',
+    description:
+      'Access log: one JSON line per ingress request appended to this file (created 0600; reopened on SIGHUP), or `-` for standard output; off when unset. Fields and policy: [operations.md](operations.md#access-log).',
+  },
+  metricsListen: { description: 'Plain-HTTP listener of `/metrics`, `/healthz` and `/readyz`, HOST:PORT; off when unset. No authentication: keep it private.' },
+  metricsHeadTimeoutMs: { flag: false, description: 'Metrics listener: a request head must arrive within this time of the connection or the last request (408).' },
+  metricsRequestTimeoutMs: {
+    flag: false,
+    description: 'Metrics listener: a whole request, body included, must arrive within this time; a value below `metricsHeadTimeoutMs` counts as that.',
+  },
+  ...clusterOptionDocs,
+  clusterNodeId: { description: 'Cluster node id of this replica (1-64 of `A-Z a-z 0-9 . _ -`); unset: kept in the data directory.' },
+}
+
+export const serverConfigSchema = withCrossFieldChecks(serverOptions, (c) =>
+  (c['tlsCertFile'] === undefined) === (c['tlsKeyFile'] === undefined) ? [] : [{ field: 'tlsCertFile', message: 'tlsCertFile and tlsKeyFile must be given together' }],
 )
 
 export type ServerConfigInput = z.input<typeof serverConfigSchema>
