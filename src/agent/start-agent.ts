@@ -1,22 +1,22 @@
-import { readFile } from 'node:fs/promises'
 import type { ClusterNode } from '../cluster/index.ts'
 import type { AgentConfig } from '../config/agent-config.ts'
-import { TerminalProgress, describeDrain, silentLogger, type Logger, type ProgressOutput } from '../observability/index.ts'
+import { resolveNodeId } from '../config/node-identity.ts'
+import { silentLogger, type Logger, type ProgressOutput } from '../observability/index.ts'
 import { MetricsListener, createAgentMetrics } from '../observability/metrics/index.ts'
 import type { Database } from '../store/index.ts'
-import type { AgentConnectorOptions } from './connector/agent-connector.ts'
-import type { AgentStatusName } from './connector/agent-status.ts'
-import { NodeSessions, type NodeStatus } from './connector/node-sessions.ts'
-import type { InstanceNode } from './instance/instance-node.ts'
-import type { OnpremConsole } from './console/onprem-console.ts'
-import { resolveNodeId } from '../config/node-identity.ts'
-import { describeProxy } from '../transport/proxy-settings.ts'
 import { VERSION } from '../version.ts'
+import { agentClose } from './agent-drain.ts'
+import { agentReadinessChecks } from './agent-readiness.ts'
+import { connectorFromConfig } from './connector-from-config.ts'
+import type { AgentStatusName } from './connector/agent-status.ts'
+import { NodeSessions } from './connector/node-sessions.ts'
+import type { OnpremConsole } from './console/onprem-console.ts'
+import type { InstanceNode } from './instance/instance-node.ts'
+import { StatusFeed, type AgentNodeStatus } from './status-feed.ts'
 
 export const AGENT_VERSION = VERSION
 
-/** A node's status; `status` is null while its instance has no key. */
-export type AgentNodeStatus = NodeStatus | { status: null; reason: string; code?: undefined; since: string; sessions: 0; sessionsWanted: 0 }
+export type { AgentNodeStatus }
 
 export interface TunnelAgent {
   readonly nodeId: string
@@ -55,51 +55,25 @@ export interface AgentDeps {
 export async function startAgent(config: Readonly<AgentConfig>, deps: AgentDeps = {}): Promise<TunnelAgent> {
   const log = deps.log ?? silentLogger()
   const nodeId = await resolveNodeId({ nodeId: config.nodeId, dataDir: config.dataDir })
-  const ca = config.caFile === undefined ? undefined : await readFile(config.caFile, 'utf8')
   // Only with metricsListen: otherwise the data path counts into no-op sinks and prom-client stays unloaded.
   const metrics =
     config.metricsListen === undefined
       ? undefined
-      : await createAgentMetrics({
-          status: () => current(),
-          relayStreams: () => currentSessions()?.activeRelays ?? 0,
-          clusterMetrics: () => cluster?.renderMetrics() ?? '',
-        })
-  const connector: Omit<AgentConnectorOptions, 'key'> = {
-    upstream: config.upstream,
-    nodeId,
-    instance: config.instance,
-    agentVersion: AGENT_VERSION,
-    ca,
-    proxy: config.proxy,
-    connectTimeoutMs: config.connectTimeoutMs,
-    upstreamConnectTimeoutMs: config.upstreamConnectTimeoutMs,
-    maxStreams: config.maxStreams,
-    drainTimeoutMs: config.drainTimeoutMs,
-    backoff: { initialMs: config.reconnectInitialMs, maxMs: config.reconnectMaxMs, ...(deps.random === undefined ? {} : { random: deps.random }) },
-    rejectedRetryMs: config.rejectedRetryMs,
-    log,
-    metrics,
-  }
-  if (config.proxy !== undefined) log.info(describeProxy(config.proxy), 'agent dials the tunnel server through an http connect proxy')
-  const listeners = new Set<(s: AgentNodeStatus) => void>()
+      : await createAgentMetrics({ status: () => current(), relayStreams: () => currentSessions()?.activeRelays ?? 0, clusterMetrics: () => cluster?.renderMetrics() ?? '' })
+  const connector = await connectorFromConfig(config, { nodeId, log, metrics, random: deps.random })
   let current: () => AgentNodeStatus
   let currentSessions: () => NodeSessions | undefined
+  const feed = new StatusFeed(() => current())
   let instance: InstanceNode | undefined
   let database: Database | undefined
   let cluster: ClusterNode | undefined
   let instanceConsole: OnpremConsole | undefined
-  const emit = (): void => {
-    const st = current()
-    for (const l of [...listeners]) l(st)
-  }
-
   try {
     if (config.database === undefined) {
       const sessions = new NodeSessions({ ...connector, key: config.key! }, { sessions: config.sessions, connectGraceMs: config.connectGraceMs, maxReplicas: config.replicas })
       current = () => sessions.status
       currentSessions = () => sessions
-      sessions.on('status', emit)
+      sessions.on('status', () => feed.emit())
       sessions.start()
     } else {
       const { startInstanceMember } = await import('./instance/instance-member.ts')
@@ -107,7 +81,7 @@ export async function startAgent(config: Readonly<AgentConfig>, deps: AgentDeps 
       ;({ database, node: instance, cluster, console: instanceConsole } = member)
       current = member.status
       currentSessions = () => member.node.sessions
-      member.node.on('status', emit)
+      member.node.on('status', () => feed.emit())
     }
   } catch (err) {
     await cluster?.close()
@@ -117,47 +91,17 @@ export async function startAgent(config: Readonly<AgentConfig>, deps: AgentDeps 
   }
 
   let metricsListener: MetricsListener | undefined
-  const close = async (): Promise<void> => {
-    // A caller's connection is one relay; a session still draining is one that has relays left
-    // (close() ends a session without any at once).
-    const left = () => {
-      const connectors = currentSessions()?.connectors ?? []
-      return { connections: connectors.reduce((n, c) => n + c.activeRelays, 0), sessions: connectors.filter((c) => c.activeRelays > 0).length }
-    }
-    const startedAt = Date.now()
-    log.info({ ...left(), drainTimeoutMs: config.drainTimeoutMs }, 'draining')
-    const draining = new TerminalProgress({ out: deps.terminal })
-    draining.follow((elapsedMs) => describeDrain(left(), elapsedMs))
-    try {
-      await instanceConsole?.close()
-      if (instance !== undefined) await instance.close()
-      else await currentSessions()?.close()
-    } finally {
-      draining.done()
-    }
-    log.info({ elapsedMs: Date.now() - startedAt }, 'drained')
-    await metricsListener?.close()
-    await cluster?.close()
-    await database?.close()
-  }
+  const close = agentClose(
+    { sessions: () => currentSessions(), instance, instanceConsole, metricsListener: () => metricsListener, cluster, database },
+    { drainTimeoutMs: config.drainTimeoutMs, log, terminal: deps.terminal },
+  )
   if (metrics !== undefined && config.metricsListen !== undefined) {
-    const db = database
     try {
-      metricsListener = await MetricsListener.start(config.metricsListen, {
-        render: () => metrics.render(),
-        contentType: metrics.contentType,
-        checks: [
-          {
-            name: 'sessions',
-            check: () => {
-              const st = current()
-              if (st.sessions === 0) throw new Error(`no session connected to the tunnel server (${st.status ?? 'no key'}: ${st.reason})`)
-            },
-          },
-          ...(db === undefined ? [] : [{ name: 'database', check: () => db.ping() }]),
-        ],
-        log: log.child({ component: 'metrics' }),
-      }, { headTimeoutMs: config.metricsHeadTimeoutMs, requestTimeoutMs: config.metricsRequestTimeoutMs })
+      metricsListener = await MetricsListener.start(
+        config.metricsListen,
+        { render: () => metrics.render(), contentType: metrics.contentType, checks: agentReadinessChecks({ status: () => current(), database }), log: log.child({ component: 'metrics' }) },
+        { headTimeoutMs: config.metricsHeadTimeoutMs, requestTimeoutMs: config.metricsRequestTimeoutMs },
+      )
     } catch (err) {
       await close()
       throw err
@@ -172,31 +116,9 @@ export async function startAgent(config: Readonly<AgentConfig>, deps: AgentDeps 
     get sessions() {
       return currentSessions()
     },
-    instance,
-    cluster,
-    instanceConsole,
-    metricsAddress: metricsListener?.address,
-    onStatus(listener) {
-      listeners.add(listener)
-      return () => listeners.delete(listener)
-    },
-    waitFor(predicate, timeoutMs = 10_000) {
-      if (predicate(current())) return Promise.resolve(current())
-      return new Promise((resolve, reject) => {
-        const onStatus = (s: AgentNodeStatus): void => {
-          if (!predicate(s)) return
-          clearTimeout(timer)
-          listeners.delete(onStatus)
-          resolve(s)
-        }
-        const timer = setTimeout(() => {
-          listeners.delete(onStatus)
-          const now = current()
-          reject(new Error(`agent status did not match within ${timeoutMs} ms (now ${now.status ?? 'no key'}: ${now.reason})`))
-        }, timeoutMs)
-        listeners.add(onStatus)
-      })
-    },
+    instance, cluster, instanceConsole, metricsAddress: metricsListener?.address,
+    onStatus: (listener) => feed.onStatus(listener),
+    waitFor: (predicate, timeoutMs) => feed.waitFor(predicate, timeoutMs),
     close,
   }
 }

@@ -1,16 +1,17 @@
 import type { ClusterSettings } from '../config/cluster-config.ts'
 import type { Logger } from '../observability/index.ts'
 import { ClusterNodeRepository, SecurityPropertyRepository, type AgentEndpoint, type ClusterNodeKind, type ClusterNodeRecord, type Database } from '../store/index.ts'
-import { fitReplicaList, type ReplicaEndpoint } from '../protocol/index.ts'
+import type { ReplicaEndpoint } from '../protocol/index.ts'
 import { VERSION } from '../version.ts'
 import { renderAuthStatsPrometheus } from './auth-stats-prometheus.ts'
 import { ClusterAuthStats, type AuthStatsJson } from './auth-stats.ts'
-import { ClusterBus, type EventHandler, type ForwardAcceptor, type ForwardChannel } from './bus/cluster-bus.ts'
+import { ClusterBus, type ClusterBusOptions, type EventHandler, type ForwardAcceptor, type ForwardChannel } from './bus/cluster-bus.ts'
 import { DEFAULT_MAX_BUS_FRAME_BYTES } from './bus/bus-messages.ts'
 import { Membership } from './bus/membership.ts'
 import type { PeerLinkInfo } from './bus/peer-link.ts'
 import type { Clock } from './clock.ts'
 import type { ClusterEventMap, ClusterTopic } from './cluster-events.ts'
+import { ReplicaList } from './replica-list.ts'
 import { ClusterKeySupplier, type KeyChangeEvent } from './key-supplier.ts'
 import type { KeyRingState } from './key-ring.ts'
 import { StatsReporter } from './stats-reporter.ts'
@@ -95,21 +96,7 @@ export async function startClusterNode(options: ClusterNodeOptions, deps: { data
   )
   await keys.start()
 
-  const pingIntervalMs = options.pingIntervalMs ?? options.heartbeatIntervalMs
-  const bus = new ClusterBus(
-    {
-      nodeId: options.nodeId,
-      listen: options.listen,
-      authTimeoutMs: options.authTimeoutMs,
-      maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_BUS_FRAME_BYTES,
-      maxPendingHandshakes: 256,
-      maxOutboxPerPeer: options.maxOutboxPerPeer ?? 10_000,
-      pingIntervalMs,
-      pingTimeoutMs: pingIntervalMs * 3,
-      redial: { initialMs: 200, maxMs: Math.max(1000, Math.min(10_000, options.heartbeatIntervalMs)) },
-    },
-    { keys, stats, log },
-  )
+  const bus = new ClusterBus(busOptions(options), { keys, stats, log })
   let listenAddress: { host: string; port: number }
   try {
     listenAddress = await bus.listen()
@@ -119,21 +106,7 @@ export async function startClusterNode(options: ClusterNodeOptions, deps: { data
   }
   const address = options.advertise ?? `${listenAddress.host.includes(':') ? `[${listenAddress.host}]` : listenAddress.host}:${listenAddress.port}`
 
-  const status = (): ClusterNodeStatus => {
-    const k = keys.state()
-    return {
-      nodeId: options.nodeId,
-      kind: options.kind,
-      address,
-      version: VERSION,
-      heartbeatIntervalMs: options.heartbeatIntervalMs,
-      key: { ...k, previousAcceptedUntil: k.previousAcceptedUntil === null ? null : new Date(k.previousAcceptedUntil).toISOString() },
-      links: bus.links(),
-      backlog: bus.backlog(),
-      authStats: { server: stats.server.total(), client: stats.client.total() },
-      busFramesRefused: stats.busFramesRefused(),
-    }
-  }
+  const status = (): ClusterNodeStatus => statusOf(options, { address, keys, bus, stats })
   const membership = new Membership(
     { nodeId: options.nodeId, kind: options.kind, address, heartbeatIntervalMs: options.heartbeatIntervalMs, livenessMs: options.heartbeatIntervalMs * 3 },
     { nodes: new ClusterNodeRepository(deps.database), log, status, ...(clock === undefined ? {} : { clock }) },
@@ -159,33 +132,9 @@ export async function startClusterNode(options: ClusterNodeOptions, deps: { data
     // Heartbeats double as the clock for grace expiry: a retired key's links close within one.
     bus.checkLinks()
   })
-  // The replicas agents may dial: this node and the live members that have held a bus link with
-  // it (so a row written into the database alone cannot send agents, and their secrets, elsewhere;
-  // a link that drops for a moment does not take a replica off the list), each with an agent
-  // endpoint, cut to what one control message carries; announced on change.
-  let replicas: ReplicaEndpoint[] = []
-  let members: ClusterNodeRecord[] = []
-  const authenticated = new Set<string>()
-  const replicaListeners = new Set<(r: ReplicaEndpoint[]) => void>()
-  const updateReplicas = (): void => {
-    const all = members
-      .filter((m) => m.agentEndpoint !== null && (m.id === options.nodeId || authenticated.has(m.id)))
-      .map((m): ReplicaEndpoint => ({ id: m.id, url: m.agentEndpoint!.url, ...(m.agentEndpoint!.pin === undefined ? {} : { pin: m.agentEndpoint!.pin }) }))
-    const next = fitReplicaList(options.nodeId, all)
-    if (JSON.stringify(next) === JSON.stringify(replicas)) return
-    if (next.length < all.length) log.warn({ replicas: all.length, announced: next.length }, 'more replicas than one control message holds; agents are told of the first')
-    replicas = next
-    for (const l of [...replicaListeners]) l(next)
-  }
-  membership.on('members', (live: ClusterNodeRecord[]) => {
-    members = live
-    for (const id of [...authenticated]) if (!live.some((m) => m.id === id)) authenticated.delete(id)
-    updateReplicas()
-  })
-  bus.on('link-up', (info: PeerLinkInfo) => {
-    authenticated.add(info.peerId)
-    updateReplicas()
-  })
+  const replicas = new ReplicaList(options.nodeId, { log })
+  membership.on('members', (live: ClusterNodeRecord[]) => replicas.membersChanged(live))
+  bus.on('link-up', (info: PeerLinkInfo) => replicas.linkUp(info.peerId))
   const reporter = new StatsReporter(stats, { intervalMs: options.statsIntervalMs }, { log })
   // Know the live peers before returning: an event published right after start must find them.
   await membership.beat()
@@ -206,13 +155,10 @@ export async function startClusterNode(options: ClusterNodeOptions, deps: { data
     renderMetrics: () => renderAuthStatsPrometheus(stats, { node: options.nodeId }),
     refreshMembership: () => membership.beat(),
     setAgentEndpoint: (endpoint) => membership.setAgentEndpoint(endpoint),
-    replicas: () => replicas,
+    replicas: () => replicas.current,
     acceptForwarded: (acceptor) => bus.acceptForwarded(acceptor),
     openForward: (peerId) => bus.openForward(peerId),
-    onReplicasChanged(listener) {
-      replicaListeners.add(listener)
-      return () => replicaListeners.delete(listener)
-    },
+    onReplicasChanged: (listener) => replicas.onChange(listener),
     close() {
       closing ??= (async () => {
         reporter.close()
@@ -223,5 +169,39 @@ export async function startClusterNode(options: ClusterNodeOptions, deps: { data
       })()
       return closing
     },
+  }
+}
+
+/** The bus as the cluster settings set it: keepalive on the heartbeat, redial no slower than it. */
+function busOptions(options: ClusterNodeOptions): ClusterBusOptions {
+  const pingIntervalMs = options.pingIntervalMs ?? options.heartbeatIntervalMs
+  return {
+    nodeId: options.nodeId,
+    listen: options.listen,
+    authTimeoutMs: options.authTimeoutMs,
+    maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_BUS_FRAME_BYTES,
+    maxPendingHandshakes: 256,
+    maxOutboxPerPeer: options.maxOutboxPerPeer ?? 10_000,
+    pingIntervalMs,
+    pingTimeoutMs: pingIntervalMs * 3,
+    redial: { initialMs: 200, maxMs: Math.max(1000, Math.min(10_000, options.heartbeatIntervalMs)) },
+  }
+}
+
+/** What the node says about itself in its cluster_node row and in `cluster status`. */
+function statusOf(options: ClusterNodeOptions, parts: { address: string; keys: ClusterKeySupplier; bus: ClusterBus; stats: ClusterAuthStats }): ClusterNodeStatus {
+  const { keys, bus, stats } = parts
+  const k = keys.state()
+  return {
+    nodeId: options.nodeId,
+    kind: options.kind,
+    address: parts.address,
+    version: VERSION,
+    heartbeatIntervalMs: options.heartbeatIntervalMs,
+    key: { ...k, previousAcceptedUntil: k.previousAcceptedUntil === null ? null : new Date(k.previousAcceptedUntil).toISOString() },
+    links: bus.links(),
+    backlog: bus.backlog(),
+    authStats: { server: stats.server.total(), client: stats.client.total() },
+    busFramesRefused: stats.busFramesRefused(),
   }
 }

@@ -35,95 +35,16 @@ export class AgentMetrics implements AgentMetricsSink {
   constructor(source: AgentMetricsSource) {
     this.#source = source
     const registers = [this.registry]
-    const self = this
-    new Gauge({
-      name: 'apptunnel_agent_sessions',
-      help: 'Sessions of this node connected to the tunnel server.',
-      registers,
-      collect() {
-        this.set(source.status().sessions)
-      },
+    const sessions = sessionFamilies(registers, source)
+    this.#reconnects = sessions.reconnects
+    this.#connectFailures = sessions.connectFailures
+    const upstream = upstreamFamilies(registers, {
+      open: () => this.#openUpstreams,
+      closedBytesRead: () => this.#closedBytesRead,
+      closedBytesWritten: () => this.#closedBytesWritten,
     })
-    new Gauge({
-      name: 'apptunnel_agent_sessions_wanted',
-      help: 'Sessions this node keeps to the tunnel server when all is well (--sessions; 0 while it has no key).',
-      registers,
-      collect() {
-        this.set(source.status().sessionsWanted)
-      },
-    })
-    new Gauge({
-      name: 'apptunnel_agent_status',
-      help: 'Status of this node: 1 on the series of its current status, 0 on the others (NONE: waiting for a key).',
-      labelNames: ['status'],
-      registers,
-      collect() {
-        const current = source.status().status ?? 'NONE'
-        this.reset()
-        for (const status of NODE_STATUSES) this.set({ status }, status === current ? 1 : 0)
-        if (!(NODE_STATUSES as readonly string[]).includes(current)) this.set({ status: current }, 1)
-      },
-    })
-    this.#reconnects = new Counter({
-      name: 'apptunnel_agent_reconnects_total',
-      help: 'Sessions set up again after an earlier session of the same slot was lost or ended.',
-      registers,
-    })
-    this.#connectFailures = new Counter({
-      name: 'apptunnel_agent_connect_failures_total',
-      help: 'Failed attempts to open a session to the tunnel server, by error code.',
-      labelNames: ['code'],
-      registers,
-    })
-    new Gauge({
-      name: 'apptunnel_agent_relay_streams',
-      help: 'Relay streams in flight over this node\'s sessions (one per caller connection being relayed).',
-      registers,
-      collect() {
-        this.set(source.relayStreams())
-      },
-    })
-    this.#upstreamOpened = new Counter({
-      name: 'apptunnel_agent_upstream_connections_total',
-      help: 'Connections opened to the upstream port.',
-      registers,
-    })
-    new Gauge({
-      name: 'apptunnel_agent_upstream_connections',
-      help: 'Connections to the upstream port open now.',
-      registers,
-      collect() {
-        this.set(self.#openUpstreams.size)
-      },
-    })
-    this.#upstreamFailures = new Counter({
-      name: 'apptunnel_agent_upstream_connect_failures_total',
-      help: 'Connections to the upstream port that could not be opened, by error code.',
-      labelNames: ['code'],
-      registers,
-    })
-    new Counter({
-      name: 'apptunnel_agent_upstream_sent_bytes_total',
-      help: 'Bytes sent to the upstream port.',
-      registers,
-      collect() {
-        let bytes = self.#closedBytesWritten
-        for (const s of self.#openUpstreams) bytes += s.bytesWritten
-        this.reset()
-        this.inc(bytes)
-      },
-    })
-    new Counter({
-      name: 'apptunnel_agent_upstream_received_bytes_total',
-      help: 'Bytes received from the upstream port.',
-      registers,
-      collect() {
-        let bytes = self.#closedBytesRead
-        for (const s of self.#openUpstreams) bytes += s.bytesRead
-        this.reset()
-        this.inc(bytes)
-      },
-    })
+    this.#upstreamOpened = upstream.opened
+    this.#upstreamFailures = upstream.failures
   }
 
   sessionConnected(reconnect: boolean): void {
@@ -158,4 +79,109 @@ export class AgentMetrics implements AgentMetricsSink {
     const [processText, ownText] = await Promise.all([processMetricsRegistry().metrics(), this.registry.metrics()])
     return processText + ownText + this.#source.clusterMetrics()
   }
+}
+
+type Registers = Registry[]
+
+/** The node's sessions, status and relay streams, read at scrape time; returns the counters the sessions count into. */
+function sessionFamilies(registers: Registers, source: AgentMetricsSource): { reconnects: Counter; connectFailures: Counter<'code'> } {
+  new Gauge({
+    name: 'apptunnel_agent_sessions',
+    help: 'Sessions of this node connected to the tunnel server.',
+    registers,
+    collect() {
+      this.set(source.status().sessions)
+    },
+  })
+  new Gauge({
+    name: 'apptunnel_agent_sessions_wanted',
+    help: 'Sessions this node keeps to the tunnel server when all is well (--sessions; 0 while it has no key).',
+    registers,
+    collect() {
+      this.set(source.status().sessionsWanted)
+    },
+  })
+  new Gauge({
+    name: 'apptunnel_agent_status',
+    help: 'Status of this node: 1 on the series of its current status, 0 on the others (NONE: waiting for a key).',
+    labelNames: ['status'],
+    registers,
+    collect() {
+      const current = source.status().status ?? 'NONE'
+      this.reset()
+      for (const status of NODE_STATUSES) this.set({ status }, status === current ? 1 : 0)
+      if (!(NODE_STATUSES as readonly string[]).includes(current)) this.set({ status: current }, 1)
+    },
+  })
+  const reconnects = new Counter({
+    name: 'apptunnel_agent_reconnects_total',
+    help: 'Sessions set up again after an earlier session of the same slot was lost or ended.',
+    registers,
+  })
+  const connectFailures = new Counter({
+    name: 'apptunnel_agent_connect_failures_total',
+    help: 'Failed attempts to open a session to the tunnel server, by error code.',
+    labelNames: ['code'],
+    registers,
+  })
+  new Gauge({
+    name: 'apptunnel_agent_relay_streams',
+    help: 'Relay streams in flight over this node\'s sessions (one per caller connection being relayed).',
+    registers,
+    collect() {
+      this.set(source.relayStreams())
+    },
+  })
+  return { reconnects, connectFailures }
+}
+
+/**
+ * Connections to the upstream port and their bytes: the closed ones' sums plus the open sockets'
+ * own counters; returns the counters the upstream relay counts into.
+ */
+function upstreamFamilies(
+  registers: Registers,
+  upstreams: { open(): ReadonlySet<ByteCountingSocket>; closedBytesRead(): number; closedBytesWritten(): number },
+): { opened: Counter; failures: Counter<'code'> } {
+  const opened = new Counter({
+    name: 'apptunnel_agent_upstream_connections_total',
+    help: 'Connections opened to the upstream port.',
+    registers,
+  })
+  new Gauge({
+    name: 'apptunnel_agent_upstream_connections',
+    help: 'Connections to the upstream port open now.',
+    registers,
+    collect() {
+      this.set(upstreams.open().size)
+    },
+  })
+  const failures = new Counter({
+    name: 'apptunnel_agent_upstream_connect_failures_total',
+    help: 'Connections to the upstream port that could not be opened, by error code.',
+    labelNames: ['code'],
+    registers,
+  })
+  const bytes = (closed: () => number, ofOpen: (s: ByteCountingSocket) => number) => () => {
+    let n = closed()
+    for (const s of upstreams.open()) n += ofOpen(s)
+    return n
+  }
+  totalCounter(registers, 'apptunnel_agent_upstream_sent_bytes_total', 'Bytes sent to the upstream port.', bytes(upstreams.closedBytesWritten, (s) => s.bytesWritten))
+  totalCounter(registers, 'apptunnel_agent_upstream_received_bytes_total', 'Bytes received from the upstream port.', bytes(upstreams.closedBytesRead, (s) => s.bytesRead))
+  return { opened, failures }
+}
+
+/** A counter whose total is read when scraped. */
+function totalCounter(registers: Registers, name: string, help: string, read: () => number): void {
+  new Counter({
+    name,
+    help,
+    registers,
+    collect() {
+      const total = read()
+      this.reset()
+      this.inc(total)
+    },
+  })
 }

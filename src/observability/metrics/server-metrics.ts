@@ -44,108 +44,14 @@ export class ServerMetrics implements IngressMetrics, GatewayMetrics {
   constructor(source: ServerMetricsSource, deps: { log: Logger }) {
     this.#source = source
     const registers = [this.registry]
-    const self = this
-    new Counter({
-      name: 'apptunnel_ingress_requests_total',
-      help: 'Responses the ingress started to callers (the upstream\'s and its own error answers), by status class.',
-      labelNames: ['class'],
-      registers,
-      collect() {
-        this.reset()
-        STATUS_CLASSES.forEach((c, i) => this.inc({ class: c }, self.#responsesByClass[i]!))
-      },
+    this.#duration = ingressFamilies(registers, {
+      responsesByClass: this.#responsesByClass,
+      bytesReceived: () => this.#bytesReceived,
+      bytesSent: () => this.#bytesSent,
+      connections: () => source.ingressConnections(),
     })
-    this.#duration = new Histogram({
-      name: 'apptunnel_ingress_request_duration_seconds',
-      help: 'From a complete request head to the response head sent back, in seconds.',
-      buckets: [...REQUEST_DURATION_BUCKETS_SECONDS],
-      registers,
-    })
-    new Counter({
-      name: 'apptunnel_ingress_received_bytes_total',
-      help: 'Bytes received from callers at the ingress.',
-      registers,
-      collect() {
-        this.reset()
-        this.inc(self.#bytesReceived)
-      },
-    })
-    new Counter({
-      name: 'apptunnel_ingress_sent_bytes_total',
-      help: 'Bytes sent to callers by the ingress.',
-      registers,
-      collect() {
-        this.reset()
-        this.inc(self.#bytesSent)
-      },
-    })
-    new Gauge({
-      name: 'apptunnel_ingress_connections',
-      help: 'Caller connections the ingress holds open.',
-      registers,
-      collect() {
-        this.set(source.ingressConnections())
-      },
-    })
-    new Gauge({
-      name: 'apptunnel_relay_streams',
-      help: 'Relay streams in flight over agent sessions (one per caller connection being relayed).',
-      registers,
-      collect() {
-        let streams = 0
-        for (const s of source.sessions()) streams += s.activeStreams
-        this.set(streams)
-      },
-    })
-    new Gauge({
-      name: 'apptunnel_tunnel_sessions',
-      help: 'Live agent sessions on this server, by tunnel (tunnels with none are left out; see apptunnel_tunnel_status).',
-      labelNames: ['tunnel'],
-      registers,
-      collect() {
-        const byTunnel = new Map<string, number>()
-        for (const s of source.sessions()) if (s.isLive) byTunnel.set(s.info.tunnelId, (byTunnel.get(s.info.tunnelId) ?? 0) + 1)
-        this.reset()
-        for (const [tunnel, n] of byTunnel) this.set({ tunnel }, n)
-      },
-    })
-    new Gauge({
-      name: 'apptunnel_tunnel_status',
-      help: 'Cloud-side status of each tunnel: 1 on the series of its current status, 0 on the others.',
-      labelNames: ['tunnel', 'status'],
-      registers,
-      async collect() {
-        let tunnels: Awaited<ReturnType<ServerMetricsSource['tunnelStatuses']>> = []
-        try {
-          tunnels = await source.tunnelStatuses()
-        } catch (err) {
-          // /readyz names the database when it fails; stale statuses would mislead, so none are shown.
-          deps.log.debug({ err }, 'metrics could not read the tunnel statuses')
-        }
-        this.reset()
-        for (const t of tunnels) for (const status of TUNNEL_STATUSES) this.set({ tunnel: t.id, status }, t.status === status ? 1 : 0)
-      },
-    })
-    new Counter({
-      name: 'apptunnel_access_log_lines_total',
-      help: 'Lines taken for the access log (--access-log), one per caller request; 0 while it is off.',
-      registers,
-      collect() {
-        this.reset()
-        const counts = source.accessLog()
-        if (counts !== undefined) this.inc(counts.lines)
-      },
-    })
-    new Counter({
-      name: 'apptunnel_access_log_dropped_lines_total',
-      help: 'Access log lines dropped because the destination could not keep up (8 MiB waiting); 0 while the log is off.',
-      registers,
-      collect() {
-        this.reset()
-        const counts = source.accessLog()
-        if (counts !== undefined) this.inc(counts.dropped)
-      },
-    })
+    sessionFamilies(registers, source, deps.log)
+    accessLogFamilies(registers, source)
     this.#authFailures = new Counter({
       name: 'apptunnel_gateway_auth_failures_total',
       help: 'Agent connects refused for their key (malformed, unknown tunnel, wrong secret) or for too many such failures, by error code.',
@@ -185,4 +91,107 @@ export class ServerMetrics implements IngressMetrics, GatewayMetrics {
     const [processText, ownText] = await Promise.all([processMetricsRegistry().metrics(), this.registry.metrics()])
     return processText + ownText + this.#source.clusterMetrics()
   }
+}
+
+type Registers = Registry[]
+
+/** Requests, their durations, bytes and connections at the ingress; returns the duration histogram the data path observes. */
+function ingressFamilies(
+  registers: Registers,
+  counts: { responsesByClass: Float64Array; bytesReceived(): number; bytesSent(): number; connections(): number },
+): Histogram {
+  new Counter({
+    name: 'apptunnel_ingress_requests_total',
+    help: 'Responses the ingress started to callers (the upstream\'s and its own error answers), by status class.',
+    labelNames: ['class'],
+    registers,
+    collect() {
+      this.reset()
+      STATUS_CLASSES.forEach((c, i) => this.inc({ class: c }, counts.responsesByClass[i]!))
+    },
+  })
+  const duration = new Histogram({
+    name: 'apptunnel_ingress_request_duration_seconds',
+    help: 'From a complete request head to the response head sent back, in seconds.',
+    buckets: [...REQUEST_DURATION_BUCKETS_SECONDS],
+    registers,
+  })
+  copiedCounter(registers, 'apptunnel_ingress_received_bytes_total', 'Bytes received from callers at the ingress.', counts.bytesReceived)
+  copiedCounter(registers, 'apptunnel_ingress_sent_bytes_total', 'Bytes sent to callers by the ingress.', counts.bytesSent)
+  new Gauge({
+    name: 'apptunnel_ingress_connections',
+    help: 'Caller connections the ingress holds open.',
+    registers,
+    collect() {
+      this.set(counts.connections())
+    },
+  })
+  return duration
+}
+
+/** Relay streams, live sessions per tunnel and each tunnel's status, all read at scrape time. */
+function sessionFamilies(registers: Registers, source: ServerMetricsSource, log: Logger): void {
+  new Gauge({
+    name: 'apptunnel_relay_streams',
+    help: 'Relay streams in flight over agent sessions (one per caller connection being relayed).',
+    registers,
+    collect() {
+      let streams = 0
+      for (const s of source.sessions()) streams += s.activeStreams
+      this.set(streams)
+    },
+  })
+  new Gauge({
+    name: 'apptunnel_tunnel_sessions',
+    help: 'Live agent sessions on this server, by tunnel (tunnels with none are left out; see apptunnel_tunnel_status).',
+    labelNames: ['tunnel'],
+    registers,
+    collect() {
+      const byTunnel = new Map<string, number>()
+      for (const s of source.sessions()) if (s.isLive) byTunnel.set(s.info.tunnelId, (byTunnel.get(s.info.tunnelId) ?? 0) + 1)
+      this.reset()
+      for (const [tunnel, n] of byTunnel) this.set({ tunnel }, n)
+    },
+  })
+  new Gauge({
+    name: 'apptunnel_tunnel_status',
+    help: 'Cloud-side status of each tunnel: 1 on the series of its current status, 0 on the others.',
+    labelNames: ['tunnel', 'status'],
+    registers,
+    async collect() {
+      let tunnels: Awaited<ReturnType<ServerMetricsSource['tunnelStatuses']>> = []
+      try {
+        tunnels = await source.tunnelStatuses()
+      } catch (err) {
+        // /readyz names the database when it fails; stale statuses would mislead, so none are shown.
+        log.debug({ err }, 'metrics could not read the tunnel statuses')
+      }
+      this.reset()
+      for (const t of tunnels) for (const status of TUNNEL_STATUSES) this.set({ tunnel: t.id, status }, t.status === status ? 1 : 0)
+    },
+  })
+}
+
+/** The access log's taken and dropped lines; 0 while it is off. */
+function accessLogFamilies(registers: Registers, source: ServerMetricsSource): void {
+  copiedCounter(registers, 'apptunnel_access_log_lines_total', 'Lines taken for the access log (--access-log), one per caller request; 0 while it is off.', () => source.accessLog()?.lines ?? 0)
+  copiedCounter(
+    registers,
+    'apptunnel_access_log_dropped_lines_total',
+    'Access log lines dropped because the destination could not keep up (8 MiB waiting); 0 while the log is off.',
+    () => source.accessLog()?.dropped ?? 0,
+  )
+}
+
+/** A counter kept as a plain number elsewhere and copied into prom-client when scraped. */
+function copiedCounter(registers: Registers, name: string, help: string, read: () => number): void {
+  new Counter({
+    name,
+    help,
+    registers,
+    collect() {
+      this.reset()
+      this.inc(read())
+    },
+  })
 }
