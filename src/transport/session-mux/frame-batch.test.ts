@@ -127,3 +127,18 @@ test('a failed write leaves its slab to the collector; clear() drops what is que
   assert.equal(batch.bytes, 0)
   assert.equal(batch.take().parts.length, 0)
 })
+
+test('full() says when the next DATA frame would not fit behind the batch in its slab', () => {
+  const batch = new FrameBatch()
+  assert.equal(batch.full(MAX_DATA_PAYLOAD_BYTES), false, 'no slab yet')
+  const frames = Math.floor(SLAB_BYTES / (9 + MAX_DATA_PAYLOAD_BYTES))
+  for (let i = 0; i < frames; i++) {
+    assert.equal(batch.full(MAX_DATA_PAYLOAD_BYTES), false)
+    batch.pushData(1, 0, pattern(MAX_DATA_PAYLOAD_BYTES, i))
+  }
+  assert.equal(batch.full(MAX_DATA_PAYLOAD_BYTES), true)
+  const taken = batch.take()
+  assert.equal(taken.parts.length, 1)
+  assert.equal(batch.full(MAX_DATA_PAYLOAD_BYTES), false, 'an empty batch fits in a fresh slab')
+  taken.written(false)
+})

@@ -2,7 +2,8 @@ import { FRAME_HEADER_BYTES, MAX_DATA_PAYLOAD_BYTES, SessionFrameType, writeFram
 
 /**
  * Bytes of one slab: seven full DATA frames with room for the small frames between them. A batch
- * that outgrows the slab it started in goes on in another one (two parts for that write).
+ * that would outgrow the slab it started in is written first (see full()); otherwise it goes on in
+ * another slab, two parts for that write.
  */
 export const SLAB_BYTES = 8 * MAX_DATA_PAYLOAD_BYTES
 /** Slabs kept for reuse by every session of the process; an idle session holds none. */
@@ -65,6 +66,11 @@ export class FrameBatch {
 
   get empty(): boolean {
     return this.#bytes === 0
+  }
+
+  /** A DATA frame of `payloadBytes` would not fit behind what this batch holds in its slab. */
+  full(payloadBytes: number): boolean {
+    return this.#slab !== undefined && this.#at > this.#segmentStart && this.#at + FRAME_HEADER_BYTES + payloadBytes > SLAB_BYTES
   }
 
   /** A ready frame, after everything queued. */

@@ -255,6 +255,12 @@ export class SessionMux extends EventEmitter implements StreamTransport {
 
   #flush(): void {
     if (this.#closed || this.#out.empty) return
+    this.#write()
+    if (this.#blocked.size > 0 && !this.congested) this.#wakeBlocked()
+  }
+
+  /** Writes what is queued (no more than a slab's worth of DATA: one part, which TLS need not join). */
+  #write(): void {
     const batch = this.#out.take()
     const { parts, bytes } = batch
     this.#queuedAck = undefined
@@ -270,7 +276,6 @@ export class SessionMux extends EventEmitter implements StreamTransport {
       this.#socket.write(parts[parts.length - 1]!, written)
       this.#socket.uncork()
     }
-    if (this.#blocked.size > 0 && !this.congested) this.#wakeBlocked()
   }
 
   #onDrain(): void {
@@ -291,6 +296,8 @@ export class SessionMux extends EventEmitter implements StreamTransport {
 
   sendData(id: number, chunk: Buffer, end: boolean): void {
     if (this.#closed || this.#ending) return
+    // A batch that filled its slab leaves now, as one part, rather than go on in a second slab.
+    if (this.#out.full(chunk.length)) this.#write()
     this.#out.pushData(id, end ? FLAG_END : 0, chunk)
     this.#checkBacklog()
     this.#scheduleFlush()
