@@ -228,7 +228,8 @@ test('reads into the shared buffer while the server grants credit a little at a 
 })
 
 test('the server aborting a stream in the middle of a bulk answer closes the app connection; the next stream of the session arrives intact (#18)', async () => {
-  const total = 8 * 1024 * 1024
+  // More than loopback's socket buffers hold, so the app is still sending when the abort comes.
+  const total = 32 * 1024 * 1024
   const payloads = [pattern(total, 3), pattern(1024 * 1024, 4)]
   let next = 0
   const app = await upstream((s) => {
@@ -240,10 +241,8 @@ test('the server aborting a stream in the middle of a bulk answer closes the app
     const first = session.open()
     first.stream.end()
     await eventually(() => first.got.reduce((n, b) => n + b.length, 0) > 256 * 1024, 'the bulk answer is under way')
-    let closed = false
-    app.sockets[0]!.once('close', () => (closed = true))
     first.stream.abort()
-    await eventually(() => closed, "the app's connection is closed")
+    await eventually(() => app.sockets[0]!.destroyed, "the app's connection is closed")
     const got = Buffer.concat(first.got)
     assert.ok(got.equals(payloads[0]!.subarray(0, got.length)), 'what came before the abort is intact')
     const second = session.open()
