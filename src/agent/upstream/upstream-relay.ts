@@ -3,6 +3,14 @@ import type { Logger } from '../../observability/index.ts'
 import { NO_AGENT_METRICS, type AgentMetricsSink } from '../../observability/metrics/index.ts'
 import type { RelayStream } from '../../transport/session-mux/index.ts'
 
+/**
+ * What every upstream socket of the process reads into. A read is handed to its callback, which
+ * copies it into the session's batch (or keeps a copy while the stream waits for credit), before
+ * the event loop reads any socket again, so one buffer serves them all: no memory is allocated
+ * per read, and no dead read buffers pile up for the garbage collector.
+ */
+const READ_BUFFER = Buffer.allocUnsafeSlow(64 * 1024)
+
 export interface UpstreamTarget {
   host: string
   port: number
@@ -24,7 +32,13 @@ export class UpstreamRelay {
   constructor(stream: RelayStream, target: UpstreamTarget, options: { connectTimeoutMs: number; log: Logger; metrics?: AgentMetricsSink }) {
     this.#stream = stream
     this.#metrics = options.metrics ?? NO_AGENT_METRICS
-    const socket = connect({ host: target.host, port: target.port, noDelay: true })
+    const socket = connect({
+      host: target.host,
+      port: target.port,
+      noDelay: true,
+      // false pauses reading (Node stops the handle) until socket.resume() on writable().
+      onread: { buffer: READ_BUFFER, callback: (n) => stream.writeTransient(READ_BUFFER.subarray(0, n)) },
+    })
     this.#socket = socket
     const connectTimer = setTimeout(() => {
       this.#refuse('TUN_ERR_UPSTREAM_TIMEOUT', `upstream ${target.host}:${target.port} did not accept the connection in time`)
@@ -56,9 +70,6 @@ export class UpstreamRelay {
       this.#metrics.upstreamConnected(socket)
       if (this.#done) return
       stream.accept()
-    })
-    socket.on('data', (chunk: Buffer) => {
-      if (!stream.write(chunk)) socket.pause()
     })
     socket.on('end', () => stream.end())
     socket.once('close', () => {

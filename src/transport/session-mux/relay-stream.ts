@@ -29,6 +29,7 @@ export interface RelayStreamHandlers {
 export interface StreamTransport {
   readonly congested: boolean
   readonly maxDataPayloadBytes: number
+  /** queues a DATA frame; `chunk` is copied before this returns */
   sendData(id: number, chunk: Buffer, end: boolean): void
   sendCredit(id: number, bytes: number): void
   sendAccept(id: number): void
@@ -110,10 +111,25 @@ export class RelayStream {
    * session, and the socket stays fed); bytes past the credit are kept here and sent as it comes.
    */
   write(chunk: Buffer): boolean {
+    return this.#write(chunk, false)
+  }
+
+  /**
+   * write() for a chunk whose memory is reused once this returns (a socket's `onread` buffer):
+   * what the credit lets leave is copied into the session's batch, what must wait is copied here.
+   */
+  writeTransient(chunk: Buffer): boolean {
+    return this.#write(chunk, true)
+  }
+
+  #write(chunk: Buffer, transient: boolean): boolean {
     if (this.#closed || this.#localEnded || this.#endPending) return false
     if (chunk.length > 0) {
       this.#pending.push(chunk)
       this.#pump()
+      // #pump() takes from the front: whatever is left at the back is (a view of) this chunk.
+      const last = this.#pending.length - 1
+      if (transient && last >= 0) this.#pending[last] = Buffer.from(this.#pending[last]!)
     }
     if (this.writableNeedDrain) {
       this.#owesWritable = true

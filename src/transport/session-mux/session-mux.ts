@@ -19,12 +19,12 @@ import {
   encodeRefusal,
   encodeSettings,
   frameTypeName,
-  writeFrameHeader,
   type ControlMessage,
   type Refusal,
   type SessionFrameTypeCode,
   type SessionSettings,
 } from '../../protocol/index.ts'
+import { FrameBatch } from './frame-batch.ts'
 import { RelayStream, type StreamTransport } from './relay-stream.ts'
 
 export interface SessionMuxOptions {
@@ -59,6 +59,8 @@ const COALESCE_MAX_BYTES = 16 * 1024
  *
  * Writes are batched: frames queued in one turn of the event loop leave in one socket write at the
  * next setImmediate, so a busy session sends many streams' bytes per TLS record and system call.
+ * DATA payloads are copied into the batch as they are sent (frame-batch.ts): a writer may reuse
+ * its buffer once sendData returns.
  *
  *   setup ──peer SETTINGS──▶ open ──goaway() or peer GOAWAY──▶ draining ──end()/destroy()──▶ closed
  *     └──────────────────────────destroy(err) / socket loss / ping timeout────────────────────▲
@@ -75,8 +77,7 @@ export class SessionMux extends EventEmitter implements StreamTransport {
   #peer: SessionSettings | undefined
   /** server: the next id to open; agent: the last id the server opened */
   #lastStreamId = 0
-  #out: Buffer[] = []
-  #outBytes = 0
+  readonly #out = new FrameBatch()
   #flushScheduled = false
   #blocked = new Set<RelayStream>()
   #goawaySent = false
@@ -150,11 +151,11 @@ export class SessionMux extends EventEmitter implements StreamTransport {
 
   /** bytes queued here and in the socket, not yet handed to the kernel */
   get queuedBytes(): number {
-    return this.#outBytes + this.#socket.writableLength
+    return this.#out.bytes + this.#socket.writableLength
   }
 
   get congested(): boolean {
-    return this.#outBytes + this.#socket.writableLength >= this.#sendBufferBytes
+    return this.#out.bytes + this.#socket.writableLength >= this.#sendBufferBytes
   }
 
   get maxDataPayloadBytes(): number {
@@ -213,8 +214,7 @@ export class SessionMux extends EventEmitter implements StreamTransport {
     this.#decoder.stop()
     clearInterval(this.#pingTimer)
     clearTimeout(this.#pingDeadline)
-    this.#out = []
-    this.#outBytes = 0
+    this.#out.clear()
     this.#blocked.clear()
     if (!this.#socket.destroyed) this.#socket.destroy()
     const lost = reason ?? new TunnelError('TUN_ERR_SESSION_LOST', 'the agent session ended')
@@ -230,7 +230,6 @@ export class SessionMux extends EventEmitter implements StreamTransport {
     if (this.#ending) return
     if (first) this.#out.unshift(frame)
     else this.#out.push(frame)
-    this.#outBytes += frame.length
     this.#checkBacklog()
     this.#scheduleFlush()
   }
@@ -240,7 +239,7 @@ export class SessionMux extends EventEmitter implements StreamTransport {
    * peer that stops reading (and keeps asking for answers) gets past this.
    */
   #checkBacklog(): void {
-    if (this.#outBytes + this.#socket.writableLength > 4 * this.#sendBufferBytes + this.#streams.size * MAX_DATA_PAYLOAD_BYTES) {
+    if (this.#out.bytes + this.#socket.writableLength > 4 * this.#sendBufferBytes + this.#streams.size * MAX_DATA_PAYLOAD_BYTES) {
       this.destroy(new TunnelError('TUN_ERR_SESSION_PROTOCOL', 'the peer does not read what the session sends'))
     }
   }
@@ -255,21 +254,28 @@ export class SessionMux extends EventEmitter implements StreamTransport {
   }
 
   #flush(): void {
-    if (this.#closed || this.#out.length === 0) return
-    const parts = this.#out
-    const bytes = this.#outBytes
-    this.#out = []
-    this.#outBytes = 0
+    if (this.#closed || this.#out.empty) return
+    this.#write()
+    if (this.#blocked.size > 0 && !this.congested) this.#wakeBlocked()
+  }
+
+  /** Writes what is queued (no more than a slab's worth of DATA: one part, which TLS need not join). */
+  #write(): void {
+    const batch = this.#out.take()
+    const { parts, bytes } = batch
     this.#queuedAck = undefined
-    if (parts.length === 1) this.#socket.write(parts[0]!)
-    else if (bytes <= COALESCE_MAX_BYTES) this.#socket.write(Buffer.concat(parts, bytes))
+    // The slabs of a batch are reused only once the socket is done with them.
+    const written = (err?: Error | null): void => batch.written(err != null)
+    if (parts.length === 1) this.#socket.write(parts[0]!, written)
+    else if (bytes <= COALESCE_MAX_BYTES) this.#socket.write(Buffer.concat(parts, bytes), written)
     else {
-      // Bulk: one writev; TLS joins the parts natively, without a JavaScript copy to collect as garbage.
+      // A batch across two slabs, or behind a ping: one writev (TLS joins the parts natively).
+      // Writes complete in order, so the last one's callback covers them all.
       this.#socket.cork()
-      for (const part of parts) this.#socket.write(part)
+      for (let i = 0; i < parts.length - 1; i++) this.#socket.write(parts[i]!)
+      this.#socket.write(parts[parts.length - 1]!, written)
       this.#socket.uncork()
     }
-    if (this.#blocked.size > 0 && !this.congested) this.#wakeBlocked()
   }
 
   #onDrain(): void {
@@ -290,19 +296,9 @@ export class SessionMux extends EventEmitter implements StreamTransport {
 
   sendData(id: number, chunk: Buffer, end: boolean): void {
     if (this.#closed || this.#ending) return
-    const n = chunk.length
-    if (n <= 1024) {
-      // Small payloads (request and response heads) go out with their header in one buffer.
-      const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + n)
-      writeFrameHeader(frame, 0, SessionFrameType.DATA, end ? FLAG_END : 0, id, n)
-      chunk.copy(frame, FRAME_HEADER_BYTES)
-      this.#queue(frame)
-      return
-    }
-    const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES)
-    writeFrameHeader(header, 0, SessionFrameType.DATA, end ? FLAG_END : 0, id, n)
-    this.#out.push(header, chunk)
-    this.#outBytes += FRAME_HEADER_BYTES + n
+    // A batch that filled its slab leaves now, as one part, rather than go on in a second slab.
+    if (this.#out.full(chunk.length)) this.#write()
+    this.#out.pushData(id, end ? FLAG_END : 0, chunk)
     this.#checkBacklog()
     this.#scheduleFlush()
   }
