@@ -316,6 +316,13 @@ async function measureDataPath(load: Child, sides: Side[], idleKiB: { tunnel: nu
     const perGiB = (x: Measured<BulkResult>): number => sum(x.cpuMs) / 1000 / (x.result.bytes / 2 ** 30)
     rows.push(rowOf(m, `${label}, bytes verified`, 'MB/s', (x) => x.result.MBps, { higherIsBetter: true }))
     rows.push(rowOf(m, `relay CPU for ${kind === 'get' ? 'GET' : 'POST'}`, 'core-s/GiB', perGiB, { direct: false }))
+    // Split by process: a change to one side of the relay can move the other's cost per byte.
+    const processPerGiB = (i: number) => (x: Measured<BulkResult>): number => (x.cpuMs[i]! / 1000) / (x.result.bytes / 2 ** 30)
+    rows.push({ figure: `… server CPU for ${kind === 'get' ? 'GET' : 'POST'}`, unit: 'core-s/GiB', tunnel: spread(m.get('tunnel')!.map(processPerGiB(0))) })
+    rows.push({ figure: `… agent CPU for ${kind === 'get' ? 'GET' : 'POST'}`, unit: 'core-s/GiB', tunnel: spread(m.get('tunnel')!.map(processPerGiB(1))) })
+    const verb = kind === 'get' ? 'Get' : 'Post'
+    json[`serverCpuSecPerGiB${verb}`] = r2(medianOf(m, 'tunnel', processPerGiB(0)))
+    json[`agentCpuSecPerGiB${verb}`] = r2(medianOf(m, 'tunnel', processPerGiB(1)))
     json[kind === 'get' ? 'getMBps' : 'postMBps'] = Math.round(medianOf(m, 'tunnel', (x) => x.result.MBps))
     json[kind === 'get' ? 'directGetMBps' : 'directPostMBps'] = Math.round(medianOf(m, 'direct', (x) => x.result.MBps))
     if (kind === 'get') json.cpuSecPerGiBGet = r2(medianOf(m, 'tunnel', perGiB))
