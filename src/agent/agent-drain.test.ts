@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { get } from 'node:http'
+import { Writable } from 'node:stream'
 import { after, before, describe, test } from 'node:test'
-import { silentLogger } from '../observability/index.ts'
+import { createLogger, silentLogger } from '../observability/index.ts'
 import { MetricsListener } from '../observability/metrics/index.ts'
 import { decodeSecurityKey } from '../protocol/index.ts'
 import { testConnectorOptions } from '../testing/connector-options.ts'
@@ -68,6 +69,42 @@ describe('the agent close against a tunnel server on loopback', () => {
     } finally {
       await sessions.close()
       await listener.close()
+    }
+  })
+
+  test('a second close during the drain (a second signal) waits for the same drain instead of running another', async () => {
+    const tunnel = await server.createTunnel('agent drain twice')
+    const sessions = new NodeSessions(
+      { key: decodeSecurityKey(tunnel.key), ...testConnectorOptions(server.certificatePem, 'drain-twice-node', { upstream: { host: '127.0.0.1', port: upstream.port }, drainTimeoutMs: 5000 }) },
+      { sessions: 1, connectGraceMs: 60_000 },
+    )
+    sessions.start()
+    const lines: string[] = []
+    const captured = createLogger({
+      level: 'info',
+      destination: new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          lines.push(...chunk.toString().split('\n').filter((l) => l !== ''))
+          done()
+        },
+      }),
+    })
+    const close = agentClose({ sessions: () => sessions, metricsListener: () => undefined }, { drainTimeoutMs: 5000, log: captured })
+    try {
+      await eventually(() => sessions.status.sessions === 1, 'the session is up')
+      const answered = ingressRequest(server.ingressAddress, tunnel.hostHeader, { path: '/slow?ms=300' })
+      await eventually(() => sessions.activeRelays === 1, 'the relay is in flight')
+      const first = close()
+      const second = close()
+      await Promise.all([first, second])
+      assert.equal((await answered).status, 200, 'the relay in flight was answered')
+      const drains = lines.map((l) => JSON.parse(l) as { msg: string }).filter((l) => l.msg === 'draining' || l.msg === 'drained')
+      assert.deepEqual(drains.map((l) => l.msg), ['draining', 'drained'], 'one drain logged, not two')
+      const logged = lines.length
+      await close()
+      assert.equal(lines.length, logged, 'a close after the drain logs nothing more')
+    } finally {
+      await sessions.close()
     }
   })
 })

@@ -21,11 +21,15 @@ export interface AgentDrainParts {
  * The agent's close. Its console goes first (no admin change lands mid-drain), then every session
  * gets GOAWAY and the relays in flight may finish (each session up to drainTimeoutMs); only then
  * do /metrics and /readyz go, so they can be watched through the drain, then the cluster bus and
- * the database the rest relied on.
+ * the database the rest relied on. Idempotent: every call gets the one drain.
  */
 export function agentClose(parts: AgentDrainParts, options: { drainTimeoutMs: number; log: Logger; terminal?: ProgressOutput | undefined }): () => Promise<void> {
   const { log } = options
-  return async () => {
+  // One drain whatever calls close (a second signal, the CLI and a test harness): a second run
+  // would close the database under the first one's drain and log a drain that did not happen.
+  let closing: Promise<void> | undefined
+  return () => (closing ??= drain())
+  async function drain(): Promise<void> {
     // A caller's connection is one relay; a session still draining is one that has relays left
     // (close() ends a session without any at once).
     const left = () => {

@@ -35,7 +35,7 @@ export interface TunnelAgent {
   onStatus(listener: (s: AgentNodeStatus) => void): () => void
   /** resolves on the first status that satisfies the predicate */
   waitFor(predicate: (s: AgentNodeStatus) => boolean, timeoutMs?: number): Promise<AgentNodeStatus>
-  /** GOAWAY on every session, lets relays in flight finish (up to drainTimeoutMs), records the node stopped, closes everything */
+  /** GOAWAY on every session, lets relays in flight finish (up to drainTimeoutMs), records the node stopped, closes everything; idempotent */
   close(): Promise<void>
 }
 
