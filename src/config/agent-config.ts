@@ -5,6 +5,7 @@ import { decodeSecurityKey, type SecurityKey } from '../protocol/index.ts'
 import { parseListenAddress, type ListenAddress } from './listen-address.ts'
 import { clusterConfigShape, clusterOptionDocs, clusterSettingsFrom, type ClusterSettings } from './cluster-config.ts'
 import type { OptionDocs } from './config-options.ts'
+import { logLevelOptionDocs, logLevelShape, metricsConfigShape, metricsOptionDocs } from './metrics-config.ts'
 import { proxySettingsFrom, type ProxySettings } from '../transport/proxy-settings.ts'
 
 const duration = (def: number) => durationMs(z, def)
@@ -43,10 +44,8 @@ const agentOptions = z
     reconnectInitialMs: duration(500),
     reconnectMaxMs: duration(30_000),
     rejectedRetryMs: duration(5 * 60_000),
-    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    metricsListen: listenAddressString(z).optional(),
-    metricsHeadTimeoutMs: duration(10_000),
-    metricsRequestTimeoutMs: duration(15_000),
+    ...logLevelShape,
+    ...metricsConfigShape,
     // --- cluster bus (nodes of one on-prem instance sharing its database; src/cluster/) ---
     ...clusterConfigShape,
   })
@@ -95,13 +94,8 @@ export const agentOptionDocs: OptionDocs<typeof agentOptions.shape> = {
   reconnectInitialMs: { flag: false, description: 'First back-off after a lost or failed session; it grows up to `reconnectMaxMs`.' },
   reconnectMaxMs: { flag: false, description: 'Longest back-off between reconnect attempts.' },
   rejectedRetryMs: { flag: false, description: 'After the server rejected the key (ERROR), wait this long before trying again.' },
-  logLevel: { description: 'Log level of the JSON log on stderr.' },
-  metricsListen: { description: 'Plain-HTTP listener of `/metrics`, `/healthz` and `/readyz`, HOST:PORT; off when unset. No authentication: keep it private.' },
-  metricsHeadTimeoutMs: { flag: false, description: 'Metrics listener: a request head must arrive within this time of the connection or the last request (408).' },
-  metricsRequestTimeoutMs: {
-    flag: false,
-    description: 'Metrics listener: a whole request, body included, must arrive within this time; a value below `metricsHeadTimeoutMs` counts as that.',
-  },
+  ...logLevelOptionDocs,
+  ...metricsOptionDocs,
   ...clusterOptionDocs,
 }
 

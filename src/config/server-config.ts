@@ -4,6 +4,7 @@ import { durationMs, listenAddressString, validateConfig, withCrossFieldChecks }
 import { parseListenAddress, type ListenAddress } from './listen-address.ts'
 import { clusterConfigShape, clusterOptionDocs, clusterSettingsFrom, type ClusterSettings } from './cluster-config.ts'
 import type { OptionDocs } from './config-options.ts'
+import { logLevelOptionDocs, logLevelShape, metricsConfigShape, metricsOptionDocs } from './metrics-config.ts'
 
 const duration = (def: number) => durationMs(z, def)
 
@@ -49,11 +50,9 @@ const serverOptions = z
     maxSessionsPerTunnel: z.number().int().min(1).max(10_000).default(64),
     maxHeadBytes: z.number().int().min(1024).max(1024 * 1024).default(16 * 1024),
     maxHeaderCount: z.number().int().min(8).max(1000).default(100),
-    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    ...logLevelShape,
     accessLog: z.string().min(1).max(4096).optional(),
-    metricsListen: listenAddressString(z).optional(),
-    metricsHeadTimeoutMs: duration(10_000),
-    metricsRequestTimeoutMs: duration(15_000),
+    ...metricsConfigShape,
     // --- cluster bus (replicas sharing one database; src/cluster/) ---
     ...clusterConfigShape,
     clusterNodeId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, '1-64 characters of A-Z a-z 0-9 . _ -').optional(),
@@ -109,18 +108,13 @@ export const serverOptionDocs: OptionDocs<typeof serverOptions.shape> = {
   maxSessionsPerTunnel: { flag: false, description: 'Agent sessions one tunnel may hold at once, over all its nodes (429 past it).' },
   maxHeadBytes: { flag: false, description: 'Largest request head the ingress accepts (431).' },
   maxHeaderCount: { flag: false, description: 'Most header lines in a request head (431).' },
-  logLevel: { description: 'Log level of the JSON log on stderr.' },
+  ...logLevelOptionDocs,
   accessLog: {
     value: 'file',
     description:
       'Access log: one JSON line per ingress request appended to this file (created 0600; reopened on SIGHUP), or `-` for standard output; off when unset. Fields and policy: [operations.md](operations.md#access-log).',
   },
-  metricsListen: { description: 'Plain-HTTP listener of `/metrics`, `/healthz` and `/readyz`, HOST:PORT; off when unset. No authentication: keep it private.' },
-  metricsHeadTimeoutMs: { flag: false, description: 'Metrics listener: a request head must arrive within this time of the connection or the last request (408).' },
-  metricsRequestTimeoutMs: {
-    flag: false,
-    description: 'Metrics listener: a whole request, body included, must arrive within this time; a value below `metricsHeadTimeoutMs` counts as that.',
-  },
+  ...metricsOptionDocs,
   ...clusterOptionDocs,
   clusterNodeId: { description: 'Cluster node id of this replica (1-64 of `A-Z a-z 0-9 . _ -`); unset: kept in the data directory.' },
 }
