@@ -13,21 +13,10 @@ import { HostRouter } from './ingress/host-router.ts'
 import { IngressServer } from './ingress/ingress-server.ts'
 import { OncePerInterval } from './ingress/once-per-interval.ts'
 import { serverReadinessChecks } from './server-readiness.ts'
+import { failingChecks } from '../testing/readiness.ts'
 
 checkNoLeakedHandles()
 
-/** Runs every check: the names of those that fail, with why. */
-async function failing(checks: ReturnType<typeof serverReadinessChecks>): Promise<string[]> {
-  const out: string[] = []
-  for (const c of checks) {
-    try {
-      await c.check()
-    } catch (err) {
-      out.push(`${c.name}: ${(err as Error).message}`)
-    }
-  }
-  return out
-}
 
 test('/readyz of a lone server: the database answers and both listeners listen; each failure is named', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'apptunnel-readiness-'))
@@ -48,18 +37,18 @@ test('/readyz of a lone server: the database answers and both listeners listen; 
   const checks = serverReadinessChecks({ database, https, ingress })
   try {
     assert.deepEqual(checks.map((c) => c.name), ['database', 'https', 'ingress'], 'no replica check without a cluster')
-    assert.deepEqual(await failing(checks), ['https: the https listener is not listening', 'ingress: the ingress listener is not listening'])
+    assert.deepEqual(await failingChecks(checks), ['https: the https listener is not listening', 'ingress: the ingress listener is not listening'])
     await https.listen('127.0.0.1', 0)
     await ingress.listen('127.0.0.1', 0)
-    assert.deepEqual(await failing(checks), [])
+    assert.deepEqual(await failingChecks(checks), [])
     await ingress.close(0)
-    assert.deepEqual(await failing(checks), ['ingress: the ingress listener is not listening'])
+    assert.deepEqual(await failingChecks(checks), ['ingress: the ingress listener is not listening'])
   } finally {
     await https.close()
     await ingress.close(0)
     await database.close()
   }
-  const [down] = await failing(checks)
+  const [down] = await failingChecks(checks)
   assert.match(down ?? '', /^database: /, 'a closed database fails its check')
   await rm(dir, { recursive: true, force: true })
 })
@@ -73,6 +62,6 @@ test('a replica adds the check that it can serve the callers of every tunnel con
   })
   assert.deepEqual(checks.map((c) => c.name).slice(0, 3), ['database', 'https', 'ingress'])
   assert.equal(checks.length, 4)
-  const [replica] = await failing(checks)
+  const [replica] = await failingChecks(checks)
   assert.match(replica ?? '', /t1/, 'a tunnel held only by a peer, within the grace: not ready, naming it')
 })
