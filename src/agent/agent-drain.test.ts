@@ -41,13 +41,19 @@ describe('the agent close against a tunnel server on loopback', () => {
     await upstream.close()
   })
 
-  test('a relay in flight finishes before the close resolves; /healthz answers while the sessions drain and goes after them', async () => {
-    const tunnel = await server.createTunnel('agent drain')
+  /** A tunnel, and one agent node with one session to it, started (drain timeout 5 s). */
+  async function tunnelWithNode(name: string, nodeId: string) {
+    const tunnel = await server.createTunnel(name)
     const sessions = new NodeSessions(
-      { key: decodeSecurityKey(tunnel.key), ...testConnectorOptions(server.certificatePem, 'drain-node', { upstream: { host: '127.0.0.1', port: upstream.port }, drainTimeoutMs: 5000 }) },
+      { key: decodeSecurityKey(tunnel.key), ...testConnectorOptions(server.certificatePem, nodeId, { upstream: { host: '127.0.0.1', port: upstream.port }, drainTimeoutMs: 5000 }) },
       { sessions: 1, connectGraceMs: 60_000 },
     )
     sessions.start()
+    return { tunnel, sessions }
+  }
+
+  test('a relay in flight finishes before the close resolves; /healthz answers while the sessions drain and goes after them', async () => {
+    const { tunnel, sessions } = await tunnelWithNode('agent drain', 'drain-node')
     const listener = await MetricsListener.start({ host: '127.0.0.1', port: 0 }, { render: async () => '', contentType: 'text/plain', checks: agentReadinessChecks({ status: () => sessions.status }), log })
     const close = agentClose({ sessions: () => sessions, metricsListener: () => listener }, { drainTimeoutMs: 5000, log })
     try {
@@ -73,12 +79,7 @@ describe('the agent close against a tunnel server on loopback', () => {
   })
 
   test('a second close during the drain (a second signal) waits for the same drain instead of running another', async () => {
-    const tunnel = await server.createTunnel('agent drain twice')
-    const sessions = new NodeSessions(
-      { key: decodeSecurityKey(tunnel.key), ...testConnectorOptions(server.certificatePem, 'drain-twice-node', { upstream: { host: '127.0.0.1', port: upstream.port }, drainTimeoutMs: 5000 }) },
-      { sessions: 1, connectGraceMs: 60_000 },
-    )
-    sessions.start()
+    const { tunnel, sessions } = await tunnelWithNode('agent drain twice', 'drain-twice-node')
     const lines: string[] = []
     const captured = createLogger({
       level: 'info',
