@@ -2,6 +2,7 @@ import { connect, type Socket } from 'node:net'
 import type { Logger } from '../../observability/index.ts'
 import { NO_AGENT_METRICS, type AgentMetricsSink } from '../../observability/metrics/index.ts'
 import type { RelayStream } from '../../transport/session-mux/index.ts'
+import { BulkCork } from '../../transport/bulk-cork.ts'
 
 /**
  * What every upstream socket of the process reads into. A read is handed to its callback, which
@@ -43,12 +44,17 @@ export class UpstreamRelay {
     const connectTimer = setTimeout(() => {
       this.#refuse('TUN_ERR_UPSTREAM_TIMEOUT', `upstream ${target.host}:${target.port} did not accept the connection in time`)
     }, options.connectTimeoutMs)
+    const cork = new BulkCork(socket)
     stream.attach({
       // Bytes may come before the upstream connection is open: the socket keeps them until then,
       // and the stream's window bounds how many.
       data: (chunk) => {
         // After the upstream closed, what the caller still sends has nowhere to go.
-        if (!socket.destroyed && !socket.writableEnded && !socket.write(chunk)) stream.hold()
+        if (socket.destroyed || socket.writableEnded) return
+        socket.cork()
+        const more = socket.write(chunk)
+        cork.uncork(chunk.length)
+        if (!more) stream.hold()
       },
       end: () => {
         if (!socket.destroyed) socket.end()

@@ -14,6 +14,7 @@ import { NO_INGRESS_METRICS, type IngressMetrics } from '../../observability/met
 import type { AgentSession } from '../agent-gateway/agent-session.ts'
 import type { Refusal } from '../../protocol/index.ts'
 import type { RelayStream } from '../../transport/session-mux/index.ts'
+import { BulkCork } from '../../transport/bulk-cork.ts'
 import type { SessionRegistry } from '../agent-gateway/session-registry.ts'
 import type { HostRouter } from './host-router.ts'
 import type { OncePerInterval } from './once-per-interval.ts'
@@ -156,6 +157,8 @@ export class IngressConnection {
   #attempts = 0
   /** the relay stream told to hold (the client's socket is full), released at the socket's 'drain' */
   #heldStream: RelayStream | undefined
+  /** the uncork of each DATA chunk written to the client: bulk leaves in one writev per read */
+  readonly #cork: BulkCork
   #headTimer: NodeJS.Timeout | undefined
   #upstreamTimer: NodeJS.Timeout | undefined
   #bodyTimer: NodeJS.Timeout | undefined
@@ -182,6 +185,7 @@ export class IngressConnection {
 
   constructor(socket: Socket, deps: IngressConnectionDeps) {
     this.#socket = socket
+    this.#cork = new BulkCork(socket)
     this.#deps = deps
     this.#metrics = deps.metrics ?? NO_INGRESS_METRICS
     this.#clientAddress = deps.forwardedFor ?? (socket.remoteAddress ?? 'unknown').replace(/^::ffff:/, '')
@@ -537,7 +541,9 @@ export class IngressConnection {
   #onUpstreamData(chunk: Buffer, stream: RelayStream): void {
     if (this.#closed) return
     if (this.#raw) {
+      this.#socket.cork()
       this.#toClient(chunk)
+      this.#cork.uncork(chunk.length)
       this.#holdIfFull(stream)
       return
     }
@@ -553,7 +559,7 @@ export class IngressConnection {
     } catch (err) {
       failure = { err }
     }
-    this.#socket.uncork()
+    this.#cork.uncork(chunk.length)
     if (this.#closed) return
     if (failure !== undefined && !this.#unsolicited) {
       // Garbage where no response was owed is unsolicited too, not a broken answer.
