@@ -1,8 +1,9 @@
 import { mkdirSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import type BetterSqlite3 from 'better-sqlite3'
-import { Kysely, Migrator, SqliteDialect, sql, type Migration, type MigrationProvider } from 'kysely'
+import { Kysely, Migrator, sql, type Migration, type MigrationProvider } from 'kysely'
 import { TunnelError, isTunnelError } from '../errors/index.ts'
+import { ImmediateSqliteDialect } from './immediate-sqlite-dialect.ts'
 import { migrationProvider } from './migrations/index.ts'
 import { SchemaScopedPostgresDialect } from './postgres-introspector.ts'
 import type { StoreSchema } from './schema.ts'
@@ -111,7 +112,7 @@ async function openSqlite(path: string, schema: string | undefined): Promise<Ope
     })
   }
   const opened = file
-  return wrap(new Kysely<StoreSchema>({ dialect: translatingDialect(new SqliteDialect({ database: opened }), where, () => opened.inTransaction) }), 'sqlite')
+  return wrap(new Kysely<StoreSchema>({ dialect: translatingDialect(new ImmediateSqliteDialect({ database: opened }), where, () => opened.inTransaction) }), 'sqlite')
 }
 
 /**

@@ -42,7 +42,8 @@ export class TunnelRepository {
    */
   async create(input: NewTunnel): Promise<Tunnel> {
     return this.#db.transaction().execute(async (trx) => {
-      // better-sqlite3 is a single connection, so SQLite transactions already run one at a time.
+      // SQLite transactions run one at a time: one connection per process, and BEGIN IMMEDIATE
+      // (immediate-sqlite-dialect.ts) holds the file's write lock against other processes.
       // PostgreSQL runs them in parallel: the row lock on the org makes creates for the same org
       // take turns, and READ COMMITTED lets each see the rows its predecessor committed.
       const org = await trx
