@@ -35,6 +35,8 @@ export const NON_OPTION_VARIABLES: ReadonlySet<string> = new Set([
   'APPTUNNEL_TEST_PG',
   'APPTUNNEL_REQUIRE_PG',
   'APPTUNNEL_CHROMIUM',
+  // set by `apptunnel server --workers N` on each worker it forks (src/cli/server-worker.ts)
+  'APPTUNNEL_WORKER_INDEX',
 ])
 
 /** Environment values are text; the schema's type says how to read them. */

@@ -1,10 +1,12 @@
 import { join, resolve } from 'node:path'
 import { z } from 'zod'
+import { TunnelError } from '../errors/index.ts'
 import { durationMs, listenAddressString, validateConfig, withCrossFieldChecks } from './config-validation.ts'
 import { parseListenAddress, type ListenAddress } from './listen-address.ts'
 import { clusterConfigShape, clusterOptionDocs, clusterSettingsFrom, type ClusterSettings } from './cluster-config.ts'
 import type { OptionDocs } from './config-options.ts'
 import { logLevelOptionDocs, logLevelShape, metricsConfigShape, metricsOptionDocs } from './metrics-config.ts'
+import { workerCountOf, workerListenerProblems, workersOptionDocs, workersShape } from './workers-option.ts'
 
 const duration = (def: number) => durationMs(z, def)
 
@@ -14,6 +16,7 @@ const serverOptions = z
     dataDir: z.string().min(1).default('.apptunnel'),
     listen: listenAddressString(z).default('127.0.0.1:8443'),
     ingressListen: listenAddressString(z).default('127.0.0.1:8080'),
+    ...workersShape,
     database: z.string().min(1).optional(),
     // Agents only dial https: a key carrying another scheme could never connect.
     publicUrl: z.string().url().refine((u) => u.startsWith('https://'), 'must be an https:// URL: agents only dial the server over TLS').optional(),
@@ -67,6 +70,7 @@ export const serverOptionDocs: OptionDocs<typeof serverOptions.shape> = {
   dataDir: { description: 'Directory of the database, the self-signed certificate, the admin token and `server.json`.' },
   listen: { description: 'HTTPS listener of the admin API and the agent endpoint, HOST:PORT (`[v6]:PORT`; port 0 picks a free one).' },
   ingressListen: { description: 'Plain-HTTP ingress of the application link URLs, HOST:PORT. Private by default: put a proxy in front to publish it.' },
+  ...workersOptionDocs,
   database: { value: 'url', description: 'SQLite file path or `postgres://` URL; unset: `apptunnel.db` in the data directory.' },
   publicUrl: { description: 'The agent endpoint as agents reach it (`https://` only); security keys carry it. Unset: `https://<listen host>:<port>`.' },
   advertiseUrl: {
@@ -125,7 +129,9 @@ export const serverConfigSchema = withCrossFieldChecks(serverOptions, (c) =>
 
 export type ServerConfigInput = z.input<typeof serverConfigSchema>
 
-export interface ServerConfig extends Omit<z.output<typeof serverConfigSchema>, 'listen' | 'ingressListen' | 'database' | 'metricsListen'> {
+export interface ServerConfig extends Omit<z.output<typeof serverConfigSchema>, 'listen' | 'ingressListen' | 'database' | 'metricsListen' | 'workers'> {
+  /** server processes behind the ingress port (`auto` resolved); 1: this process alone */
+  workers: number
   listen: ListenAddress
   ingressListen: ListenAddress
   /** the metrics and health listener, or undefined when metricsListen is not set */
@@ -135,17 +141,35 @@ export interface ServerConfig extends Omit<z.output<typeof serverConfigSchema>, 
   cluster: ClusterSettings | undefined
 }
 
+// Port 0: each worker binds a port of its own and advertises it to the others.
+const WORKERS_LOOPBACK_BUS = '127.0.0.1:0'
+
 /** Validates once at the edge; every problem is reported with the field that has it. */
 export function loadServerConfig(input: ServerConfigInput): Readonly<ServerConfig> {
   const c = validateConfig(serverConfigSchema, input, 'server')
   const dataDir = resolve(c.dataDir)
+  const workers = workerCountOf(c.workers)!
+  const listen = parseListenAddress(c.listen, 'listen')
+  const metricsListen = c.metricsListen === undefined ? undefined : parseListenAddress(c.metricsListen, 'metricsListen')
+  // Workers are nodes of one cluster: without a bus of the operator's, each gets one on loopback.
+  const cluster = clusterSettingsFrom(workers > 1 && c.clusterListen === undefined ? { ...c, clusterListen: WORKERS_LOOPBACK_BUS } : c)
+  const problems = workerListenerProblems(workers, {
+    listen,
+    metricsListen,
+    clusterListen: cluster?.listen,
+    clusterAdvertise: cluster?.advertise,
+    advertiseUrl: c.advertiseUrl ?? c.publicUrl,
+    clusterNodeId: c.clusterNodeId,
+  })
+  if (problems.length > 0) throw new TunnelError('TUN_ERR_CONFIG_INVALID', `invalid server configuration: ${problems.join('; ')}`)
   return Object.freeze({
     ...c,
     dataDir,
-    listen: parseListenAddress(c.listen, 'listen'),
+    workers,
+    listen,
     ingressListen: parseListenAddress(c.ingressListen, 'ingressListen'),
-    metricsListen: c.metricsListen === undefined ? undefined : parseListenAddress(c.metricsListen, 'metricsListen'),
+    metricsListen,
     database: c.database ?? join(dataDir, 'apptunnel.db'),
-    cluster: clusterSettingsFrom(c),
+    cluster,
   })
 }

@@ -39,6 +39,7 @@ export const errorCatalog = {
   TUN_ERR_HANDSHAKE_RATE_LIMITED: { httpStatus: 429, retryable: true, message: 'too many failed agent authentications from this address' },
   TUN_ERR_SERVER_UNAVAILABLE: { httpStatus: 503, retryable: true, message: 'the tunnel server cannot take sessions now' },
   TUN_ERR_SERVER_UNREACHABLE: { httpStatus: 503, retryable: true, message: 'the tunnel server cannot be reached' },
+  TUN_ERR_SERVER_WORKER_FAILED: { httpStatus: 500, retryable: true, message: 'a server worker exited before it was ready' },
   TUN_ERR_TLS_CERT_MISMATCH: { httpStatus: 502, retryable: true, message: 'certificate mismatch: the server certificate does not match the pin in the key' },
   TUN_ERR_SESSION_LIMIT: { httpStatus: 429, retryable: true, message: 'the tunnel already has as many agent sessions as the server accepts' },
   TUN_ERR_SESSION_PROTOCOL: { httpStatus: 502, retryable: true, message: 'the peer broke the agent session protocol' },

@@ -81,7 +81,9 @@ export class HttpsFront {
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
     return new Promise((resolve, reject) => {
       this.#server.once('error', reject)
-      this.#server.listen(port, host, () => {
+      // exclusive: under `--workers` each worker has its own agent endpoint (advertised to agents),
+      // bound by the worker itself rather than shared through the supervisor. Alone, no effect.
+      this.#server.listen({ port, host, exclusive: true }, () => {
         this.#server.removeListener('error', reject)
         const a = this.#server.address()
         if (a === null || typeof a === 'string') reject(new Error('no address'))

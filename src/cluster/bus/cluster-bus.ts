@@ -111,7 +111,9 @@ export class ClusterBus extends EventEmitter {
   listen(): Promise<{ host: string; port: number }> {
     return new Promise((resolve, reject) => {
       this.#server.once('error', reject)
-      this.#server.listen(this.#options.listen.port, this.#options.listen.host, () => {
+      // exclusive: a bus listener is one node's, also for `--workers` workers, which would
+      // otherwise share one port 0 through the supervisor and take each other's peers' links.
+      this.#server.listen({ port: this.#options.listen.port, host: this.#options.listen.host, exclusive: true }, () => {
         this.#server.off('error', reject)
         const a = this.#server.address()
         if (a === null || typeof a === 'string') reject(new Error('the cluster listener has no address'))

@@ -81,7 +81,9 @@ export class MetricsListener {
       listener.#server.once('error', (err: NodeJS.ErrnoException) => {
         reject(new TunnelError('TUN_ERR_CONFIG_INVALID', `metricsListen: cannot listen on ${listen.host}:${listen.port} (${err.code ?? err.message})`, { cause: err }))
       })
-      listener.#server.listen(listen.port, listen.host, () => resolve())
+      // exclusive: each `--workers` worker reports its own metrics, so it binds its own listener
+      // rather than share one through the supervisor. Alone, no effect.
+      listener.#server.listen({ port: listen.port, host: listen.host, exclusive: true }, () => resolve())
     })
     const a = listener.#server.address()
     if (a !== null && typeof a !== 'string') listener.#address = { host: a.address, port: a.port }
