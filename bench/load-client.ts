@@ -17,7 +17,7 @@ export interface Target {
 }
 
 export type Job =
-  | { kind: 'requests'; target: Target; path: string; connections: number; durationMs: number; warmupMs: number }
+  | { kind: 'requests'; target: Target; path: string; connections: number; durationMs: number; warmupMs: number; newConnectionEach?: boolean }
   | { kind: 'get'; target: Target; bytes: number; timeoutMs: number }
   | { kind: 'post'; target: Target; bytes: number; timeoutMs: number }
   | { kind: 'ws'; target: Target; durationMs: number; inFlight: number; size: number }
@@ -162,6 +162,63 @@ async function runRequests(job: Extract<Job, { kind: 'requests' }>): Promise<Req
   return { requests: measured, totalRequests: total, windowUs, errors, rps: measured / seconds, p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99) }
 }
 
+/**
+ * `connections` loops that each open a connection, send one request (`Connection: close`), read
+ * the response and close: the cost of accepting and handing out connections, which keep-alive
+ * hides. A request's latency includes its connect.
+ */
+async function runRequestsOnNewConnections(job: Extract<Job, { kind: 'requests' }>): Promise<RequestsResult> {
+  const request = Buffer.from(`GET ${job.path} HTTP/1.1\r\nHost: ${job.target.host}\r\nUser-Agent: apptunnel-bench\r\nConnection: close\r\n\r\n`, 'latin1')
+  const latencies: number[] = []
+  let errors = 0
+  const warmupEnd = performance.now() + job.warmupMs
+  const deadline = warmupEnd + job.durationMs
+  let measureStart = Number.NaN
+  let measureStartUs = 0
+  let measured = 0
+  let total = 0
+  const once = (): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const s = connect({ host: '127.0.0.1', port: job.target.port, noDelay: true })
+      const reader = new ResponseReader((status) => {
+        s.destroy()
+        resolve(status)
+      })
+      s.once('connect', () => s.write(request))
+      s.on('data', (c: Buffer) => {
+        try {
+          reader.push(c)
+        } catch (err) {
+          s.destroy()
+          reject(err as Error)
+        }
+      })
+      s.once('error', reject)
+      s.once('close', () => reject(new Error('connection closed before its response')))
+    })
+  const loop = async (): Promise<void> => {
+    while (performance.now() < deadline) {
+      const sentAt = performance.now()
+      const status = await once()
+      const now = performance.now()
+      total++
+      if (now < warmupEnd || now > deadline) continue
+      if (Number.isNaN(measureStart)) {
+        measureStart = now
+        measureStartUs = monotonicUs()
+      }
+      latencies.push(now - sentAt)
+      measured++
+      if (status !== 200) errors++
+    }
+  }
+  await Promise.all(Array.from({ length: job.connections }, loop))
+  const windowUs: WindowUs = [measureStartUs, monotonicUs()]
+  const seconds = (deadline - measureStart) / 1000
+  const sorted = sortedCopy(latencies)
+  return { requests: measured, totalRequests: total, windowUs, errors, rps: measured / seconds, p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99) }
+}
+
 function readHeadThen(s: Socket, onBody: (chunk: Buffer) => void, onHead: (status: number, length: number) => void): void {
   let head: Buffer | undefined = Buffer.alloc(0)
   s.on('data', (c: Buffer) => {
@@ -284,7 +341,7 @@ async function runWs(job: Extract<Job, { kind: 'ws' }>): Promise<WsResult> {
 function run(job: Job): Promise<RequestsResult | BulkResult | WsResult> {
   switch (job.kind) {
     case 'requests':
-      return runRequests(job)
+      return job.newConnectionEach === true ? runRequestsOnNewConnections(job) : runRequests(job)
     case 'get':
     case 'post':
       return runBulk(job)

@@ -22,6 +22,13 @@ import { measureMemory, type MemoryVariant } from './lib/memory-run.ts'
 import { sshPeerInstalled, startSshPeer, type SshPeer } from './lib/ssh-peer.ts'
 import { curlInstalled, runCurl, runWrk, wrkInstalled, writePatternFile, type CurlResult, type WrkResult } from './lib/standard-clients.ts'
 
+// `--workers-only`: 1 against 2 server workers (bench/lib/workers-run.ts), a run of its own.
+if (process.argv.slice(2).includes('--workers-only')) {
+  const { runWorkersBench } = await import('./lib/workers-run.ts')
+  await runWorkersBench()
+  process.exit(0)
+}
+
 /**
  * `--variant='[cli=PATH] FLAGS'`: one more tunnel in `--memory-only`, its server and agent run with
  * these Node flags, from another checkout's bin/apptunnel.js when cli= is given
