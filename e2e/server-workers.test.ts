@@ -233,3 +233,23 @@ describe('apptunnel server --workers: bad values are refused at the edge, naming
     })
   }
 })
+
+describe('apptunnel server --workers: a worker that cannot start', () => {
+  test("worker 1's agent port taken: the server exits 1 naming the worker, and stops worker 0", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'apptunnel-workers-busy-'))
+    const apiPort = await freePorts()
+    const taken = createServer()
+    await new Promise<void>((resolve) => taken.listen(apiPort + 1, '127.0.0.1', resolve))
+    try {
+      const res = await cli(['server', '--workers', '2', '--data-dir', dir, '--listen', `127.0.0.1:${apiPort}`, '--ingress-listen', `127.0.0.1:${await freePort()}`, '--log-level', 'warn'])
+      assert.equal(res.code, 1, res.stderr)
+      assert.match(res.stderr, /EADDRINUSE/)
+      assert.match(res.stderr, /server worker 1 exited with code 1 before it was ready \(its error is above\) \[TUN_ERR_SERVER_WORKER_FAILED\]/)
+      // Worker 0 was drained: its port is free again.
+      assert.ok(await isFree(apiPort))
+    } finally {
+      await new Promise((resolve) => taken.close(resolve))
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})

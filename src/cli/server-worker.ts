@@ -41,7 +41,15 @@ export async function runServerWorker(config: Readonly<ServerConfig>, index: num
   const { startServer } = await import('../server/start-server.ts')
   // Worker 0 starts alone, so it is the one that writes the host's node id on a first start.
   const own = workerServerConfig(config, index, await resolveNodeId({ dataDir: config.dataDir }))
-  const server = await startServer(own, { log, terminal: index === 0 ? process.stderr : undefined })
+  let server: Awaited<ReturnType<typeof startServer>>
+  try {
+    server = await startServer(own, { log, terminal: index === 0 ? process.stderr : undefined })
+  } catch (err) {
+    // node:cluster holds a worker's IPC channel open until it disconnects: without this, a worker
+    // that failed to start would never exit, and the supervisor would wait for it forever.
+    cluster.worker!.disconnect()
+    throw err
+  }
   youngGenerationMayGrow()
 
   let closing: Promise<void> | undefined

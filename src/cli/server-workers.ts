@@ -50,6 +50,8 @@ export async function superviseWorkers(config: Readonly<ServerConfig>, log: Logg
     const worker = cluster.fork({ [WORKER_INDEX_VARIABLE]: String(slot.index) })
     slot.worker = worker
     slot.readyAt = undefined
+    // A message to a worker that is exiting fails on its channel; the exit says the rest.
+    worker.on('error', (err: Error) => log.debug({ worker: slot.index, err: err.message }, 'server worker channel error'))
     slot.exited = new Promise((resolve) => {
       worker.once('exit', (code: number | null, signal: string | null) => {
         if (slot.worker === worker) slot.worker = undefined
@@ -83,7 +85,9 @@ export async function superviseWorkers(config: Readonly<ServerConfig>, log: Logg
       fork(slot).then(
         (ready) => log.info({ worker: slot.index, pid: slot.worker?.process.pid, summary: ready.summary }, 'server worker restarted'),
         // Its exit has scheduled the next attempt already.
-        (err: unknown) => log.warn({ worker: slot.index, err: (err as Error).message }, 'server worker failed to start again'),
+        (err: unknown) => {
+          if (!stopping) log.warn({ worker: slot.index, err: (err as Error).message }, 'server worker failed to start again')
+        },
       )
     }, delayMs)
   }
@@ -98,7 +102,7 @@ export async function superviseWorkers(config: Readonly<ServerConfig>, log: Logg
       if (worker === undefined) continue
       // A worker still starting listens for neither message nor signal yet: SIGTERM ends it.
       if (slot.readyAt === undefined) worker.process.kill('SIGTERM')
-      else worker.send({ type: 'apptunnel-worker-drain' } satisfies WorkerDrainMessage)
+      else if (worker.isConnected()) worker.send({ type: 'apptunnel-worker-drain' } satisfies WorkerDrainMessage)
     }
     const codes = await Promise.all(slots.map((slot) => slot.exited ?? Promise.resolve(0)))
     if (codes.some((code) => code !== 0)) process.exitCode = 1
