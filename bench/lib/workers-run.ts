@@ -20,7 +20,7 @@ import { spread, type Spread } from './stats.ts'
 import { startBenchAgent, type ProductProcess } from './tunnel-processes.ts'
 
 const CLI = new URL('../../bin/apptunnel.js', import.meta.url).pathname
-const ROUNDS = 3
+const ROUNDS = 5
 const DURATION_MS = 5000
 const WARMUP_MS = 1000
 const CONNECTIONS = 50
