@@ -85,7 +85,7 @@ describe('apptunnel server --workers 2: one ingress port, two server processes',
     const pids: number[] = []
     for (const m of text().matchAll(/worker (\d+) \(pid (\d+)\)/g)) pids[Number(m[1])] = Number(m[2])
     for (const line of text().split('\n').filter((l) => l.includes('server worker restarted'))) {
-      const m = /"worker":(\d+),"pid":(\d+)/.exec(line)
+      const m = /"worker":(\d+),"workerPid":(\d+)/.exec(line)
       if (m !== null) pids[Number(m[1])] = Number(m[2])
     }
     return pids

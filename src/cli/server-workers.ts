@@ -79,11 +79,11 @@ export async function superviseWorkers(config: Readonly<ServerConfig>, log: Logg
   const restartLater = (slot: WorkerSlot, worker: Worker, code: number | null, signal: string | null): void => {
     if (slot.readyAt !== undefined && Date.now() - slot.readyAt >= STABLE_AFTER_MS) slot.backoff.reset()
     const delayMs = slot.backoff.next()
-    log.warn({ worker: slot.index, pid: worker.process.pid, code, signal, restartInMs: delayMs }, 'server worker exited unexpectedly; restarting it')
+    log.warn({ worker: slot.index, workerPid: worker.process.pid, code, signal, restartInMs: delayMs }, 'server worker exited unexpectedly; restarting it')
     slot.restartTimer = setTimeout(() => {
       slot.restartTimer = undefined
       fork(slot).then(
-        (ready) => log.info({ worker: slot.index, pid: slot.worker?.process.pid, summary: ready.summary }, 'server worker restarted'),
+        (ready) => log.info({ worker: slot.index, workerPid: slot.worker?.process.pid, summary: ready.summary }, 'server worker restarted'),
         // Its exit has scheduled the next attempt already.
         (err: unknown) => {
           if (!stopping) log.warn({ worker: slot.index, err: (err as Error).message }, 'server worker failed to start again')
