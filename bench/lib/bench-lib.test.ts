@@ -145,7 +145,7 @@ describe('proc-stats', () => {
 
 describe('ceilings', () => {
   const reads: ReadSizes = { count: 1, meanBytes: 16_384, medianBytes: 16_384, maxBytes: 16_384 }
-  const sample = (layer: Layer, seconds: number, relayCpuMs: number, endpointCpuMs: number): CeilingSample => ({ layer, bytes: 2 ** 30, seconds, relayCpuMs, endpointCpuMs, reads })
+  const sample = (layer: Layer, seconds: number, relayCpuMs: number, endpointCpuMs: number): CeilingSample => ({ layer, bytes: 2 ** 30, seconds, relayCpuMs, relayCpuMsByProcess: [relayCpuMs / 4, (3 * relayCpuMs) / 4], endpointCpuMs, reads })
 
   it('counts read sizes exactly and takes the nearest-rank median', () => {
     const c = new ReadSizeCounter()
@@ -180,6 +180,7 @@ describe('ceilings', () => {
     assert.ok(md.includes('| … relay CPU, bare TLS relay (TCP → Node → TLS → Node → TCP) | core-s/GiB | 4.00 | 4.00 | 1.00 × | 2.00 | 2.00 × |'))
     assert.ok(md.some((l) => l.startsWith('| ceiling: bare TLS relay (TCP → Node → TLS → Node → TCP) (TLSv1.3 TLS_AES_256_GCM_SHA384) | MB/s |')))
     assert.ok(md.includes('| cost per GiB: tunnel over the bare TLS relay (framing, mux, HTTP, our JavaScript) | core-s/GiB | 0.000 |  |  |  |  |'))
+    assert.ok(md.includes('| … app side: TLS relay back (encrypts) / tunnel agent | core-s/GiB | 3.00 | 3.00 | 1.00 × |  |  |'))
     assert.equal(ceilingJson(f).ceilingTunnelRelayCpuSecPerGiB, 4)
   })
 

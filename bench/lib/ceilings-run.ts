@@ -98,10 +98,11 @@ export async function measureCeilings(opts: { progress: Progress; rounds: number
         opts.progress.step(`ceilings: ${path.layer} · round ${round + 1}/${opts.rounds}`)
         const relayPids = path.relayPids()
         const endPids = [source.pid, sink.pid]
-        const relay0 = cpuMsOf(relayPids)
+        const relay0 = relayPids.map((pid) => cpuMsOf([pid]))
         const ends0 = cpuMsOf(endPids)
         const r = await transfer(path, opts.bytes)
-        samples.push({ layer: path.layer, bytes: r.bytes, seconds: r.seconds, relayCpuMs: cpuMsOf(relayPids) - relay0, endpointCpuMs: cpuMsOf(endPids) - ends0, reads: r.reads })
+        const byProcess = relayPids.map((pid, i) => cpuMsOf([pid]) - relay0[i]!)
+        samples.push({ layer: path.layer, bytes: r.bytes, seconds: r.seconds, relayCpuMs: byProcess.reduce((a, b) => a + b, 0), relayCpuMsByProcess: byProcess, endpointCpuMs: cpuMsOf(endPids) - ends0, reads: r.reads })
       }
     }
     const figures = figuresOf(samples)

@@ -28,6 +28,11 @@ export interface CeilingSample {
   seconds: number
   /** CPU of the processes that relay (none for raw TCP and one TLS connection), ms */
   relayCpuMs: number
+  /**
+   * The same per process, the caller's side first: the tunnel's server then agent, the TLS relay's
+   * front (decrypts, like the server) then back (encrypts, like the agent)
+   */
+  relayCpuMsByProcess: number[]
   /** CPU of the source and the sink, ms */
   endpointCpuMs: number
   /** the sink's reads: how big the chunks were that the runtime handed to JavaScript */
@@ -79,6 +84,9 @@ export interface LayerFigures {
   MBps: Spread
   /** CPU of the relaying processes per GiB moved (0 where nothing relays) */
   relayCoreSecPerGiB: Spread
+  /** the caller's side and the app's side of a two-process relay */
+  callerSideCoreSecPerGiB: Spread
+  appSideCoreSecPerGiB: Spread
   endpointCoreSecPerGiB: Spread
   readMedianKiB: Spread
   readMeanKiB: Spread
@@ -99,6 +107,8 @@ export function figuresOf(samples: readonly CeilingSample[]): Map<Layer, LayerFi
     out.set(layer, {
       MBps: spread(list.map((s) => s.bytes / 1e6 / s.seconds)),
       relayCoreSecPerGiB: spread(list.map((s) => coreSecPerGiB(s.relayCpuMs, s.bytes))),
+      callerSideCoreSecPerGiB: spread(list.map((s) => coreSecPerGiB(s.relayCpuMsByProcess[0] ?? Number.NaN, s.bytes))),
+      appSideCoreSecPerGiB: spread(list.map((s) => coreSecPerGiB(s.relayCpuMsByProcess[1] ?? Number.NaN, s.bytes))),
       endpointCoreSecPerGiB: spread(list.map((s) => coreSecPerGiB(s.endpointCpuMs, s.bytes))),
       readMedianKiB: spread(list.map((s) => s.reads.medianBytes / 1024)),
       readMeanKiB: spread(list.map((s) => s.reads.meanBytes / 1024)),
@@ -147,6 +157,11 @@ export function ceilingRows(f: Map<Layer, LayerFigures>, opts: { bytes: number; 
     })
     rows.push(row(`ceiling: ${label(layer)}`, 'MB/s', (y) => y.MBps, true))
     if (layer === 'pipe' || layer === 'tlsRelay') rows.push(row(`… relay CPU, ${LAYER_LABEL[layer]}`, 'core-s/GiB', (y) => y.relayCoreSecPerGiB, false))
+    if (layer === 'tlsRelay') {
+      const side = (figure: string, pick: (y: LayerFigures) => Spread): Row => ({ figure, unit: 'core-s/GiB', direct: pick(x), ...(tunnel === undefined ? {} : { tunnel: pick(tunnel) }), higherIsBetter: false })
+      rows.push(side('… caller side: TLS relay front (decrypts) / tunnel server', (y) => y.callerSideCoreSecPerGiB))
+      rows.push(side('… app side: TLS relay back (encrypts) / tunnel agent', (y) => y.appSideCoreSecPerGiB))
+    }
     else rows.push({ figure: `… source + sink CPU, ${LAYER_LABEL[layer]}`, unit: 'core-s/GiB', direct: x.endpointCoreSecPerGiB })
     rows.push({ figure: `… the sink's 'data' chunks, median`, unit: 'KiB', direct: x.readMedianKiB })
   }
@@ -170,6 +185,10 @@ export function ceilingJson(f: Map<Layer, LayerFigures>): Record<string, number>
     json[`ceiling${key}MBps`] = Math.round(x.MBps.median)
     json[`ceiling${key}RelayCpuSecPerGiB`] = r2(x.relayCoreSecPerGiB.median)
     json[`ceiling${key}EndpointCpuSecPerGiB`] = r2(x.endpointCoreSecPerGiB.median)
+    if (Number.isFinite(x.appSideCoreSecPerGiB.median)) {
+      json[`ceiling${key}CallerSideCpuSecPerGiB`] = r2(x.callerSideCoreSecPerGiB.median)
+      json[`ceiling${key}AppSideCpuSecPerGiB`] = r2(x.appSideCoreSecPerGiB.median)
+    }
   }
   return json
 }
