@@ -140,7 +140,7 @@ export function layerCosts(f: Map<Layer, LayerFigures>): { label: string; coreSe
  * the ratio columns read "tunnel / this layer" and "tunnel / ssh".
  */
 export function ceilingRows(f: Map<Layer, LayerFigures>, opts: { bytes: number; cipher: string }): Row[] {
-  const rows: Row[] = [{ figure: `ceilings: ${opts.bytes / 2 ** 20} MiB from a source to a sink process; the direct column holds the layer named in the row, tunnel and ssh -R run over the same ends`, unit: '' }]
+  const rows: Row[] = [{ figure: `ceilings, ${opts.bytes / 2 ** 20} MiB source → sink (direct column: the layer in the row; tunnel, ssh -R: same ends)`, unit: '' }]
   const tunnel = f.get('tunnel')
   const ssh = f.get('ssh')
   const label = (l: Layer): string => (l === 'tls' || l === 'tlsRelay' ? `${LAYER_LABEL[l]} (${opts.cipher})` : LAYER_LABEL[l])
