@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --no-write] [-- --profile] [-- --access-log-only] [-- --memory-only [--variant='FLAGS' …]]`
+ * `npm run bench [-- --quick] [-- --no-write] [-- --profile] [-- --access-log-only] [-- --memory-only [--variant='FLAGS' …]] [-- --ceilings]`
  *
  * Starts one upstream app, a full tunnel (server and agent through the real CLI, each in its own
  * process) and `ssh -R` (when OpenSSH is installed) in front of it, then measures the direct path,
@@ -20,6 +20,7 @@ import { renderTable, writePerformanceDoc, type Row } from './lib/report.ts'
 import { profileRun } from './lib/profile.ts'
 import { measureMemory, type MemoryVariant } from './lib/memory-run.ts'
 import { sshPeerInstalled, startSshPeer, type SshPeer } from './lib/ssh-peer.ts'
+import { ceilingSteps, measureCeilings } from './lib/ceilings-run.ts'
 import { curlInstalled, runCurl, runWrk, wrkInstalled, writePatternFile, type CurlResult, type WrkResult } from './lib/standard-clients.ts'
 
 // `--workers-only`: 1 against 2 server workers (bench/lib/workers-run.ts), a run of its own.
@@ -43,13 +44,13 @@ const variants: MemoryVariant[] = process.argv
   })
 const argv = new Set(process.argv.slice(2).filter((a) => !a.startsWith('--variant=')))
 for (const a of argv) {
-  if (!['--quick', '--no-write', '--write', '--profile', '--profile-only', '--access-log-only', '--memory-only', '--help'].includes(a)) {
-    process.stderr.write(`bench: unknown option ${a} (known: --quick, --no-write, --write, --profile, --profile-only, --access-log-only, --memory-only, --variant=FLAGS)\n`)
+  if (!['--quick', '--no-write', '--write', '--profile', '--profile-only', '--access-log-only', '--memory-only', '--ceilings', '--help'].includes(a)) {
+    process.stderr.write(`bench: unknown option ${a} (known: --quick, --no-write, --write, --profile, --profile-only, --access-log-only, --memory-only, --ceilings, --variant=FLAGS)\n`)
     process.exit(2)
   }
 }
 if (argv.has('--help')) {
-  process.stdout.write("npm run bench [-- --quick] [-- --no-write] [-- --profile | --profile-only | --access-log-only | --memory-only [--variant='NODE FLAGS' ...]]\n")
+  process.stdout.write("npm run bench [-- --quick] [-- --no-write] [-- --profile | --profile-only | --access-log-only | --memory-only [--variant='NODE FLAGS' ...] | --ceilings]\n")
   process.exit(0)
 }
 /** only memory: idle and peak RSS of server and agent under each load, per variant of Node flags */
@@ -63,7 +64,9 @@ const profileOnly = argv.has('--profile-only')
 const profile = profileOnly || argv.has('--profile')
 /** only the access log's cost: two fresh tunnels, one with --access-log, alternating at c=50 */
 const accessLogOnly = argv.has('--access-log-only')
-const write = argv.has('--write') || (!quick && !profileOnly && !accessLogOnly && !memoryOnly && !argv.has('--no-write'))
+/** only the ceilings of each layer for bulk (bench/lib/ceilings-run.ts); full runs include them */
+const ceilingsOnly = argv.has('--ceilings')
+const write = argv.has('--write') || (!quick && !profileOnly && !accessLogOnly && !memoryOnly && !ceilingsOnly && !argv.has('--no-write'))
 
 const plan = quick
   ? { rounds: 2, concurrency: [1, 50], durationMs: 2500, warmupMs: 500, getBytes: 256 * 2 ** 20, postBytes: 64 * 2 ** 20, ws: false, sessions: 0, restartTunnels: 0, sshPeer: true, standardClients: false }
@@ -78,18 +81,25 @@ async function main(): Promise<void> {
   const sides = 2 + (plan.sshPeer && sshPeerInstalled() ? 1 : 0)
   const crossChecks = plan.standardClients ? (wrkInstalled() ? 2 : 0) + (curlInstalled() ? 2 : 0) : 0
   const memoryVariants: MemoryVariant[] = [{ flags: [] }, ...variants]
-  const steps = profileOnly ? 5 : accessLogOnly ? 2 + ACCESS_LOG_ROUNDS_ALONE * 2 : memoryOnly ? 1 + memoryVariants.length * (1 + MEMORY_ROUNDS * 3) :
+  const steps = profileOnly ? 6 : accessLogOnly ? 2 + ACCESS_LOG_ROUNDS_ALONE * 2 : memoryOnly ? 1 + memoryVariants.length * (1 + MEMORY_ROUNDS * 3) :
     4 +
     plan.rounds * (plan.concurrency.length + 2 + (plan.ws ? 1 : 0) + crossChecks) * sides +
     (plan.restartTunnels > 0 ? 2 : 0) +
     1 + plan.rounds * 2 * 2 +
     1 +
+    (quick ? 0 : ceilingSteps(CEILING_ROUNDS)) +
     (profile ? 2 : 0)
-  const progress = new Progress(steps)
+  const progress = new Progress(ceilingsOnly ? ceilingSteps(CEILING_ROUNDS) : steps)
   const children: Child[] = []
   const products: ProductProcess[] = []
   let server: BenchServer | undefined
   try {
+    if (ceilingsOnly) {
+      const c = await measureCeilings({ progress, rounds: CEILING_ROUNDS, bytes: CEILING_BYTES })
+      progress.done()
+      process.stdout.write(`\nceilings of each layer for bulk (agent session: ${c.cipher})\n\n${renderTable(c.rows)}\n${JSON.stringify(c.json)}\n`)
+      return
+    }
     progress.step('starting the upstream app and the load client')
     const upstream = await forkChild('upstream-process.ts')
     children.push(upstream)
@@ -116,8 +126,10 @@ async function main(): Promise<void> {
       const b = await profileRun({ upstreamPort, load, kind: 'get', bytes: 2 ** 30 })
       progress.step('profiling server and agent under a 1 GiB GET with curl as the client')
       const c = curlInstalled() ? await profileRun({ upstreamPort, load, kind: 'get', bytes: 2 ** 30, client: 'curl' }) : 'curl is not installed: no profile with it\n'
+      progress.step('profiling server and agent under a 256 MiB POST echo')
+      const d = await profileRun({ upstreamPort, load, kind: 'post', bytes: 256 * 2 ** 20 })
       progress.done()
-      process.stdout.write(`${a}\n${b}\n${c}`)
+      process.stdout.write(`${a}\n${b}\n${c}\n${d}`)
       return
     }
     progress.step('starting the tunnel server (apptunnel server)')
@@ -161,6 +173,12 @@ async function main(): Promise<void> {
     const access = await measureAccessLog(load, upstreamPort, progress, plan.rounds * 2)
     figures.rows.push(...access.rows)
     Object.assign(figures.json, access.json)
+
+    if (!quick) {
+      const c = await measureCeilings({ progress, rounds: CEILING_ROUNDS, bytes: CEILING_BYTES })
+      figures.rows.push(...c.rows)
+      Object.assign(figures.json, c.json)
+    }
 
     progress.step('cluster bus handshakes')
     const cluster = await measureClusterHandshakes(quick)
@@ -424,6 +442,9 @@ async function measureWithStandardClients(sides: Side[], progress: Progress): Pr
 const ACCESS_LOG_ROUNDS_ALONE = 8
 /** rounds of `--memory-only`: each variant takes each load this many times */
 const MEMORY_ROUNDS = 3
+/** `--ceilings` (and full runs): rounds, and bytes per transfer through each layer */
+const CEILING_ROUNDS = 3
+const CEILING_BYTES = 2 ** 30
 /** how long the relays sit idle after start before their idle RSS is read */
 const IDLE_SETTLE_MS = 2000
 

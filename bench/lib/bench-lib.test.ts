@@ -5,6 +5,7 @@ import { percentile, sortedCopy, spread } from './stats.ts'
 import { renderMarkdownTable, renderTable } from './report.ts'
 import { parseCurlWriteOut, parseWrkOutput } from './standard-clients.ts'
 import { parentPidOf, processTree } from './proc-stats.ts'
+import { ReadSizeCounter, ceilingJson, ceilingRows, coreSecPerGiB, figuresOf, layerCosts, roundOrder, type CeilingSample, type Layer, type ReadSizes } from './ceilings.ts'
 
 function pattern(n: number): Buffer {
   const out = Buffer.alloc(n)
@@ -139,5 +140,52 @@ describe('proc-stats', () => {
   it('finds this process among the descendants of its parent', () => {
     assert.ok(processTree(process.ppid).includes(process.pid))
     assert.deepEqual(processTree(process.pid).slice(0, 1), [process.pid])
+  })
+})
+
+describe('ceilings', () => {
+  const reads: ReadSizes = { count: 1, meanBytes: 16_384, medianBytes: 16_384, maxBytes: 16_384 }
+  const sample = (layer: Layer, seconds: number, relayCpuMs: number, endpointCpuMs: number): CeilingSample => ({ layer, bytes: 2 ** 30, seconds, relayCpuMs, relayCpuMsByProcess: [relayCpuMs / 4, (3 * relayCpuMs) / 4], endpointCpuMs, reads })
+
+  it('counts read sizes exactly and takes the nearest-rank median', () => {
+    const c = new ReadSizeCounter()
+    for (const n of [16_384, 16_384, 65_536, 100, 16_384]) c.record(n)
+    assert.deepEqual(c.summary(), { count: 5, meanBytes: (3 * 16_384 + 65_536 + 100) / 5, medianBytes: 16_384, maxBytes: 65_536 })
+    assert.deepEqual(new ReadSizeCounter().summary(), { count: 0, meanBytes: 0, medianBytes: 0, maxBytes: 0 })
+  })
+
+  it('turns transfers into MB/s and core-seconds per GiB, per layer over its rounds', () => {
+    const f = figuresOf([sample('raw', 0.5, 0, 800), sample('raw', 1, 0, 900), sample('raw', 2, 0, 1000), sample('tls', 2, 0, 2000)])
+    assert.deepEqual([...f.keys()], ['raw', 'tls'])
+    assert.equal(f.get('raw')!.MBps.median, 2 ** 30 / 1e6)
+    assert.equal(f.get('raw')!.MBps.max, (2 * 2 ** 30) / 1e6)
+    assert.deepEqual(f.get('raw')!.endpointCoreSecPerGiB, { median: 0.9, min: 0.8, max: 1 })
+    assert.equal(coreSecPerGiB(1500, 2 ** 29), 3)
+  })
+
+  it('prices each layer over the one below from the medians', () => {
+    const f = figuresOf([sample('raw', 1, 0, 800), sample('pipe', 1, 1500, 800), sample('tls', 1, 0, 2000), sample('tlsRelay', 1, 4000, 800), sample('tunnel', 1, 5000, 800)])
+    const costs = new Map(layerCosts(f).map((c) => [c.label, c.coreSecPerGiB]))
+    assert.equal(costs.get('one JavaScript relay hop (pipe relay over raw TCP)'), 1.5)
+    assert.ok(Math.abs(costs.get('encrypt + decrypt at the ends (one TLS connection over raw TCP)')! - 1.2) < 1e-9)
+    assert.equal(costs.get('… over two pipe hops (TLS in JavaScript relays)'), 1)
+    assert.equal(costs.get('tunnel over the bare TLS relay (framing, mux, HTTP, our JavaScript)'), 1)
+    assert.ok(Number.isNaN(layerCosts(figuresOf([sample('raw', 1, 0, 800)]))[0]!.coreSecPerGiB))
+  })
+
+  it('prints each layer with the tunnel and ssh beside it, and their ratios', () => {
+    const f = figuresOf([sample('raw', 0.5, 0, 800), sample('tlsRelay', 4, 4000, 800), sample('tunnel', 4, 4000, 800), sample('ssh', 2, 2000, 800)])
+    const md = renderMarkdownTable(ceilingRows(f, { bytes: 2 ** 30, cipher: 'TLSv1.3 TLS_AES_256_GCM_SHA384' })).split('\n')
+    assert.ok(md.includes('| ceiling: raw TCP | MB/s | 2,147 | 268 | 0.13 × | 537 | 0.50 × |'))
+    assert.ok(md.includes('| … relay CPU, bare TLS relay (TCP → Node → TLS → Node → TCP) | core-s/GiB | 4.00 | 4.00 | 1.00 × | 2.00 | 2.00 × |'))
+    assert.ok(md.some((l) => l.startsWith('| ceiling: bare TLS relay (TCP → Node → TLS → Node → TCP) (TLSv1.3 TLS_AES_256_GCM_SHA384) | MB/s |')))
+    assert.ok(md.includes('| cost per GiB: tunnel over the bare TLS relay (framing, mux, HTTP, our JavaScript) | core-s/GiB | 0.000 |  |  |  |  |'))
+    assert.ok(md.includes('| … app side: TLS relay back (encrypts) / tunnel agent | core-s/GiB | 3.00 | 3.00 | 1.00 × |  |  |'))
+    assert.equal(ceilingJson(f).ceilingTunnelRelayCpuSecPerGiB, 4)
+  })
+
+  it('starts each round at the next layer', () => {
+    assert.deepEqual(roundOrder(['a', 'b', 'c'], 0), ['a', 'b', 'c'])
+    assert.deepEqual(roundOrder(['a', 'b', 'c'], 4), ['b', 'c', 'a'])
   })
 })

@@ -58,7 +58,7 @@ export function summariseProfile(profile: CpuProfile, windowUs: [number, number]
  * profiles; prints where each spent its busy time and what that is per request or per MB.
  */
 export async function profileRun(
-  opts: { upstreamPort: number; load: Child; kind: 'requests'; durationMs: number } | { upstreamPort: number; load: Child; kind: 'get'; bytes: number; client?: 'load' | 'curl' },
+  opts: { upstreamPort: number; load: Child; kind: 'requests'; durationMs: number } | { upstreamPort: number; load: Child; kind: 'get' | 'post'; bytes: number; client?: 'load' | 'curl' },
 ): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'apptunnel-prof-'))
   const serverDir = join(dir, 'server')
@@ -81,15 +81,16 @@ export async function profileRun(
     } else if (opts.client === 'curl') {
       // The same monotonic clock as the profiles' sample times (as in the load client).
       const t0 = Number(process.hrtime.bigint() / 1000n)
+      if (opts.kind === 'post') throw new Error('profileRun: the POST profile is taken with the load client')
       const r = await runCurl({ kind: 'get', port: target.port, host: target.host, bytes: opts.bytes, timeoutMs: 300_000 })
       per = { divisor: r.bytes / 1e6, unit: 'ms per MB' }
       windowUs = [t0, Number(process.hrtime.bigint() / 1000n)]
       title = `GET ${opts.bytes / 2 ** 20} MiB with curl, ${Math.round(r.MBps)} MB/s`
     } else {
-      const r = await opts.load.call<BulkResult>({ kind: 'get', target, bytes: opts.bytes, timeoutMs: 300_000 }, 310_000)
+      const r = await opts.load.call<BulkResult>({ kind: opts.kind, target, bytes: opts.bytes, timeoutMs: 300_000 }, 310_000)
       per = { divisor: r.bytes / 1e6, unit: 'ms per MB' }
       windowUs = r.windowUs
-      title = `GET ${opts.bytes / 2 ** 20} MiB, ${Math.round(r.MBps)} MB/s`
+      title = `${opts.kind === 'get' ? 'GET' : 'POST echo'} ${opts.bytes / 2 ** 20} MiB, ${Math.round(r.MBps)} MB/s`
     }
     await agent.stop()
     await server.proc.stop()
@@ -101,7 +102,7 @@ export async function profileRun(
         continue
       }
       const p = JSON.parse(await readFile(join(d, files[0]!), 'utf8')) as CpuProfile
-      const s = summariseProfile(p, windowUs, opts.kind === 'get' ? 20 : 12)
+      const s = summariseProfile(p, windowUs, opts.kind === 'requests' ? 12 : 20)
       const perUnit = opts.kind === 'requests' ? (s.busyMs * 1000) / per.divisor : s.busyMs / per.divisor
       out.push(`  ${who}: ${s.busyMs.toFixed(0)} ms busy in the measured window (${perUnit.toFixed(opts.kind === 'requests' ? 1 : 3)} ${per.unit}); top self time:`)
       out.push(...s.lines.map((l) => `    ${l}`))
