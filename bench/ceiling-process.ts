@@ -18,7 +18,8 @@ import { connect as netConnect, createServer as createNetServer, type Server, ty
 import { performance } from 'node:perf_hooks'
 import { connect as tlsConnect, createServer as createTlsServer, type TLSSocket } from 'node:tls'
 import { tlsPolicy } from '../src/transport/tls-policy.ts'
-import { PATTERN_BLOCK } from './lib/pattern.ts'
+import { answerJobs } from './lib/children.ts'
+import { writePattern } from './lib/pattern.ts'
 import { ReadSizeCounter, type ReadSizes } from './lib/ceilings.ts'
 
 export interface Certificate {
@@ -80,19 +81,9 @@ function serveBytes(socket: Socket): void {
       socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n')
       return
     }
-    let left = Number(m[1])
-    socket.write(`HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${left}\r\n\r\n`)
-    const pump = (): void => {
-      while (left > 0) {
-        const take = Math.min(left, PATTERN_BLOCK.length)
-        left -= take
-        if (!socket.write(take === PATTERN_BLOCK.length ? PATTERN_BLOCK : PATTERN_BLOCK.subarray(0, take))) {
-          socket.once('drain', pump)
-          return
-        }
-      }
-    }
-    pump()
+    const bytes = Number(m[1])
+    socket.write(`HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${bytes}\r\n\r\n`)
+    writePattern(socket, bytes)
   }
   socket.on('data', onData)
 }
@@ -196,12 +187,7 @@ function run(job: CeilingJob): Promise<unknown> {
   }
 }
 
-process.on('message', (msg: { id: number; job: CeilingJob }) => {
-  run(msg.job).then(
-    (result) => process.send?.({ id: msg.id, result }),
-    (err: Error) => process.send?.({ id: msg.id, error: err.message }),
-  )
-})
+answerJobs(run)
 process.on('disconnect', () => {
   for (const s of sockets) s.destroy()
   for (const s of servers) s.close()

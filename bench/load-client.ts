@@ -7,7 +7,8 @@
 import { connect, type Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import WebSocket from 'ws'
-import { PATTERN_BLOCK, PatternVerifier } from './lib/pattern.ts'
+import { answerJobs } from './lib/children.ts'
+import { PatternVerifier, writePattern } from './lib/pattern.ts'
 import { percentile, sortedCopy } from './lib/stats.ts'
 
 export interface Target {
@@ -273,18 +274,7 @@ async function runBulk(job: Extract<Job, { kind: 'get' | 'post' }>): Promise<Bul
     s.write(`GET /bytes?n=${job.bytes} HTTP/1.1\r\nHost: ${job.target.host}\r\n\r\n`)
   } else {
     s.write(`POST /echo HTTP/1.1\r\nHost: ${job.target.host}\r\nContent-Length: ${job.bytes}\r\n\r\n`)
-    let left = job.bytes
-    const pump = (): void => {
-      while (left > 0) {
-        const take = Math.min(left, PATTERN_BLOCK.length)
-        left -= take
-        if (!s.write(take === PATTERN_BLOCK.length ? PATTERN_BLOCK : PATTERN_BLOCK.subarray(0, take))) {
-          s.once('drain', pump)
-          return
-        }
-      }
-    }
-    pump()
+    writePattern(s, job.bytes)
   }
   try {
     const ended = await done
@@ -350,10 +340,5 @@ function run(job: Job): Promise<RequestsResult | BulkResult | WsResult> {
   }
 }
 
-process.on('message', (msg: { id: number; job: Job }) => {
-  run(msg.job).then(
-    (result) => process.send?.({ id: msg.id, result }),
-    (err: Error) => process.send?.({ id: msg.id, error: err.message }),
-  )
-})
+answerJobs(run)
 process.on('disconnect', () => process.exit(0))

@@ -11,7 +11,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises'
 import { cpus, totalmem, release, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { BulkResult, RequestsResult, Target, WsResult } from './load-client.ts'
-import { forkChild, type Child } from './lib/children.ts'
+import { forkChild, startUpstreamAndLoad, type Child } from './lib/children.ts'
 import { cpuMs, cpuMsOf, rssKiB, sampleRss } from './lib/proc-stats.ts'
 import { Progress } from './lib/progress.ts'
 import { spread, type Spread } from './lib/stats.ts'
@@ -101,11 +101,7 @@ async function main(): Promise<void> {
       return
     }
     progress.step('starting the upstream app and the load client')
-    const upstream = await forkChild('upstream-process.ts')
-    children.push(upstream)
-    const { port: upstreamPort } = await upstream.waitMessage<{ port: number }>((m) => typeof m.port === 'number', 20_000)
-    const load = await forkChild('load-client.ts')
-    children.push(load)
+    const { upstreamPort, load } = await startUpstreamAndLoad(children)
 
     if (accessLogOnly) {
       const figures = await measureAccessLog(load, upstreamPort, progress, ACCESS_LOG_ROUNDS_ALONE)

@@ -64,3 +64,27 @@ export async function forkChild(file: string, nodeArgs: string[] = []): Promise<
   }
   return child
 }
+
+/**
+ * The two helpers every measured run needs: the upstream app (a plain node:http server) and the
+ * load generator. Both are pushed onto `children` as soon as they exist, so the caller's cleanup
+ * stops them even if the other fails to start.
+ */
+export async function startUpstreamAndLoad(children: Child[]): Promise<{ upstreamPort: number; load: Child }> {
+  const upstream = await forkChild('upstream-process.ts')
+  children.push(upstream)
+  const { port: upstreamPort } = await upstream.waitMessage<{ port: number }>((m) => typeof m.port === 'number', 20_000)
+  const load = await forkChild('load-client.ts')
+  children.push(load)
+  return { upstreamPort, load }
+}
+
+/** The child's side of `Child.call`: runs each job it is sent and answers with its result or error. */
+export function answerJobs<J>(run: (job: J) => Promise<unknown>): void {
+  process.on('message', (msg: { id: number; job: J }) => {
+    run(msg.job).then(
+      (result) => process.send?.({ id: msg.id, result }),
+      (err: Error) => process.send?.({ id: msg.id, error: err.message }),
+    )
+  })
+}

@@ -1,3 +1,5 @@
+import type { Writable } from 'node:stream'
+
 /**
  * The bytes every bulk transfer carries: byte i of a body is (i * 31 + 7) & 0xff, the pattern the
  * test upstream's /bytes streams. It repeats every 256 bytes, so a receiver checks any chunk with
@@ -41,3 +43,19 @@ export class PatternVerifier {
 
 /** A 64 KiB block of the pattern starting at offset 0 (every write of a sender starts aligned). */
 export const PATTERN_BLOCK = REFERENCE.subarray(0, 64 * 1024)
+
+/** Writes `bytes` of the pattern to a socket in 64 KiB blocks, waiting for 'drain' when it is full. */
+export function writePattern(socket: Writable, bytes: number): void {
+  let left = bytes
+  const pump = (): void => {
+    while (left > 0) {
+      const take = Math.min(left, PATTERN_BLOCK.length)
+      left -= take
+      if (!socket.write(take === PATTERN_BLOCK.length ? PATTERN_BLOCK : PATTERN_BLOCK.subarray(0, take))) {
+        socket.once('drain', pump)
+        return
+      }
+    }
+  }
+  pump()
+}

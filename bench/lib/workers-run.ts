@@ -13,7 +13,7 @@ import { cpus, release, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { callAdminApi, resolveAdminTarget } from '../../src/cli/admin-client.ts'
 import type { RequestsResult } from '../load-client.ts'
-import { forkChild, type Child } from './children.ts'
+import { startUpstreamAndLoad, type Child } from './children.ts'
 import { cpuMsOf, processTree } from './proc-stats.ts'
 import { Progress } from './progress.ts'
 import { spread, type Spread } from './stats.ts'
@@ -132,11 +132,7 @@ export async function runWorkersBench(): Promise<void> {
   const setups: Setup[] = []
   try {
     progress.step('starting the upstream app and the load client')
-    const upstream = await forkChild('upstream-process.ts')
-    children.push(upstream)
-    const { port: upstreamPort } = await upstream.waitMessage<{ port: number }>((m) => typeof m.port === 'number', 20_000)
-    const load = await forkChild('load-client.ts')
-    children.push(load)
+    const { upstreamPort, load } = await startUpstreamAndLoad(children)
     if (pinned) pin(load.pid, String(lastCpu))
     else progress.note('the load generator is not pinned (taskset missing, or one CPU)')
     for (const workers of [1, 2]) {
