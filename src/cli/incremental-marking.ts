@@ -1,4 +1,5 @@
 import { setFlagsFromString } from 'node:v8'
+import { operatorChose, THIS_PROCESS_FLAGS, type NodeFlags } from './node-flags.ts'
 
 /**
  * V8 starts marking the old generation for a full collection when the room left below its limit is
@@ -26,12 +27,8 @@ const LAST_MEASURED_NODE_MAJOR = 22
  * Turns incremental marking off unless the operator's Node flags chose or Node is newer than
  * measured; returns whether it did.
  */
-export function fullCollectionsAtTheLimitOnly(
-  nodeFlags: { execArgv: readonly string[]; nodeOptions: string | undefined } = { execArgv: process.execArgv, nodeOptions: process.env.NODE_OPTIONS },
-  nodeMajor = Number(process.versions.node.split('.')[0]),
-): boolean {
-  if (nodeMajor > LAST_MEASURED_NODE_MAJOR) return false
-  if (nodeFlags.execArgv.some((a) => OPERATOR_FLAG.test(a)) || OPERATOR_FLAG.test(nodeFlags.nodeOptions ?? '')) return false
+export function fullCollectionsAtTheLimitOnly(nodeFlags: NodeFlags = THIS_PROCESS_FLAGS, nodeMajor = Number(process.versions.node.split('.')[0])): boolean {
+  if (nodeMajor > LAST_MEASURED_NODE_MAJOR || operatorChose(OPERATOR_FLAG, nodeFlags)) return false
   setFlagsFromString('--no-incremental-marking')
   return true
 }

@@ -1,4 +1,5 @@
 import { setFlagsFromString } from 'node:v8'
+import { operatorChose, THIS_PROCESS_FLAGS, type NodeFlags } from './node-flags.ts'
 
 /**
  * V8 grows its young generation (two semi-spaces, 1 MiB together at start, up to 32 MiB on Node 20,
@@ -21,10 +22,8 @@ let holding = false
  * Holds the young generation at its start size until youngGenerationMayGrow(). Does nothing when
  * the operator sized the young generation with a Node flag; returns whether it holds.
  */
-export function holdYoungGenerationWhileStarting(
-  nodeFlags: { execArgv: readonly string[]; nodeOptions: string | undefined } = { execArgv: process.execArgv, nodeOptions: process.env.NODE_OPTIONS },
-): boolean {
-  if (holding || nodeFlags.execArgv.some((a) => OPERATOR_FLAG.test(a)) || OPERATOR_FLAG.test(nodeFlags.nodeOptions ?? '')) return false
+export function holdYoungGenerationWhileStarting(nodeFlags: NodeFlags = THIS_PROCESS_FLAGS): boolean {
+  if (holding || operatorChose(OPERATOR_FLAG, nodeFlags)) return false
   setFlagsFromString('--semi-space-growth-factor=1')
   holding = true
   return true

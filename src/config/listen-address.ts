@@ -15,3 +15,9 @@ export function parseListenAddress(value: string, option: string): ListenAddress
   const host = m[1] ?? (m[2] === '' ? '127.0.0.1' : m[2]!)
   return { host, port }
 }
+
+/** A listen host as a URL writes it: a wildcard means this host (localhost), IPv6 in brackets. */
+export function urlHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::') return 'localhost'
+  return host.includes(':') ? `[${host}]` : host
+}

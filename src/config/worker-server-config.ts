@@ -1,7 +1,7 @@
 import type { ClusterSettings } from './cluster-config.ts'
-import type { ListenAddress } from './listen-address.ts'
+import { urlHost, type ListenAddress } from './listen-address.ts'
 import type { ServerConfig } from './server-config.ts'
-import { urlPort } from './workers-option.ts'
+import { NODE_ID_ROOM, urlPort } from './workers-option.ts'
 
 /**
  * The configuration worker `index` of `apptunnel server --workers N` runs with. The ingress is the
@@ -14,17 +14,18 @@ import { urlPort } from './workers-option.ts'
  */
 export function workerServerConfig(config: Readonly<ServerConfig>, index: number, hostNodeId: string): Readonly<ServerConfig> {
   const cluster: ClusterSettings = config.cluster!
-  const endpoint = config.advertiseUrl ?? config.publicUrl ?? `https://${displayHost(config.listen.host)}:${config.listen.port}`
+  const publicUrl = config.publicUrl ?? `https://${urlHost(config.listen.host)}:${config.listen.port}`
+  const endpoint = config.advertiseUrl ?? publicUrl
   const advertised = new URL(endpoint)
   advertised.port = String(urlPort(endpoint) + index)
   return Object.freeze({
     ...config,
     listen: shifted(config.listen, index),
     metricsListen: config.metricsListen === undefined ? undefined : shifted(config.metricsListen, index),
-    publicUrl: config.publicUrl ?? `https://${displayHost(config.listen.host)}:${config.listen.port}`,
+    publicUrl,
     advertiseUrl: advertised.origin,
     cluster: { ...cluster, listen: shifted(cluster.listen, index), advertise: cluster.advertise === undefined ? undefined : shiftedHostPort(cluster.advertise, index) },
-    clusterNodeId: `${config.clusterNodeId ?? hostNodeId.slice(0, 60)}-w${index}`,
+    clusterNodeId: `${config.clusterNodeId ?? hostNodeId.slice(0, NODE_ID_ROOM)}-w${index}`,
   })
 }
 
@@ -35,10 +36,4 @@ function shifted(address: ListenAddress, index: number): ListenAddress {
 function shiftedHostPort(hostPort: string, index: number): string {
   const at = hostPort.lastIndexOf(':')
   return `${hostPort.slice(0, at)}:${Number(hostPort.slice(at + 1)) + index}`
-}
-
-/** As agents would write the listen host in a URL: a wildcard means this host, IPv6 in brackets. */
-function displayHost(host: string): string {
-  if (host === '0.0.0.0' || host === '::') return 'localhost'
-  return host.includes(':') ? `[${host}]` : host
 }

@@ -49,7 +49,7 @@ export interface WorkerListeners {
 }
 
 /** Longest node id a worker's suffix (`-w63`) can follow within the 64 characters of a node id. */
-const NODE_ID_ROOM = 60
+export const NODE_ID_ROOM = 60
 
 /**
  * Problems ("option: what is wrong") with giving `workers` workers each its own listeners at the

@@ -1,6 +1,7 @@
 import { startClusterNode, type ClusterNode } from '../cluster/index.ts'
 import { resolveNodeId } from '../config/node-identity.ts'
 import type { ServerConfig } from '../config/server-config.ts'
+import { urlHost } from '../config/listen-address.ts'
 import { silentLogger, type Logger, type ProgressOutput } from '../observability/index.ts'
 import { AuditRepository, TunnelPresenceRepository, TunnelRepository } from '../store/index.ts'
 import { SessionRegistry } from './agent-gateway/session-registry.ts'
@@ -58,11 +59,6 @@ export interface ServerDeps {
   terminal?: ProgressOutput | undefined
   /** the clock of the credential caches and failed-authentication limits (tests pass their own) */
   now?: () => number
-}
-
-function displayHost(host: string): string {
-  if (host === '0.0.0.0' || host === '::') return 'localhost'
-  return host.includes(':') ? `[${host}]` : host
 }
 
 /**
@@ -141,7 +137,7 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
     cleanups.push(() => https.close())
     const ingressAddress = await ingress.listen(config.ingressListen.host, config.ingressListen.port)
     ingressPort = ingressAddress.port
-    if (publicUrl === '') publicUrl = `https://${displayHost(config.listen.host)}:${apiAddress.port}`
+    if (publicUrl === '') publicUrl = `https://${urlHost(config.listen.host)}:${apiAddress.port}`
     if (cluster !== undefined) {
       // Known only now that the listener has its port; agents learn it from the replica list.
       cluster.setAgentEndpoint({ url: new URL(config.advertiseUrl ?? publicUrl).origin, ...(certificatePin === undefined ? {} : { pin: certificatePin }) })
@@ -151,7 +147,7 @@ export async function startServer(config: Readonly<ServerConfig>, deps: ServerDe
     // a script that waits for the file finds the line right behind it.
     const entry = await serverEntry(config.dataDir, publicUrl)
     const ingressHostPort = `${ingressAddress.host}:${ingressAddress.port}`
-    await writeServerInfo(config.dataDir, { url: `https://${displayHost(apiAddress.host)}:${apiAddress.port}`, publicUrl, certificateFile: cert.certPath, ingress: ingressHostPort })
+    await writeServerInfo(config.dataDir, { url: `https://${urlHost(apiAddress.host)}:${apiAddress.port}`, publicUrl, certificateFile: cert.certPath, ingress: ingressHostPort })
     // Paths only: the files' contents never reach a log.
     log.info({ url: publicUrl, ingress: ingressHostPort, database: database.dialect, ...entry }, 'tunnel server listening')
 

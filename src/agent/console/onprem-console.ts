@@ -2,7 +2,7 @@ import { createServer as createHttpsServer } from 'node:https'
 import type { Socket } from 'node:net'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
-import type { ListenAddress } from '../../config/listen-address.ts'
+import { urlHost, type ListenAddress } from '../../config/listen-address.ts'
 import { TunnelError } from '../../errors/index.ts'
 import type { Logger } from '../../observability/index.ts'
 import { AuditRepository, ClusterNodeRepository, ConsoleUserRepository, type Database } from '../../store/index.ts'
@@ -52,11 +52,6 @@ export function shownDatabase(database: string): string {
   } catch {
     return 'postgres://…'
   }
-}
-
-function urlHost(host: string): string {
-  if (host === '0.0.0.0' || host === '::') return 'localhost'
-  return host.includes(':') ? `[${host}]` : host
 }
 
 /**
