@@ -81,7 +81,7 @@ async function main(): Promise<void> {
   const sides = 2 + (plan.sshPeer && sshPeerInstalled() ? 1 : 0)
   const crossChecks = plan.standardClients ? (wrkInstalled() ? 2 : 0) + (curlInstalled() ? 2 : 0) : 0
   const memoryVariants: MemoryVariant[] = [{ flags: [] }, ...variants]
-  const steps = profileOnly ? 6 : accessLogOnly ? 2 + ACCESS_LOG_ROUNDS_ALONE * 2 : memoryOnly ? 1 + memoryVariants.length * (1 + MEMORY_ROUNDS * 3) :
+  const steps = profileOnly ? 7 : accessLogOnly ? 2 + ACCESS_LOG_ROUNDS_ALONE * 2 : memoryOnly ? 1 + memoryVariants.length * (1 + MEMORY_ROUNDS * 3) :
     4 +
     plan.rounds * (plan.concurrency.length + 2 + (plan.ws ? 1 : 0) + crossChecks) * sides +
     (plan.restartTunnels > 0 ? 2 : 0) +
@@ -124,8 +124,10 @@ async function main(): Promise<void> {
       const c = curlInstalled() ? await profileRun({ upstreamPort, load, kind: 'get', bytes: 2 ** 30, client: 'curl' }) : 'curl is not installed: no profile with it\n'
       progress.step('profiling server and agent under a 256 MiB POST echo')
       const d = await profileRun({ upstreamPort, load, kind: 'post', bytes: 256 * 2 ** 20 })
+      progress.step('profiling server and agent under a 256 MiB POST echo with curl as the client')
+      const e = curlInstalled() ? await profileRun({ upstreamPort, load, kind: 'post', bytes: 256 * 2 ** 20, client: 'curl' }) : 'curl is not installed: no profile with it\n'
       progress.done()
-      process.stdout.write(`${a}\n${b}\n${c}\n${d}`)
+      process.stdout.write(`${a}\n${b}\n${c}\n${d}\n${e}`)
       return
     }
     progress.step('starting the tunnel server (apptunnel server)')

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import type { Child } from './children.ts'
 import type { BulkResult, RequestsResult } from '../load-client.ts'
 import { startBenchAgent, startBenchServer, waitForStatus } from './tunnel-processes.ts'
-import { runCurl } from './standard-clients.ts'
+import { runCurl, writePatternFile } from './standard-clients.ts'
 
 interface CpuProfile {
   startTime: number
@@ -80,12 +80,16 @@ export async function profileRun(
       title = `c=50 small GETs, ${Math.round(r.rps)} rps`
     } else if (opts.client === 'curl') {
       // The same monotonic clock as the profiles' sample times (as in the load client).
+      let uploadFile: string | undefined
+      if (opts.kind === 'post') {
+        uploadFile = join(dir, 'upload.bin')
+        await writePatternFile(uploadFile, opts.bytes)
+      }
       const t0 = Number(process.hrtime.bigint() / 1000n)
-      if (opts.kind === 'post') throw new Error('profileRun: the POST profile is taken with the load client')
-      const r = await runCurl({ kind: 'get', port: target.port, host: target.host, bytes: opts.bytes, timeoutMs: 300_000 })
+      const r = await runCurl({ kind: opts.kind, port: target.port, host: target.host, bytes: opts.bytes, ...(uploadFile === undefined ? {} : { uploadFile }), timeoutMs: 300_000 })
       per = { divisor: r.bytes / 1e6, unit: 'ms per MB' }
       windowUs = [t0, Number(process.hrtime.bigint() / 1000n)]
-      title = `GET ${opts.bytes / 2 ** 20} MiB with curl, ${Math.round(r.MBps)} MB/s`
+      title = `${opts.kind === 'get' ? 'GET' : 'POST echo'} ${opts.bytes / 2 ** 20} MiB with curl, ${Math.round(r.MBps)} MB/s`
     } else {
       const r = await opts.load.call<BulkResult>({ kind: opts.kind, target, bytes: opts.bytes, timeoutMs: 300_000 }, 310_000)
       per = { divisor: r.bytes / 1e6, unit: 'ms per MB' }
