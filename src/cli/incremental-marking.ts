@@ -10,7 +10,10 @@ import { operatorChose, THIS_PROCESS_FLAGS, type NodeFlags } from './node-flags.
  * 2–3 times its CPU per byte (docs/performance.md, "The tunnel's cost per GiB swings within one
  * run"). Without incremental marking V8 collects the old generation when it reaches its limit, as
  * one pause: a server's heap is tens of MiB, so that pause is a few milliseconds, and it comes when
- * the old generation has grown, not after every scavenge.
+ * the old generation has grown, not after every scavenge. The agent is set the same way: under an
+ * upload (the caller's body decrypted by the agent) its young generation grows past the room left
+ * below its limit too, and it ran 9–23 full mark-compacts per 256–512 MiB with its old generation
+ * at 9 MiB (docs/decisions.md, 54).
  */
 
 /** Node flags by which the operator chose how V8 marks: theirs wins. */
