@@ -1,2 +1,2 @@
 export { SessionMux, type SessionMuxOptions } from './session-mux.ts'
-export { RelayStream, type RelayStreamHandlers } from './relay-stream.ts'
+export { MAX_WINDOW_GROWTH_FACTOR, RelayStream, type RelayStreamHandlers } from './relay-stream.ts'

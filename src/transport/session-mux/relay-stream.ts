@@ -37,14 +37,24 @@ export interface StreamTransport {
   sendAbort(id: number): void
   /** call stream.wake() once the session is no longer congested */
   waitUncongested(stream: RelayStream): void
+  /** takes up to `want` bytes of the receive window the session's streams may grow into; returns what it got */
+  takeWindowGrowth(want: number): number
+  /** gives back a closed stream's growth */
+  returnWindowGrowth(bytes: number): void
   forget(stream: RelayStream): void
 }
+
+/** A bulk stream's receive window grows to at most this many times the base window. */
+export const MAX_WINDOW_GROWTH_FACTOR = 4
 
 /**
  * One relayed client connection inside an agent session, with credit-based flow control in each
  * direction: a sender has at most the receiver's window of bytes unconsumed; the receiver grants
- * more (CREDIT) as its owner passes bytes on and is not holding. Memory a session can be made to
- * hold is so bounded by streams × window on each side.
+ * more (CREDIT) as its owner passes bytes on and is not holding. A stream that has taken a whole
+ * window since its window last grew is moving bulk: its next grant also doubles its window, up to
+ * MAX_WINDOW_GROWTH_FACTOR × the base, out of a budget its session shares among its streams
+ * (decision 55). Memory a session can be made to hold is so bounded by streams × base window +
+ * that budget on each side.
  *
  *   open ──end() and peer end──▶ closed
  *     ├──abort() / peer ABORT / REFUSE──▶ closed
@@ -61,6 +71,13 @@ export class RelayStream {
   /** bytes received and passed on, not yet granted back */
   #recvUngranted = 0
   readonly #grantThreshold: number
+  /** the receive window now: the base, or more once the stream has shown it moves bulk */
+  #recvWindow: number
+  readonly #maxRecvWindow: number
+  /** bytes received since the window last grew (or was refused growth) */
+  #recvSinceGrowth = 0
+  /** what the window grew by, taken from the session's budget: given back at close */
+  #grownBy = 0
   #held = false
   /** bytes written beyond our credit, sent as credit comes */
   #pending: Buffer[] = []
@@ -77,6 +94,8 @@ export class RelayStream {
     this.#transport = transport
     this.#sendCredit = windows.sendWindowBytes
     this.#recvAllowance = windows.recvWindowBytes
+    this.#recvWindow = windows.recvWindowBytes
+    this.#maxRecvWindow = windows.recvWindowBytes * MAX_WINDOW_GROWTH_FACTOR
     // Grant in quarters of the window: one CREDIT frame per many small reads, and the sender
     // never runs dry while the grant travels.
     this.#grantThreshold = Math.max(1, Math.floor(windows.recvWindowBytes / 4))
@@ -103,6 +122,11 @@ export class RelayStream {
 
   get accepted(): boolean {
     return this.#accepted
+  }
+
+  /** bytes the peer may have in flight on this stream: the base window, or more once grown */
+  get recvWindowBytes(): number {
+    return this.#recvWindow
   }
 
   /**
@@ -207,10 +231,26 @@ export class RelayStream {
 
   #grant(): void {
     if (this.#closed || this.#remoteEnded) return
-    const n = this.#recvUngranted
+    const n = this.#recvUngranted + this.#growth()
     this.#recvUngranted = 0
     this.#recvAllowance += n
     this.#transport.sendCredit(this.id, n)
+  }
+
+  /**
+   * Extra credit for a stream that took a whole window since it last grew: its window doubles
+   * while the session's budget lasts. Between two relays that share the cores with the caller and
+   * the app, one window in flight runs dry whenever the receiver is descheduled; a bulk stream
+   * needs a few (docs/performance.md). A stream of small exchanges never takes a whole window and
+   * keeps the base.
+   */
+  #growth(): number {
+    if (this.#recvSinceGrowth < this.#recvWindow || this.#recvWindow >= this.#maxRecvWindow) return 0
+    this.#recvSinceGrowth = 0
+    const extra = this.#transport.takeWindowGrowth(Math.min(this.#recvWindow, this.#maxRecvWindow - this.#recvWindow))
+    this.#recvWindow += extra
+    this.#grownBy += extra
+    return extra
   }
 
   // ── called by the session ─────────────────────────────────────────────────────────────────────
@@ -225,6 +265,7 @@ export class RelayStream {
       this.#handlers?.data(chunk)
       if (this.#closed) return
       this.#recvUngranted += n
+      this.#recvSinceGrowth += n
       if (!this.#held && !end && this.#recvUngranted >= this.#grantThreshold) this.#grant()
     }
     if (end) {
@@ -286,6 +327,8 @@ export class RelayStream {
   #close(): void {
     this.#closed = true
     this.#pending = []
+    if (this.#grownBy > 0) this.#transport.returnWindowGrowth(this.#grownBy)
+    this.#grownBy = 0
     this.#transport.forget(this)
   }
 }

@@ -152,6 +152,86 @@ test('flow control: a receiver that holds gets no more than its window; release 
   }
 })
 
+/** Writes `total` bytes to a stream as a source that respects back-pressure would; resolves when all were accepted. */
+function writeAll(s: RelayStream, c: ReturnType<typeof collector>, total: number): Promise<void> {
+  return new Promise((resolve) => {
+    let sent = 0
+    const pump = (): void => {
+      while (sent < total) {
+        const n = Math.min(16 * 1024, total - sent)
+        sent += n
+        if (!s.write(Buffer.alloc(n, sent & 0xff))) return
+      }
+      resolve()
+    }
+    c.handlers.writable = pump
+    pump()
+  })
+}
+
+const received = (entry: { got: Buffer[] }): number => entry.got.reduce((n, b) => n + b.length, 0)
+
+/** Holds the agent's end of a stream that has moved bulk, sends more, and returns what arrives while it is held: its window. */
+async function bytesInFlightWhenHeld(p: Pair, index: number, s: RelayStream, c: ReturnType<typeof collector>): Promise<number> {
+  const entry = p.accepted[index]!
+  entry.stream.hold()
+  const before = received(entry)
+  void writeAll(s, c, 1024 * 1024)
+  let last = -1
+  // Arrivals stop once the sender has used the credit it had: the same count twice, 50 ms apart.
+  await eventually(async () => {
+    const now = received(entry)
+    if (now === last && now > before) return true
+    last = now
+    await new Promise((r) => setTimeout(r, 50))
+    return false
+  }, 'arrivals stopped while held')
+  return received(entry) - before
+}
+
+test('a stream that moves bulk grows its receive window to four times the base, out of the session budget it gives back at close', async () => {
+  const base = 64 * 1024
+  // Budget for one stream's whole growth: 64 → 128 → 256 KiB takes 192 KiB.
+  const p = await muxPair({}, { streamWindowBytes: base, windowGrowthBytes: 3 * base })
+  try {
+    const bulk = async (): Promise<{ s: RelayStream; c: ReturnType<typeof collector>; index: number }> => {
+      const s = p.server.open('x')
+      const c = collector()
+      s.attach(c.handlers)
+      const index = p.accepted.length
+      await writeAll(s, c, 1024 * 1024)
+      await eventually(() => p.accepted[index] !== undefined && received(p.accepted[index]!) === 1024 * 1024, 'a megabyte arrived')
+      return { s, c, index }
+    }
+    const first = await bulk()
+    assert.equal(p.accepted[first.index]!.stream.recvWindowBytes, 4 * base, 'grown to four times the base')
+    // The peer's credit grew with it: held, the stream takes its whole grown window (less what it
+    // had taken and not yet granted back, under a quarter of the base).
+    const firstInFlight = await bytesInFlightWhenHeld(p, first.index, first.s, first.c)
+    assert.ok(firstInFlight > 4 * base - base / 4 && firstInFlight <= 4 * base, `a grown window in flight (${firstInFlight})`)
+
+    const second = await bulk()
+    assert.equal(p.accepted[second.index]!.stream.recvWindowBytes, base, 'the budget is spent: the base window')
+    const secondInFlight = await bytesInFlightWhenHeld(p, second.index, second.s, second.c)
+    assert.ok(secondInFlight > base - base / 4 && secondInFlight <= base, `the base window in flight (${secondInFlight})`)
+
+    // Small exchanges never take a whole window: no growth, whatever the budget.
+    first.s.abort()
+    await eventually(() => p.agent.streamCount === 1, 'the agent closed the aborted stream')
+    const small = p.server.open('y')
+    small.attach(collector().handlers)
+    for (let i = 0; i < 10; i++) small.write(Buffer.alloc(1000, i))
+    await eventually(() => p.accepted[2] !== undefined && received(p.accepted[2]) === 10_000, 'small writes arrived')
+    assert.equal(p.accepted[2]!.stream.recvWindowBytes, base)
+
+    // The aborted stream's growth came back to the session: a new bulk stream grows again.
+    const third = await bulk()
+    assert.equal(p.accepted[third.index]!.stream.recvWindowBytes, 4 * base, 'grown again from the returned budget')
+  } finally {
+    await p.close()
+  }
+})
+
 test('abort from the server: the agent hears lost, late frames of the dead stream are ignored, the session lives on', async () => {
   const p = await muxPair()
   try {

@@ -45,11 +45,18 @@ export interface SessionMuxOptions {
    * answers): the session is dropped.
    */
   sendBufferBytes?: number
+  /**
+   * Receive window the streams may grow into beyond their base windows, all together: a stream
+   * moving bulk doubles its window up to four times the base while this lasts, and gives its share
+   * back when it closes (decision 55). Default 16 MiB.
+   */
+  windowGrowthBytes?: number
 }
 
 /** A ping carries a counter, compared when it comes back. */
 const PING_BYTES = 8
 const DEFAULT_SEND_BUFFER_BYTES = 1024 * 1024
+const DEFAULT_WINDOW_GROWTH_BYTES = 16 * 1024 * 1024
 /** A batch up to this size is copied into one buffer (cheaper than many writes for small frames). */
 const COALESCE_MAX_BYTES = 16 * 1024
 
@@ -74,6 +81,8 @@ export class SessionMux extends EventEmitter implements StreamTransport {
   readonly #decoder: SessionFrameDecoder
   readonly #streams = new Map<number, RelayStream>()
   readonly #sendBufferBytes: number
+  /** what the streams' receive windows may still grow by, together */
+  #windowGrowthLeft: number
   #peer: SessionSettings | undefined
   /** server: the next id to open; agent: the last id the server opened */
   #lastStreamId = 0
@@ -97,6 +106,7 @@ export class SessionMux extends EventEmitter implements StreamTransport {
     this.#socket = socket
     this.#options = options
     this.#sendBufferBytes = options.sendBufferBytes ?? DEFAULT_SEND_BUFFER_BYTES
+    this.#windowGrowthLeft = options.windowGrowthBytes ?? DEFAULT_WINDOW_GROWTH_BYTES
     this.#decoder = new SessionFrameDecoder({
       onData: (id, chunk, end) => this.#onData(id, chunk, end),
       onFrame: (type, flags, id, payload) => this.#onFrame(type, flags, id, payload),
@@ -321,6 +331,16 @@ export class SessionMux extends EventEmitter implements StreamTransport {
 
   waitUncongested(stream: RelayStream): void {
     this.#blocked.add(stream)
+  }
+
+  takeWindowGrowth(want: number): number {
+    const n = Math.min(want, this.#windowGrowthLeft)
+    this.#windowGrowthLeft -= n
+    return n
+  }
+
+  returnWindowGrowth(bytes: number): void {
+    this.#windowGrowthLeft += bytes
   }
 
   forget(stream: RelayStream): void {
