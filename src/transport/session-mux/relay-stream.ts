@@ -71,13 +71,12 @@ export class RelayStream {
   /** bytes received and passed on, not yet granted back */
   #recvUngranted = 0
   readonly #grantThreshold: number
+  /** the window we announced; what the window grew beyond it came from the session's budget */
+  readonly #baseRecvWindow: number
   /** the receive window now: the base, or more once the stream has shown it moves bulk */
   #recvWindow: number
-  readonly #maxRecvWindow: number
   /** bytes received since the window last grew (or was refused growth) */
   #recvSinceGrowth = 0
-  /** what the window grew by, taken from the session's budget: given back at close */
-  #grownBy = 0
   #held = false
   /** bytes written beyond our credit, sent as credit comes */
   #pending: Buffer[] = []
@@ -94,8 +93,8 @@ export class RelayStream {
     this.#transport = transport
     this.#sendCredit = windows.sendWindowBytes
     this.#recvAllowance = windows.recvWindowBytes
+    this.#baseRecvWindow = windows.recvWindowBytes
     this.#recvWindow = windows.recvWindowBytes
-    this.#maxRecvWindow = windows.recvWindowBytes * MAX_WINDOW_GROWTH_FACTOR
     // Grant in quarters of the window: one CREDIT frame per many small reads, and the sender
     // never runs dry while the grant travels.
     this.#grantThreshold = Math.max(1, Math.floor(windows.recvWindowBytes / 4))
@@ -245,11 +244,11 @@ export class RelayStream {
    * keeps the base.
    */
   #growth(): number {
-    if (this.#recvSinceGrowth < this.#recvWindow || this.#recvWindow >= this.#maxRecvWindow) return 0
+    const max = this.#baseRecvWindow * MAX_WINDOW_GROWTH_FACTOR
+    if (this.#recvSinceGrowth < this.#recvWindow || this.#recvWindow >= max) return 0
     this.#recvSinceGrowth = 0
-    const extra = this.#transport.takeWindowGrowth(Math.min(this.#recvWindow, this.#maxRecvWindow - this.#recvWindow))
+    const extra = this.#transport.takeWindowGrowth(Math.min(this.#recvWindow, max - this.#recvWindow))
     this.#recvWindow += extra
-    this.#grownBy += extra
     return extra
   }
 
@@ -327,8 +326,8 @@ export class RelayStream {
   #close(): void {
     this.#closed = true
     this.#pending = []
-    if (this.#grownBy > 0) this.#transport.returnWindowGrowth(this.#grownBy)
-    this.#grownBy = 0
+    if (this.#recvWindow > this.#baseRecvWindow) this.#transport.returnWindowGrowth(this.#recvWindow - this.#baseRecvWindow)
+    this.#recvWindow = this.#baseRecvWindow
     this.#transport.forget(this)
   }
 }

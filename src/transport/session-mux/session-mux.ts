@@ -47,8 +47,8 @@ export interface SessionMuxOptions {
   sendBufferBytes?: number
   /**
    * Receive window the streams may grow into beyond their base windows, all together: a stream
-   * moving bulk doubles its window up to four times the base while this lasts, and gives its share
-   * back when it closes (decision 55). Default 16 MiB.
+   * moving bulk doubles its window up to MAX_WINDOW_GROWTH_FACTOR × the base while this lasts, and
+   * gives its share back when it closes (decision 55). Default 16 MiB.
    */
   windowGrowthBytes?: number
 }
