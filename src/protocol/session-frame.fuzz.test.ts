@@ -62,8 +62,13 @@ function model(frames: Frame[]): Event[] {
   )
 }
 
-/** Feeds bytes cut at `cuts`; DATA pieces of one frame are merged (the decoder may cut them anywhere). */
-function feed(all: Buffer, cuts: number[]): { events: Event[]; refused: boolean } {
+/**
+ * Feeds bytes cut at `cuts`; DATA pieces of one frame are merged (the decoder may cut them anywhere).
+ * `transient`: each cut is pushed from one reused buffer, scribbled over once the push returned, as
+ * an agent's connection reads into one buffer.
+ */
+function feed(all: Buffer, cuts: number[], transient = false): { events: Event[]; refused: boolean } {
+  const reused = transient ? Buffer.alloc(all.length) : undefined
   const events: Event[] = []
   /** a DATA frame whose pieces are still coming */
   let open: Extract<Event, { kind: 'data' }> | undefined
@@ -89,7 +94,12 @@ function feed(all: Buffer, cuts: number[]): { events: Event[]; refused: boolean 
   let at = 0
   for (const cut of cuts) {
     try {
-      d.push(all.subarray(at, cut))
+      if (reused === undefined) d.push(all.subarray(at, cut))
+      else {
+        const n = all.copy(reused, 0, at, cut)
+        d.push(reused.subarray(0, n), true)
+        reused.fill(0xa5)
+      }
     } catch (err) {
       assertTunnelError(err, ['TUN_ERR_SESSION_PROTOCOL'])
       return { events, refused: true }
@@ -99,7 +109,7 @@ function feed(all: Buffer, cuts: number[]): { events: Event[]; refused: boolean 
   return { events, refused: false }
 }
 
-test('valid frames, cut into any chunks, decode to exactly those frames (model check)', () => {
+test('valid frames, cut into any chunks, decode to exactly those frames, also from a reused read buffer (model check)', () => {
   fc.assert(
     fc.property(
       fc.array(validFrame, { maxLength: 12 }).chain((frames) => {
@@ -110,6 +120,7 @@ test('valid frames, cut into any chunks, decode to exactly those frames (model c
         const got = feed(all, cuts)
         assert.equal(got.refused, false)
         assert.deepEqual(got.events, model(frames))
+        assert.deepEqual(feed(all, cuts, true), got, 'the same from a reused read buffer')
       },
     ),
     { numRuns: RUNS, seed },

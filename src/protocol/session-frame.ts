@@ -219,7 +219,12 @@ export class SessionFrameDecoder {
     return this.#left < 0 && this.#headerHave === 0
   }
 
-  push(chunk: Buffer): void {
+  /**
+   * `transient`: the chunk's memory is reused once this returns (a socket read into one buffer):
+   * what is kept past the call (pieces of a frame that spans pushes) is copied. DATA pieces are
+   * handed on as they are, valid only during onData.
+   */
+  push(chunk: Buffer, transient = false): void {
     let at = 0
     const n = chunk.length
     while (at < n && !this.#stopped) {
@@ -248,7 +253,7 @@ export class SessionFrameDecoder {
         if (last) this.#left = -1
         this.#sink.onData(this.#stream, piece, last && (this.#flags & FLAG_END) !== 0)
       } else if (this.#left > 0) {
-        this.#parts.push(piece)
+        this.#parts.push(transient ? Buffer.from(piece) : piece)
       } else {
         this.#left = -1
         const payload = this.#parts.length === 0 ? piece : Buffer.concat([...this.#parts, piece])

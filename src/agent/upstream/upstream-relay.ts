@@ -1,7 +1,7 @@
 import { connect, type Socket } from 'node:net'
 import type { Logger } from '../../observability/index.ts'
 import { NO_AGENT_METRICS, type AgentMetricsSink } from '../../observability/metrics/index.ts'
-import type { RelayStream } from '../../transport/session-mux/index.ts'
+import { releaseReceived, type RelayStream } from '../../transport/session-mux/index.ts'
 import { BulkCork } from '../../transport/bulk-cork.ts'
 
 /**
@@ -50,9 +50,14 @@ export class UpstreamRelay {
       // and the stream's window bounds how many.
       data: (chunk) => {
         // After the upstream closed, what the caller still sends has nowhere to go.
-        if (socket.destroyed || socket.writableEnded) return
+        if (socket.destroyed || socket.writableEnded) {
+          releaseReceived(chunk)
+          return
+        }
         socket.cork()
-        const more = socket.write(chunk)
+        // The chunk lies in a receive slab of the session: reusable once the kernel has it, and
+        // the callback runs also for a write the socket's end or destruction cut short.
+        const more = socket.write(chunk, () => releaseReceived(chunk))
         cork.uncork(chunk.length)
         if (!more) stream.hold()
       },

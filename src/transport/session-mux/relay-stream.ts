@@ -1,5 +1,6 @@
 import { TunnelError } from '../../errors/index.ts'
 import type { Refusal } from '../../protocol/index.ts'
+import { releaseReceived } from './receive-slabs.ts'
 
 /**
  * What a stream's owner hears. One object per stream, set once: the hot path calls these directly
@@ -10,7 +11,10 @@ export interface RelayStreamHandlers {
   accepted?(): void
   /** server side: the agent could not reach the upstream; the stream is over */
   refused?(refusal: Refusal): void
-  /** bytes from the peer, in order; call hold() when they cannot be passed on as fast */
+  /**
+   * bytes from the peer, in order; call hold() when they cannot be passed on as fast. On a session
+   * with an `input` (the agent's), pass the chunk to releaseReceived() once it is passed on or dropped.
+   */
   data(chunk: Buffer): void
   /** the peer sent its last bytes (a clean half-close) */
   end(): void
@@ -261,7 +265,10 @@ export class RelayStream {
     if (n > this.#recvAllowance) throw new TunnelError('TUN_ERR_SESSION_PROTOCOL', `DATA on stream ${this.id} beyond the granted window`)
     this.#recvAllowance -= n
     if (n > 0) {
-      this.#handlers?.data(chunk)
+      const h = this.#handlers
+      // Nobody takes it (the owner aborted): a chunk kept in a receive slab is free again.
+      if (h === undefined) releaseReceived(chunk)
+      else h.data(chunk)
       if (this.#closed) return
       this.#recvUngranted += n
       this.#recvSinceGrowth += n

@@ -25,6 +25,7 @@ import {
   type SessionSettings,
 } from '../../protocol/index.ts'
 import { FrameBatch } from './frame-batch.ts'
+import { keepReceived } from './receive-slabs.ts'
 import { RelayStream, type StreamTransport } from './relay-stream.ts'
 
 export interface SessionMuxOptions {
@@ -51,6 +52,22 @@ export interface SessionMuxOptions {
    * gives its share back when it closes (decision 55). Default 16 MiB.
    */
   windowGrowthBytes?: number
+  /**
+   * Where the session's bytes come from, when not from the socket's `data` events: an agent reads
+   * its connection into one reused buffer (`onread`) and hands each read here, valid only during
+   * the call. DATA is then copied into recycled slabs (receive-slabs.ts), and the streams' owners
+   * release each chunk once they have passed it on (decision 56).
+   */
+  input?: SessionInput
+}
+
+/** A connection's bytes, read into memory that is reused once the sink returns. */
+export interface SessionInput {
+  /**
+   * From now on every read goes to `sink`, in order, beginning with any read before this call;
+   * from the event loop, never inside this call (the session is still being constructed).
+   */
+  attach(sink: (chunk: Buffer) => void): void
 }
 
 /** A ping carries a counter, compared when it comes back. */
@@ -100,6 +117,8 @@ export class SessionMux extends EventEmitter implements StreamTransport {
   /** the PING answer waiting in #out, if any: a peer is owed one answer at a time */
   #queuedAck: Buffer | undefined
   #ending = false
+  /** reads come from options.input: DATA must be copied before it is handed to a stream */
+  readonly #transientInput: boolean
 
   constructor(socket: Socket, options: SessionMuxOptions) {
     super()
@@ -112,7 +131,12 @@ export class SessionMux extends EventEmitter implements StreamTransport {
       onFrame: (type, flags, id, payload) => this.#onFrame(type, flags, id, payload),
     })
     this.#queue(encodeSettings({ streamWindowBytes: options.streamWindowBytes, maxStreams: options.maxStreams, maxDataPayloadBytes: MAX_DATA_PAYLOAD_BYTES }))
-    socket.on('data', (chunk: Buffer) => this.#onSocketData(chunk))
+    this.#transientInput = options.input !== undefined
+    if (options.input !== undefined) {
+      options.input.attach((chunk) => this.#onSocketData(chunk))
+    } else {
+      socket.on('data', (chunk: Buffer) => this.#onSocketData(chunk))
+    }
     socket.on('drain', () => this.#onDrain())
     socket.on('end', () => this.destroy(this.#goawayReceived || this.#goawaySent ? undefined : new TunnelError('TUN_ERR_SESSION_LOST', 'the peer closed the session')))
     socket.on('error', (err: Error) => this.destroy(new TunnelError('TUN_ERR_SESSION_LOST', `session connection failed: ${(err as NodeJS.ErrnoException).code ?? err.message}`)))
@@ -356,7 +380,7 @@ export class SessionMux extends EventEmitter implements StreamTransport {
     // what the peer itself is sending, or behind our own queued bytes.
     if (this.#pingOutstanding !== undefined) this.#pingDeadline?.refresh()
     try {
-      this.#decoder.push(chunk)
+      this.#decoder.push(chunk, this.#transientInput)
     } catch (err) {
       this.destroy(isTunnelError(err) ? err : new TunnelError('TUN_ERR_INTERNAL', 'session frame handling failed', { cause: err }))
     }
@@ -369,7 +393,7 @@ export class SessionMux extends EventEmitter implements StreamTransport {
       this.#checkStale(id, SessionFrameType.DATA)
       return
     }
-    stream.receiveData(chunk, end)
+    stream.receiveData(this.#transientInput && chunk.length > 0 ? keepReceived(chunk) : chunk, end)
   }
 
   /** A frame for a stream we do not hold: fine if the stream existed (it ended while the frame was on its way). */
