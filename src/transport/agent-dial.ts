@@ -1,7 +1,6 @@
-import { request, type IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import { connect as tlsConnect, type TLSSocket } from 'node:tls'
-import { TunnelError, errorCatalog, type ErrorCode } from '../errors/index.ts'
+import { TunnelError, errorCatalog, isTunnelError, type ErrorCode } from '../errors/index.ts'
 import {
   AGENT_CONNECT_PATH,
   AGENT_UPGRADE_TOKEN,
@@ -11,9 +10,12 @@ import {
   type SecurityKey,
   type SessionWelcome,
 } from '../protocol/index.ts'
+import { ResponseFramer, serializeRequestHead } from '../protocol/http1/index.ts'
 import { spkiPin } from './certificate-pin.ts'
 import { openProxyTunnel } from './proxy-connect.ts'
 import { proxyFor, type ProxySettings } from './proxy-settings.ts'
+import type { SessionInput } from './session-mux/index.ts'
+import { SESSION_READ_BUFFER, SessionReader } from './session-reader.ts'
 import { tlsPolicy } from './tls-policy.ts'
 
 export interface AgentDialOptions {
@@ -31,7 +33,12 @@ export interface AgentDialOptions {
 export interface DialedSession {
   socket: TLSSocket
   welcome: SessionWelcome
+  /** the connection's reads from the end of the 101 response on, for the session (SessionMux's `input`) */
+  input: SessionInput
 }
+
+/** A refusal's body is read up to this many bytes (the server's JSON error is far smaller). */
+const REFUSAL_BODY_MAX_BYTES = 16 * 1024
 
 /**
  * Dials the server named in the key and performs the connect handshake. The secret is sent only
@@ -50,16 +57,17 @@ export async function dialAgentSession(key: SecurityKey, options: AgentDialOptio
     tunnel.socket.destroy()
     throw new TunnelError('TUN_ERR_SERVER_UNREACHABLE', 'connect aborted')
   }
-  const socket = await openTls(host, port, key, options, tunnel)
+  const reader = new SessionReader()
+  const socket = await openTls(host, port, key, options, reader, tunnel)
   try {
-    return await upgrade(socket, key, options, url.host)
+    return await upgrade(socket, reader, key, options, url.host)
   } catch (err) {
     socket.destroy()
     throw err
   }
 }
 
-function openTls(host: string, port: number, key: SecurityKey, options: AgentDialOptions, tunnel?: { socket: Socket; label: string }): Promise<TLSSocket> {
+function openTls(host: string, port: number, key: SecurityKey, options: AgentDialOptions, reader: SessionReader, tunnel?: { socket: Socket; label: string }): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
     const pinned = key.certificatePin !== undefined
     const via = tunnel === undefined ? '' : ` through proxy ${tunnel.label}`
@@ -67,13 +75,27 @@ function openTls(host: string, port: number, key: SecurityKey, options: AgentDia
       // With a socket, host is still given: it names the server for the certificate check, which
       // would otherwise fall back to the socket's own peer, the proxy.
       host,
-      ...(tunnel === undefined ? { port } : { socket: tunnel.socket }),
+      // Node reads into a buffer of ours only on a connection it opens itself; over a proxy's
+      // tunnel the reads come as 'data' events below.
+      ...(tunnel === undefined
+        ? {
+            port,
+            onread: {
+              buffer: SESSION_READ_BUFFER,
+              callback: (n: number) => {
+                reader.deliver(SESSION_READ_BUFFER.subarray(0, n))
+                return true
+              },
+            },
+          }
+        : { socket: tunnel.socket }),
       ...(/^[\d.]+$|:/.test(host) ? {} : { servername: host }),
       ...tlsPolicy,
       ALPNProtocols: ['http/1.1'],
       rejectUnauthorized: !pinned,
       ...(options.ca !== undefined && !pinned ? { ca: options.ca } : {}),
     })
+    if (tunnel !== undefined) socket.on('data', (chunk: Buffer) => reader.deliver(chunk))
     const timer = setTimeout(() => fail(new TunnelError('TUN_ERR_SERVER_UNREACHABLE', `cannot reach ${host}:${port}${via}: connect timed out`)), options.connectTimeoutMs)
     const onAbort = (): void => fail(new TunnelError('TUN_ERR_SERVER_UNREACHABLE', 'connect aborted'))
     options.signal?.addEventListener('abort', onAbort, { once: true })
@@ -109,55 +131,131 @@ function openTls(host: string, port: number, key: SecurityKey, options: AgentDia
   })
 }
 
-function upgrade(socket: TLSSocket, key: SecurityKey, options: AgentDialOptions, hostHeader: string): Promise<DialedSession> {
+/**
+ * The connect request (an HTTP/1.1 upgrade) and its answer, read with the project's own response
+ * framer from the session reader: the bytes behind the 101 response are the session's first.
+ */
+function upgrade(socket: TLSSocket, reader: SessionReader, key: SecurityKey, options: AgentDialOptions, hostHeader: string): Promise<DialedSession> {
   return new Promise((resolve, reject) => {
-    const req = request({
-      createConnection: () => socket,
-      method: 'GET',
-      path: AGENT_CONNECT_PATH,
-      headers: {
-        Host: hostHeader,
-        Connection: 'Upgrade',
-        Upgrade: AGENT_UPGRADE_TOKEN,
-        Authorization: formatAgentAuthorization(key.tunnelId, key.secret),
-        [agentHeaders.nodeId]: options.nodeId,
-        [agentHeaders.instance]: options.instance,
-        [agentHeaders.version]: options.agentVersion,
+    let settled = false
+    let status = 0
+    let chunked = false
+    let headers: Record<string, string> = {}
+    const body: Buffer[] = []
+    let bodyBytes = 0
+    const finish = (err: TunnelError | undefined, session?: DialedSession): void => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      socket.off('error', onError)
+      socket.off('end', onEnd)
+      socket.off('close', onEnd)
+      if (err !== undefined) {
+        reader.detach()
+        reject(err)
+      } else resolve(session!)
+    }
+    const failed = (reason: string): void => finish(new TunnelError('TUN_ERR_SERVER_UNREACHABLE', `connect request failed: ${reason}`))
+    const framer = new ResponseFramer({
+      onHead: (head) => {
+        if (head.statusCode < 200 && head.statusCode !== 101) return // an interim answer
+        status = head.statusCode
+        chunked = head.body.kind === 'chunked'
+        headers = {}
+        // Named as Node's HTTP client names them: lower case, repeated fields joined.
+        for (const [name, value] of head.headers) {
+          const k = name.toLowerCase()
+          headers[k] = headers[k] === undefined ? value : `${headers[k]}, ${value}`
+        }
+      },
+      onBody: (chunk) => {
+        if (bodyBytes < REFUSAL_BODY_MAX_BYTES) body.push(chunk.subarray(0, REFUSAL_BODY_MAX_BYTES - bodyBytes))
+        bodyBytes += chunk.length
+      },
+      onMessageEnd: () => {
+        const raw = Buffer.concat(body)
+        finish(refusal(status, (chunked ? dechunk(raw) : raw).toString('utf8')))
+      },
+      onUpgrade: (rest) => {
+        let welcome: SessionWelcome
+        try {
+          welcome = parseWelcomeHeaders(headers)
+        } catch (err) {
+          finish(isTunnelError(err) ? err : new TunnelError('TUN_ERR_HANDSHAKE_VERSION', String(err)))
+          return
+        }
+        reader.detach(rest)
+        finish(undefined, { socket, welcome, input: reader })
       },
     })
-    const timer = setTimeout(() => {
-      req.destroy()
-      reject(new TunnelError('TUN_ERR_SERVER_UNREACHABLE', 'the server did not answer the connect request in time'))
-    }, options.connectTimeoutMs)
-    req.on('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer)
-      reject(new TunnelError('TUN_ERR_SERVER_UNREACHABLE', `connect request failed: ${err.code ?? err.message}`))
-    })
-    req.on('upgrade', (res: IncomingMessage, upgraded, head: Buffer) => {
-      clearTimeout(timer)
+    framer.expect('GET')
+    const onError = (err: NodeJS.ErrnoException): void => failed(err.code ?? err.message)
+    const onEnd = (): void => {
+      if (settled) return
       try {
-        const welcome = parseWelcomeHeaders(res.headers)
-        if (head.length > 0) upgraded.unshift(head)
-        resolve({ socket: upgraded as TLSSocket, welcome })
+        framer.end()
       } catch (err) {
-        reject(err)
+        failed(isTunnelError(err) ? err.message : String(err))
+        return
+      }
+      failed('the server closed the connection without answering')
+    }
+    const timer = setTimeout(() => {
+      socket.destroy()
+      finish(new TunnelError('TUN_ERR_SERVER_UNREACHABLE', 'the server did not answer the connect request in time'))
+    }, options.connectTimeoutMs)
+    socket.on('error', onError)
+    socket.on('end', onEnd)
+    socket.on('close', onEnd)
+    reader.attach((chunk) => {
+      if (settled) return
+      try {
+        // The framer keeps references into what it is given: a copy, as the read buffer is reused.
+        framer.push(Buffer.from(chunk))
+      } catch (err) {
+        failed(isTunnelError(err) ? err.message : String(err))
       }
     })
-    req.on('response', (res: IncomingMessage) => {
-      const chunks: Buffer[] = []
-      let size = 0
-      res.on('data', (c: Buffer) => {
-        size += c.length
-        if (size <= 16384) chunks.push(c)
+    let head: Buffer
+    try {
+      head = serializeRequestHead({
+        method: 'GET',
+        target: AGENT_CONNECT_PATH,
+        versionMinor: 1,
+        headers: [
+          ['Host', hostHeader],
+          ['Connection', 'Upgrade'],
+          ['Upgrade', AGENT_UPGRADE_TOKEN],
+          ['Authorization', formatAgentAuthorization(key.tunnelId, key.secret)],
+          [agentHeaders.nodeId, options.nodeId],
+          [agentHeaders.instance, options.instance],
+          [agentHeaders.version, options.agentVersion],
+        ],
       })
-      res.on('end', () => {
-        clearTimeout(timer)
-        reject(refusal(res.statusCode ?? 0, Buffer.concat(chunks).toString('utf8')))
-      })
-      res.on('error', () => {})
-    })
-    req.end()
+    } catch (err) {
+      finish(isTunnelError(err) ? err : new TunnelError('TUN_ERR_INTERNAL', String(err)))
+      return
+    }
+    socket.write(head)
   })
+}
+
+/**
+ * The data of a chunked body the framer passed on verbatim (and checked), as far as `raw` goes: a
+ * refusal's body is read only up to REFUSAL_BODY_MAX_BYTES.
+ */
+function dechunk(raw: Buffer): Buffer {
+  const parts: Buffer[] = []
+  let at = 0
+  for (;;) {
+    const eol = raw.indexOf('\r\n', at)
+    if (eol < 0) break
+    const size = Number.parseInt(raw.toString('latin1', at, eol).split(';')[0]!.trim(), 16)
+    if (!(size > 0)) break
+    parts.push(raw.subarray(eol + 2, Math.min(eol + 2 + size, raw.length)))
+    at = eol + 2 + size + 2
+  }
+  return Buffer.concat(parts)
 }
 
 /** Classifies a refused connect by the server's JSON error (its code decides ERROR vs retry). */

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events'
 import { TunnelError, errorCatalog, isTunnelError, type ErrorCode } from '../../errors/index.ts'
 import { STREAM_WINDOW_BYTES, type ControlMessage, type SecurityKey, type SessionWelcome } from '../../protocol/index.ts'
 import { SessionMux, type RelayStream } from '../../transport/session-mux/index.ts'
-import { dialAgentSession, type AgentDialOptions } from '../../transport/agent-dial.ts'
+import { dialAgentSession, type AgentDialOptions, type DialedSession } from '../../transport/agent-dial.ts'
 import type { Logger } from '../../observability/index.ts'
 import { NO_AGENT_METRICS, type AgentMetricsSink } from '../../observability/metrics/index.ts'
 import type { ProxySettings } from '../../transport/proxy-settings.ts'
@@ -116,7 +116,7 @@ export class AgentConnector extends EventEmitter {
           break
         }
         this.#backoff.reset()
-        const ended = await this.#serve(dialed.socket, dialed.welcome)
+        const ended = await this.#serve(dialed)
         if (this.#stopped) break
         if (ended !== undefined && !ended.retryable) {
           this.#setStatus('ERROR', ended.message, ended.code)
@@ -158,10 +158,11 @@ export class AgentConnector extends EventEmitter {
   }
 
   /** Serves one session until it ends; resolves with why it ended (undefined: plain loss). */
-  #serve(socket: import('node:tls').TLSSocket, welcome: SessionWelcome): Promise<TunnelError | undefined> {
+  #serve({ socket, welcome, input }: DialedSession): Promise<TunnelError | undefined> {
     return new Promise((resolve) => {
       let endReason: TunnelError | undefined
       const mux = new SessionMux(socket, {
+        input,
         role: 'agent',
         streamWindowBytes: STREAM_WINDOW_BYTES,
         maxStreams: this.#options.maxStreams,

@@ -1,8 +1,7 @@
-import type { TLSSocket } from 'node:tls'
 import { isTunnelError, type TunnelError } from '../../errors/index.ts'
 import type { ControlMessage, SecurityKey, SessionWelcome } from '../../protocol/index.ts'
 import { SessionMux, type RelayStream } from '../../transport/session-mux/index.ts'
-import { dialAgentSession } from '../../transport/agent-dial.ts'
+import { dialAgentSession, type DialedSession } from '../../transport/agent-dial.ts'
 import type { ProxySettings } from '../../transport/proxy-settings.ts'
 import { VERSION } from '../../version.ts'
 import { fail, ok, type Finding } from './doctor-check.ts'
@@ -35,7 +34,7 @@ export async function checkKey(key: SecurityKey, options: KeyCheckOptions): Prom
     if (!isTunnelError(err)) throw err
     return { finding: refused(err), welcome: undefined }
   }
-  await closeGracefully(dialed.socket, dialed.welcome, options.timeoutMs)
+  await closeGracefully(dialed, options.timeoutMs)
   const w = dialed.welcome
   const link = w.applicationLinkUrl === undefined ? '' : `, application link URL ${w.applicationLinkUrl}`
   return {
@@ -49,9 +48,10 @@ export async function checkKey(key: SecurityKey, options: KeyCheckOptions): Prom
  * with GOAWAY. Closing the socket right after the 101 instead would fail the server's session
  * setup, which it logs as an error.
  */
-function closeGracefully(socket: TLSSocket, welcome: SessionWelcome, timeoutMs: number): Promise<void> {
+function closeGracefully({ socket, welcome, input }: DialedSession, timeoutMs: number): Promise<void> {
   return new Promise((resolve) => {
     const mux = new SessionMux(socket, {
+      input,
       role: 'agent',
       streamWindowBytes: 64 * 1024,
       maxStreams: 1,
