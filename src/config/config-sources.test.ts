@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { parseConfigText } from './config-file.ts'
+import { parseConfigText } from './config-yaml.ts'
 import { environmentLayer, loadConfigFromSources, NON_OPTION_VARIABLES, optionsOfSide, type ConfigLayer } from './config-sources.ts'
 import { configError } from '../testing/config-error.ts'
 
