@@ -11,6 +11,7 @@ import { freePort } from '../../testing/free-port.ts'
 import { checkNoLeakedHandles } from '../../testing/leak-check.ts'
 import { socketPair } from '../../testing/session-pair.ts'
 import { MAX_WINDOW_GROWTH_FACTOR, SessionMux, type RelayStream, type SessionMuxOptions } from '../../transport/session-mux/index.ts'
+import { SessionReader } from '../../transport/session-reader.ts'
 import { UpstreamRelay } from './upstream-relay.ts'
 
 checkNoLeakedHandles()
@@ -27,11 +28,24 @@ interface ServerView {
   lost: TunnelError | undefined
 }
 
-/** A session whose agent end relays each stream to `port` with UpstreamRelay, as the connector does. */
+/**
+ * A session whose agent end relays each stream to `port` with UpstreamRelay, as the connector does,
+ * and reads the way the agent's session connection does (decision 56): every read lands in one
+ * reused buffer, here scribbled over as soon as the session has handled it.
+ */
 async function relaySession(port: number, connectTimeoutMs = 5000, metrics?: Partial<AgentMetricsSink>): Promise<{ open(): ServerView; close(): Promise<void> }> {
   const [a, b] = await socketPair()
   const server = new SessionMux(a, { ...MUX, role: 'server' })
-  const agent = new SessionMux(b, { ...MUX, role: 'agent' })
+  const reader = new SessionReader()
+  const shared = Buffer.alloc(64 * 1024)
+  b.on('data', (chunk: Buffer) => {
+    for (let at = 0; at < chunk.length; at += shared.length) {
+      const n = chunk.copy(shared, 0, at, at + shared.length)
+      reader.deliver(shared.subarray(0, n))
+      shared.fill(0xee)
+    }
+  })
+  const agent = new SessionMux(b, { ...MUX, role: 'agent', input: reader })
   agent.on('stream', (stream: RelayStream) => new UpstreamRelay(stream, { host: '127.0.0.1', port }, { connectTimeoutMs, log: silentLogger(), metrics: { ...NO_AGENT_METRICS, ...metrics } }))
   await Promise.all([once(server, 'settings'), once(agent, 'settings')])
   return {
@@ -254,3 +268,56 @@ test('the server aborting a stream in the middle of a bulk answer closes the app
     await session.close()
   }
 })
+
+test('uploads to an app that reads in bursts arrive intact while the agent keeps what it received in recycled slabs (decision 56)', async () => {
+  const total = 8 * 1024 * 1024
+  const payloads = [pattern(total, 3), pattern(total, 4)]
+  let next = 0
+  const app = await upstream((s) => {
+    const expected = payloads[next++]!
+    let at = 0
+    let bad: number | undefined
+    // Reads a little, then stops for a while: the agent's socket to the app keeps what the kernel
+    // will not take, so received chunks wait in their slabs across many later reads.
+    s.on('data', (c: Buffer) => {
+      for (let i = 0; i < c.length && bad === undefined; i++) if (c[i] !== expected[at + i]) bad = at + i
+      at += c.length
+      s.pause()
+      setTimeout(() => s.resume(), 1)
+      if (at === total) s.end(bad === undefined ? 'intact' : `byte ${bad} differs`)
+    })
+  })
+  const session = await relaySession(app.port)
+  try {
+    const views = [session.open(), session.open()]
+    await eventually(() => views.every((v) => v.accepted), 'both connected')
+    await Promise.all(
+      views.map(
+        (view, i) =>
+          new Promise<void>((resolve) => {
+            let sent = 0
+            const pump = (): void => {
+              while (sent < total) {
+                const n = Math.min(48 * 1024, total - sent)
+                const ok = view.stream.write(payloads[i]!.subarray(sent, sent + n))
+                sent += n
+                if (!ok) return
+              }
+              view.stream.end()
+              resolve()
+            }
+            view.stream.attach({ data: (c) => view.got.push(Buffer.from(c)), end: () => (view.ended = true), lost: (r) => (view.lost = r), writable: pump })
+            pump()
+          }),
+      ),
+    )
+    await eventually(() => views.every((v) => v.ended), 'both apps answered', 60_000)
+    assert.deepEqual(
+      views.map((v) => Buffer.concat(v.got).toString()),
+      ['intact', 'intact'],
+    )
+  } finally {
+    await session.close()
+  }
+})
+
