@@ -18,7 +18,8 @@ function sizesAfterChurn(hold: boolean, survivors = 1): { start: number; startin
       let keep = []
       for (let round = 0; round < 30; round++) {
         for (let i = 0; i < 100000; i++) { keep.push({ i, s: 'x' + i }); if (keep.length > ${20000 * survivors}) keep = [] }
-        await new Promise((r) => setImmediate(r))
+        // A few turns of the loop: GC entries reach observers one or two turns after the collection.
+        for (let turn = 0; turn < 3; turn++) await new Promise((r) => setImmediate(r))
       }
     }
     const start = size()

@@ -47,8 +47,10 @@ function youngGenerationBytes(): number {
 /**
  * The process started (a server listens, an agent runs): V8 sizes the young generation for the
  * traffic again, up to STARTED_YOUNG_GENERATION_MAX_BYTES. V8 doubles the space at a scavenge;
- * the check runs after each one (GC entries reach observers on the next turn of the event loop),
- * and once the space reached the ceiling the factor goes back to 1 and the check stops.
+ * the check runs after each one, and once the space reached the ceiling the factor goes back to 1
+ * and the check stops. The ceiling is soft: GC entries reach observers one or two turns of the
+ * event loop after the collection, and a burst that makes two growing scavenges before then takes
+ * the space to V8's own ceiling, where it went before.
  */
 export function youngGenerationMayGrow(): void {
   if (!holding) return
