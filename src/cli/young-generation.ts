@@ -1,5 +1,4 @@
-import { PerformanceObserver } from 'node:perf_hooks'
-import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8'
+import { setFlagsFromString } from 'node:v8'
 import { operatorChose, THIS_PROCESS_FLAGS, type NodeFlags } from './node-flags.ts'
 
 /**
@@ -11,7 +10,7 @@ import { operatorChose, THIS_PROCESS_FLAGS, type NodeFlags } from './node-flags.
  * over (decision 49). `--max-semi-space-size` would cap it, but only given at start, so a user would
  * have to know it; V8 reads `--semi-space-growth-factor` each time it grows the space, though, so
  * the process holds the space at its start size while it starts, then lets V8 size it for the
- * traffic, up to a ceiling of half V8's own.
+ * traffic as before: the data path runs as it did.
  */
 
 /** Node flags by which the operator chose the young generation's size: theirs wins. */
@@ -30,39 +29,10 @@ export function holdYoungGenerationWhileStarting(nodeFlags: NodeFlags = THIS_PRO
   return true
 }
 
-/**
- * Where the young generation stops growing once started: 16 MiB, semi-spaces of 8 (V8's own
- * ceiling is 32 MiB on Node 20). Under load the server grew to its ceiling and held it; 8 MiB
- * semi-spaces cost no more CPU per request or per byte than 16 and keep ~14 MiB less
- * (docs/performance.md, "A ceiling on the server's young generation").
- */
-export const STARTED_YOUNG_GENERATION_MAX_BYTES = 16 * 2 ** 20
-
-let capObserver: PerformanceObserver | undefined
-
-function youngGenerationBytes(): number {
-  return getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0
-}
-
-/**
- * The process started (a server listens, an agent runs): V8 sizes the young generation for the
- * traffic again, up to STARTED_YOUNG_GENERATION_MAX_BYTES. V8 doubles the space at a scavenge;
- * the check runs after each one, and once the space reached the ceiling the factor goes back to 1
- * and the check stops. The ceiling is soft: GC entries reach observers one or two turns of the
- * event loop after the collection, and a burst that makes two growing scavenges before then takes
- * the space to V8's own ceiling, where it went before.
- */
+/** The process started (a server listens, an agent runs): V8 sizes the young generation again. */
 export function youngGenerationMayGrow(): void {
   if (!holding) return
-  holding = false
-  if (youngGenerationBytes() >= STARTED_YOUNG_GENERATION_MAX_BYTES) return
   // V8's default factor.
   setFlagsFromString('--semi-space-growth-factor=2')
-  capObserver = new PerformanceObserver(() => {
-    if (youngGenerationBytes() < STARTED_YOUNG_GENERATION_MAX_BYTES) return
-    setFlagsFromString('--semi-space-growth-factor=1')
-    capObserver?.disconnect()
-    capObserver = undefined
-  })
-  capObserver.observe({ entryTypes: ['gc'] })
+  holding = false
 }
