@@ -171,6 +171,8 @@ describe('cloud console when things go wrong, and what an admin needs to act (is
     await button.click()
     await page.getByRole('button', { name: 'View application link URL' }).click()
     await page.getByRole('dialog').getByRole('button', { name: 'Close' }).click()
+    // The dialog's close event, which gives focus back, is a task of its own after the click.
+    await page.waitForFunction((e) => e === document.activeElement, await button.elementHandle(), { timeout: 5000 }).catch(() => {})
     assert.equal(await button.evaluate((e) => e === document.activeElement), true, 'closing the dialog gives focus back')
     await button.click()
     await page.getByRole('button', { name: 'Delete' }).click()
