@@ -5,6 +5,7 @@ import { silentLogger } from '../observability/index.ts'
 import type { ControlMessage, Refusal } from '../protocol/index.ts'
 import { AgentSession } from '../server/agent-gateway/agent-session.ts'
 import { SessionMux, type RelayStream, type SessionMuxOptions } from '../transport/session-mux/index.ts'
+import { SessionReader } from '../transport/session-reader.ts'
 
 /** Two ends of one loopback TCP connection (TLS is the e2e tests' business; the framing is the same). */
 export async function socketPair(): Promise<[Socket, Socket]> {
@@ -17,6 +18,24 @@ export async function socketPair(): Promise<[Socket, Socket]> {
   await once(client, 'connect')
   server.close()
   return [serverSide, client]
+}
+
+/**
+ * Reads `socket` the way the agent reads its session connection (`onread`, decision 56): every read
+ * lands in one reused buffer, here also scribbled over as soon as the session has handled it, so
+ * anything kept past the call without a copy shows up as changed bytes. For SessionMux's `input`.
+ */
+export function reusedBufferReader(socket: Socket): SessionReader {
+  const reader = new SessionReader()
+  const shared = Buffer.alloc(64 * 1024)
+  socket.on('data', (chunk: Buffer) => {
+    for (let at = 0; at < chunk.length; at += shared.length) {
+      const n = chunk.copy(shared, 0, at, at + shared.length)
+      reader.deliver(shared.subarray(0, n))
+      shared.fill(0xee)
+    }
+  })
+  return reader
 }
 
 /** One relay stream as the agent end of a session sees it; the test decides what the agent does. */

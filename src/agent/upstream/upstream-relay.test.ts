@@ -9,9 +9,8 @@ import type { Refusal } from '../../protocol/index.ts'
 import { eventually } from '../../testing/eventually.ts'
 import { freePort } from '../../testing/free-port.ts'
 import { checkNoLeakedHandles } from '../../testing/leak-check.ts'
-import { socketPair } from '../../testing/session-pair.ts'
+import { reusedBufferReader, socketPair } from '../../testing/session-pair.ts'
 import { MAX_WINDOW_GROWTH_FACTOR, SessionMux, type RelayStream, type SessionMuxOptions } from '../../transport/session-mux/index.ts'
-import { SessionReader } from '../../transport/session-reader.ts'
 import { UpstreamRelay } from './upstream-relay.ts'
 
 checkNoLeakedHandles()
@@ -30,22 +29,12 @@ interface ServerView {
 
 /**
  * A session whose agent end relays each stream to `port` with UpstreamRelay, as the connector does,
- * and reads the way the agent's session connection does (decision 56): every read lands in one
- * reused buffer, here scribbled over as soon as the session has handled it.
+ * and reads the way the agent's session connection does (decision 56, reusedBufferReader).
  */
 async function relaySession(port: number, connectTimeoutMs = 5000, metrics?: Partial<AgentMetricsSink>): Promise<{ open(): ServerView; close(): Promise<void> }> {
   const [a, b] = await socketPair()
   const server = new SessionMux(a, { ...MUX, role: 'server' })
-  const reader = new SessionReader()
-  const shared = Buffer.alloc(64 * 1024)
-  b.on('data', (chunk: Buffer) => {
-    for (let at = 0; at < chunk.length; at += shared.length) {
-      const n = chunk.copy(shared, 0, at, at + shared.length)
-      reader.deliver(shared.subarray(0, n))
-      shared.fill(0xee)
-    }
-  })
-  const agent = new SessionMux(b, { ...MUX, role: 'agent', input: reader })
+  const agent = new SessionMux(b, { ...MUX, role: 'agent', input: reusedBufferReader(b) })
   agent.on('stream', (stream: RelayStream) => new UpstreamRelay(stream, { host: '127.0.0.1', port }, { connectTimeoutMs, log: silentLogger(), metrics: { ...NO_AGENT_METRICS, ...metrics } }))
   await Promise.all([once(server, 'settings'), once(agent, 'settings')])
   return {

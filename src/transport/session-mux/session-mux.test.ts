@@ -7,8 +7,7 @@ import { checkNoLeakedHandles } from '../../testing/leak-check.ts'
 import { eventually } from '../../testing/eventually.ts'
 import { SessionMux, type SessionMuxOptions } from './session-mux.ts'
 import type { RelayStream, RelayStreamHandlers } from './relay-stream.ts'
-import { socketPair } from '../../testing/session-pair.ts'
-import { SessionReader } from '../session-reader.ts'
+import { reusedBufferReader, socketPair } from '../../testing/session-pair.ts'
 import { RECEIVE_SLAB_BYTES, receiveSlabStats, releaseReceived } from './receive-slabs.ts'
 
 checkNoLeakedHandles()
@@ -560,18 +559,7 @@ test('DATA past the granted window is a protocol error', async () => {
 test('an agent session whose reads share one reused buffer keeps every DATA byte intact until its owner releases it, then reuses the memory', async () => {
   const [a, b] = await socketPair()
   const server = new SessionMux(a, { ...BASE, role: 'server', streamWindowBytes: 1024 * 1024 })
-  // What an agent's TLS connection does with `onread`: every read lands in the same buffer, which
-  // the next read overwrites; here it is also scribbled over at once after each delivery.
-  const reader = new SessionReader()
-  const shared = Buffer.alloc(64 * 1024)
-  b.on('data', (chunk: Buffer) => {
-    for (let at = 0; at < chunk.length; at += shared.length) {
-      const n = chunk.copy(shared, 0, at, at + shared.length)
-      reader.deliver(shared.subarray(0, n))
-      shared.fill(0xee)
-    }
-  })
-  const agent = new SessionMux(b, { ...BASE, role: 'agent', streamWindowBytes: 1024 * 1024, input: reader })
+  const agent = new SessionMux(b, { ...BASE, role: 'agent', streamWindowBytes: 1024 * 1024, input: reusedBufferReader(b) })
   const total = 8 * 1024 * 1024
   const expected = (offset: number): number => (offset * 31 + 7) & 0xff
   let verified = 0
