@@ -1,6 +1,7 @@
 import { Option, type Command } from 'commander'
 import { CONFIG_SIDES, readConfigFile, type ConfigFile, type ConfigSide, type SourcedIssue } from '../config/config-file.ts'
-import { EMPTY_LAYER, fileLayer, formatIssue, loadConfigFromSources, optionsOfSide, type ConfigLayer } from '../config/config-sources.ts'
+import { formatIssue } from '../config/config-issues.ts'
+import { EMPTY_LAYER, fileLayer, loadConfigFromSources, optionsOfSide, type ConfigLayer } from '../config/config-sources.ts'
 import { TunnelError, isTunnelError } from '../errors/index.ts'
 import { runCommand } from './run-command.ts'
 import { printError } from './output.ts'

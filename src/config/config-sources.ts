@@ -3,6 +3,7 @@ import { agentConfigSchema, agentOptionDocs, loadAgentConfig, type AgentConfig, 
 import { CONFIG_SIDES, readConfigFile, type ConfigFile, type ConfigSide, type SourcedIssue } from './config-file.ts'
 import { documentedOptionsOf, nearestName, type DocumentedOption, type OptionInfo } from './config-options.ts'
 import { configIssuesOf } from './config-validation.ts'
+import { formatIssue } from './config-issues.ts'
 import { loadServerConfig, serverConfigSchema, serverOptionDocs, type ServerConfig, type ServerConfigInput } from './server-config.ts'
 
 /** Option values from one place, each with a label saying where it came from. */
@@ -127,10 +128,6 @@ export function loadConfigFromSources(side: ConfigSide, sources: ConfigSources):
   return { config, input }
 }
 
-/** One line per problem: "field: what is wrong (where it came from)". */
-export function formatIssue(i: SourcedIssue): string {
-  return `${i.field}: ${i.message} (${i.source})`
-}
 
 export function configInvalid(side: ConfigSide, issues: SourcedIssue[]): TunnelError {
   const lines = issues.map(formatIssue)

@@ -1,5 +1,5 @@
 import { isMap, isScalar, LineCounter, parseDocument, visit, type Pair } from 'yaml'
-import { TunnelError } from '../errors/index.ts'
+import { invalidConfigFile, type SourcedIssue } from './config-issues.ts'
 
 /**
  * The YAML side of configuration files: loaded only when a file is read (config-file.ts imports it
@@ -7,13 +7,6 @@ import { TunnelError } from '../errors/index.ts'
  */
 
 export type ConfigSide = 'server' | 'agent'
-
-/** One problem, with where it came from: "FILE:LINE", "env APPTUNNEL_LISTEN", "flag --listen". */
-export interface SourcedIssue {
-  field: string
-  message: string
-  source: string
-}
 
 /** The options of one side as a file gives them, with the line each is on. */
 export interface FileOptions {
@@ -34,16 +27,12 @@ export type ConfigFile = { path: string; kind: 'flat'; options: FileOptions } | 
  */
 export const MAX_YAML_ALIAS_EXPANSIONS = 100
 
-function invalid(issues: SourcedIssue[]): TunnelError {
-  return new TunnelError('TUN_ERR_CONFIG_INVALID', issues.map((i) => `${i.field}: ${i.message} (${i.source})`).join('; '), { details: { issues } })
-}
-
 /** Parses the text of a configuration file; `path` only names it in messages. */
 export function parseConfigText(text: string, path: string): ConfigFile {
   const lineCounter = new LineCounter()
   const doc = parseDocument(text, { lineCounter, uniqueKeys: true })
   if (doc.errors.length > 0) {
-    throw invalid(
+    throw invalidConfigFile(
       doc.errors.map((e) => {
         const line = e.linePos?.[0].line ?? lineCounter.linePos(e.pos[0]).line
         return { field: 'config', message: `YAML syntax error: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`, source: `${path}:${line}` }
@@ -52,7 +41,7 @@ export function parseConfigText(text: string, path: string): ConfigFile {
   }
   const root = doc.contents
   if (root === null) return { path, kind: 'flat', options: { values: {}, lines: {} } }
-  if (!isMap(root)) throw invalid([{ field: 'config', message: 'the file must hold a mapping of options (name: value)', source: `${path}:1` }])
+  if (!isMap(root)) throw invalidConfigFile([{ field: 'config', message: 'the file must hold a mapping of options (name: value)', source: `${path}:1` }])
   const lineOf = (pair: Pair) => {
     const start = isScalar(pair.key) ? pair.key.range?.[0] : undefined
     return start === undefined ? 1 : lineCounter.linePos(start).line
@@ -73,7 +62,7 @@ export function parseConfigText(text: string, path: string): ConfigFile {
     const message = excessive
       ? `YAML aliases (*name) expand to more than ${MAX_YAML_ALIAS_EXPANSIONS} nodes: refused as a resource exhaustion attack ("billion laughs"); write the values out`
       : `YAML aliases cannot be resolved: ${(err as Error).message}`
-    throw invalid([{ field: 'config', message, source: `${path}:${firstAlias === undefined ? 1 : lineCounter.linePos(firstAlias).line}` }])
+    throw invalidConfigFile([{ field: 'config', message, source: `${path}:${firstAlias === undefined ? 1 : lineCounter.linePos(firstAlias).line}` }])
   }
   const pairs = root.items as Pair[]
   const isSection = (p: Pair) => isScalar(p.key) && (p.key.value === 'server' || p.key.value === 'agent')
@@ -96,7 +85,7 @@ export function parseConfigText(text: string, path: string): ConfigFile {
       sections[side] = optionsFrom(pair.value.items as Pair[], value[side] as Record<string, unknown>, lineOf)
     }
   }
-  if (issues.length > 0) throw invalid(issues)
+  if (issues.length > 0) throw invalidConfigFile(issues)
   return { path, kind: 'sectioned', sections }
 }
 
