@@ -8,7 +8,6 @@ import { addConfigFlags, configFlagValues, flagLayer, givenOnCommandLine } from 
 import { definedOptions } from './defined-options.ts'
 import { closeOnSignal, runCommand } from './run-command.ts'
 import { youngGenerationMayGrow } from './young-generation.ts'
-import { fullCollectionsAtTheLimitOnly } from './incremental-marking.ts'
 
 export function registerAgentCommand(program: Command): void {
   const command = program
@@ -35,7 +34,6 @@ export function registerAgentCommand(program: Command): void {
         const log = createLogger({ level: config.logLevel, name: 'apptunnel-agent', ...logOptionsFromEnv() })
         const agent = await startAgent(config, { log, terminal: process.stderr })
         youngGenerationMayGrow()
-        fullCollectionsAtTheLimitOnly()
         await closeOnSignal(() => agent.close())
       }),
     )

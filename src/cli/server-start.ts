@@ -6,7 +6,6 @@ import { readyBanner } from './ready-banner.ts'
 import { closeOnSignal, runCommand } from './run-command.ts'
 import { workerIndex } from './server-worker.ts'
 import { youngGenerationMayGrow } from './young-generation.ts'
-import { fullCollectionsAtTheLimitOnly } from './incremental-marking.ts'
 
 export function registerServerCommand(program: Command): void {
   const command = program
@@ -34,7 +33,6 @@ export function registerServerCommand(program: Command): void {
         const { startServer } = await import('../server/start-server.ts')
         const server = await startServer(config, { log, terminal: process.stderr })
         youngGenerationMayGrow()
-        fullCollectionsAtTheLimitOnly()
         // The handlers go in before the banner: whoever reads "ready" may send a signal at once,
         // and one arriving before them would end the process without a graceful close.
         const stopped = closeOnSignal(() => server.close())

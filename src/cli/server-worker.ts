@@ -6,7 +6,6 @@ import type { Logger } from '../observability/index.ts'
 import { readyBanner } from './ready-banner.ts'
 import { closeOnSignal } from './run-command.ts'
 import { youngGenerationMayGrow } from './young-generation.ts'
-import { fullCollectionsAtTheLimitOnly } from './incremental-marking.ts'
 
 /** Tells a process forked by the supervisor which worker it is (read only in a cluster worker). */
 export const WORKER_INDEX_VARIABLE = 'APPTUNNEL_WORKER_INDEX'
@@ -52,7 +51,6 @@ export async function runServerWorker(config: Readonly<ServerConfig>, index: num
     throw err
   }
   youngGenerationMayGrow()
-  fullCollectionsAtTheLimitOnly()
 
   let closing: Promise<void> | undefined
   const close = (): Promise<void> => (closing ??= server.close())
