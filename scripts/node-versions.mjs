@@ -38,8 +38,8 @@ import { fileURLToPath } from 'node:url'
 /**
  * The tests that exercise what differs between Node lines: real TLS (OpenSSL and tls defaults),
  * net/http parsing at the ingress, the session framing over sockets, the native SQLite driver and
- * the pg client, child processes of the CLI bundle, the cluster bus crypto, and replicas on
- * PostgreSQL. The pure protocol and fuzz tests add time and little Node surface.
+ * the pg client, child processes of the CLI bundle, the cluster bus crypto, replicas on
+ * PostgreSQL, and the server's reads into shared buffers (Node internals, decision 57). The pure protocol and fuzz tests add time and little Node surface.
  */
 const CORE_TESTS = [
   'e2e/tunnel-core.test.ts',
@@ -52,6 +52,9 @@ const CORE_TESTS = [
   'src/store/store.test.ts',
   'src/store/store-failures.test.ts',
   'src/transport/session-mux/session-mux.test.ts',
+  // Node's internals the server's reads rely on (decision 57), and the ingress reading through them.
+  'src/transport/accepted-socket-reads.test.ts',
+  'src/server/ingress/ingress-connection.test.ts',
   'src/cluster/auth/handshake.test.ts',
 ]
 

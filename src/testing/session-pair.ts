@@ -21,7 +21,8 @@ export async function socketPair(): Promise<[Socket, Socket]> {
 }
 
 /**
- * Reads `socket` the way the agent reads its session connection (`onread`, decision 56): every read
+ * Reads `socket` the way the agent and the server read their session connection (`onread`,
+ * decisions 56 and 57): every read
  * lands in one reused buffer, here also scribbled over as soon as the session has handled it, so
  * anything kept past the call without a copy shows up as changed bytes. For SessionMux's `input`.
  */
@@ -92,7 +93,8 @@ export async function openSessionPair(
   options: { tunnelId?: string; nodeId?: string; agentMaxStreams?: number; serverMaxStreams?: number; drainTimeoutMs?: number } = {},
 ): Promise<SessionPair> {
   const [serverSocket, agentSocket] = await socketPair()
-  const serverMux = new SessionMux(serverSocket, { ...MUX, role: 'server', ...(options.serverMaxStreams === undefined ? {} : { maxStreams: options.serverMaxStreams }) })
+  // The server reads its session the way the gateway makes it (decision 57): into a reused buffer.
+  const serverMux = new SessionMux(serverSocket, { ...MUX, role: 'server', input: reusedBufferReader(serverSocket), ...(options.serverMaxStreams === undefined ? {} : { maxStreams: options.serverMaxStreams }) })
   const agentMux = new SessionMux(agentSocket, { ...MUX, role: 'agent', ...(options.agentMaxStreams === undefined ? {} : { maxStreams: options.agentMaxStreams }) })
   const streams: ScriptedStream[] = []
   const waiting = new Map<number, (s: ScriptedStream) => void>()

@@ -1,9 +1,11 @@
+import type { Socket } from 'node:net'
+import { readIntoBuffer } from './accepted-socket-reads.ts'
 import type { SessionInput } from './session-mux/index.ts'
 
 /**
- * What an agent's session connection reads into, when it dials the server itself: one buffer for
- * every session of the process. A read is handed to its owner, which copies what it keeps, before
- * the event loop reads any socket again; so nothing is allocated per TLS record (decision 56).
+ * What session connections read into: one buffer for every session of the process, the agent's
+ * (decision 56) and the server's (decision 57). A read is handed to its owner, which copies what it
+ * keeps, before the event loop reads any socket again; so nothing is allocated per TLS record.
  */
 export const SESSION_READ_BUFFER = Buffer.allocUnsafeSlow(64 * 1024)
 
@@ -47,4 +49,18 @@ export class SessionReader implements SessionInput {
       while (this.#sink !== undefined && this.#waiting.length > 0) this.#sink(this.#waiting.shift()!)
     })
   }
+}
+
+/**
+ * The reads of a session connection the server accepted (an agent's upgraded connection), into
+ * SESSION_READ_BUFFER where Node allows it, as 'data' events otherwise. `head` is what was read past
+ * the upgrade request; it comes first.
+ */
+export function acceptedSessionReader(socket: Socket, head: Buffer): SessionReader {
+  const reader = new SessionReader()
+  if (head.length > 0) reader.deliver(head)
+  if (!readIntoBuffer(socket, SESSION_READ_BUFFER, (chunk) => reader.deliver(chunk))) {
+    socket.on('data', (chunk: Buffer) => reader.deliver(chunk))
+  }
+  return reader
 }

@@ -132,6 +132,46 @@ test('valid requests are reported as their model says, however the bytes are chu
   )
 })
 
+test('pushed from a read buffer that is overwritten after each push, bodies and bytes held for an upgrade come out intact', () => {
+  // What the ingress does with a socket read into one reused buffer (push(chunk, true)).
+  const streams = fc
+    .tuple(fc.array(modelRequest, { maxLength: 2 }), fc.uint8Array({ maxLength: 300 }), fc.boolean())
+    .chain(([models, after, accept]) => {
+      const serialised = models.map(serialise)
+      const upgrade = Buffer.from('GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n', 'latin1')
+      // Declined, the bytes after the upgrade request are requests again: a valid one then.
+      const tail = accept ? Buffer.from(after) : Buffer.from('GET /next HTTP/1.1\r\nHost: a\r\n\r\n', 'latin1')
+      const bytes = Buffer.concat([...serialised.map((m) => m.bytes), upgrade, tail])
+      return fc.tuple(fc.constant(serialised), fc.constant(tail), fc.constant(accept), fc.constant(bytes), cutsOf(bytes.length))
+    })
+  fc.assert(
+    fc.property(streams, ([serialised, tail, accept, bytes, cuts]) => {
+      const bodies: Buffer[] = []
+      const targets: string[] = []
+      const framer = new RequestFramer({
+        onHead: (h) => targets.push(h.target),
+        onBody: (chunk) => bodies.push(Buffer.from(chunk)),
+        onMessageEnd() {},
+      })
+      const shared = Buffer.alloc(bytes.length)
+      for (const part of splitAt(bytes, cuts.slice(0, -1))) {
+        if (framer.state === 'upgraded') break
+        const n = part.copy(shared)
+        framer.push(shared.subarray(0, n), true)
+        shared.fill(0xee)
+      }
+      assert.equal(framer.state, 'awaiting-upgrade')
+      assert.deepEqual(Buffer.concat(bodies), Buffer.concat(serialised.map((m) => m.body)))
+      if (accept) assert.deepEqual(framer.upgradeAccepted(), tail)
+      else {
+        framer.upgradeDeclined()
+        assert.equal(targets.at(-1), '/next')
+      }
+    }),
+    { seed, numRuns: RUNS },
+  )
+})
+
 // ── anything at all ─────────────────────────────────────────────────────────────────────────────
 
 /** Pieces of HTTP that, shuffled, reach the framer's corner cases far more often than random bytes. */

@@ -41,6 +41,8 @@ export class RequestFramer {
   private phase = HEAD
   private upgradeAfterMessage = false
   private held: Buffer[] = []
+  /** the chunk being parsed is overwritten after push() returns: what is held is copied */
+  private transient = false
   private heldBytes = 0
   private readonly guard = new FramerGuard('RequestFramer')
   /** Bytes of the last head parsed, as received (start line through the blank line). */
@@ -64,13 +66,19 @@ export class RequestFramer {
   }
 
   /**
-   * Parses `chunk`, calling back synchronously. The chunk must not be modified afterwards: body
-   * slices and bytes held during an upgrade reference it rather than copy it.
+   * Parses `chunk`, calling back synchronously. Body slices handed to onBody are views of it. Bytes
+   * held during an upgrade reference it too, so it must not be modified afterwards, unless
+   * `transient` says it will be (a socket's reused read buffer): then they are copied.
    */
-  push(chunk: Buffer): void {
+  push(chunk: Buffer, transient = false): void {
     this.checkUsable('push')
     if (this.phase === UPGRADED) throw new TunnelError('TUN_ERR_INTERNAL', 'push() after upgradeAccepted(): the connection carries raw bytes now')
-    this.guarded(() => this.run(chunk))
+    this.transient = transient
+    try {
+      this.guarded(() => this.run(chunk))
+    } finally {
+      this.transient = false
+    }
   }
 
   /** Ends HTTP on this connection; returns the bytes that arrived after the upgrade request, to relay raw. */
@@ -154,6 +162,6 @@ export class RequestFramer {
     if (this.heldBytes > MAX_BYTES_AWAITING_UPGRADE) {
       throw framingError('request', 'TUN_ERR_HTTP_BAD_REQUEST', `more than ${MAX_BYTES_AWAITING_UPGRADE} bytes sent before the upgrade was answered`)
     }
-    this.held.push(chunk)
+    this.held.push(this.transient ? Buffer.from(chunk) : chunk)
   }
 }

@@ -19,6 +19,7 @@ import type { Logger } from '../../observability/index.ts'
 import { NO_GATEWAY_METRICS, type GatewayMetrics } from '../../observability/metrics/index.ts'
 import { AgentSession, type AgentSessionInfo } from './agent-session.ts'
 import { SessionMux } from '../../transport/session-mux/index.ts'
+import { acceptedSessionReader, type SessionReader } from '../../transport/session-reader.ts'
 import { AuthFailureLimiter } from '../../security/auth-failure-limiter.ts'
 import { CredentialCache } from '../../security/credential-cache.ts'
 import type { SessionRegistry } from './session-registry.ts'
@@ -179,8 +180,7 @@ export class AgentGateway {
     await new Promise<void>((resolve, reject) => {
       socket.write(lines.join('\r\n') + '\r\n\r\n', (err) => (err ? reject(err) : resolve()))
     })
-    if (head.length > 0) socket.unshift(head)
-    const session = await this.#startSession(socket, {
+    const session = await this.#startSession(socket, acceptedSessionReader(socket, head), {
       sessionId,
       tunnelId: tunnel.id,
       nodeId,
@@ -254,10 +254,11 @@ export class AgentGateway {
     else this.#knownIds.delete(tunnelId)
   }
 
-  #startSession(socket: Socket, info: AgentSessionInfo): Promise<AgentSession> {
+  #startSession(socket: Socket, input: SessionReader, info: AgentSessionInfo): Promise<AgentSession> {
     return new Promise((resolve, reject) => {
       const mux = new SessionMux(socket, {
         role: 'server',
+        input,
         streamWindowBytes: STREAM_WINDOW_BYTES,
         maxStreams: this.#options.maxStreamsPerSession,
         pingIntervalMs: this.#options.pingIntervalMs,

@@ -6,6 +6,8 @@ import { silentLogger } from '../../observability/index.ts'
 import { eventually } from '../../testing/eventually.ts'
 import { checkNoLeakedHandles } from '../../testing/leak-check.ts'
 import { openSessionPair, type SessionPair } from '../../testing/session-pair.ts'
+import { readIntoBuffer } from '../../transport/accepted-socket-reads.ts'
+import { receiveSlabStats } from '../../transport/session-mux/receive-slabs.ts'
 import { SessionRegistry } from '../agent-gateway/session-registry.ts'
 import { HostRouter } from './host-router.ts'
 import { IngressConnection, type IngressConnectionDeps } from './ingress-connection.ts'
@@ -37,6 +39,19 @@ interface Caller {
   closed: boolean
 }
 
+/**
+ * The client's reads the way the ingress makes them (decision 57), into one reused buffer, here
+ * also scribbled over as soon as a read was handled: whatever the connection kept of a read
+ * without copying it shows up as changed bytes.
+ */
+function scribbledReads(socket: Socket, onRead: (chunk: Buffer) => void): boolean {
+  const buffer = Buffer.alloc(64 * 1024)
+  return readIntoBuffer(socket, buffer, (chunk) => {
+    onRead(chunk)
+    buffer.fill(0xee)
+  })
+}
+
 async function withRig(sessionCount: number, body: (rig: Rig) => Promise<void>, deps: Partial<IngressConnectionDeps> = {}): Promise<void> {
   const registry = new SessionRegistry()
   const sessions: SessionPair[] = []
@@ -54,6 +69,7 @@ async function withRig(sessionCount: number, body: (rig: Rig) => Promise<void>, 
       maxStreamsPerSession: 100,
       proto: 'http',
       unsolicitedWarnings: new OncePerInterval(60_000),
+      readInto: scribbledReads,
       ...deps,
     })
     connections.add(conn)
@@ -160,6 +176,28 @@ test('a stream the agent aborts before confirming it is replayed on another sess
   })
 })
 
+test('an upload many windows long reaches the agent byte for byte', async () => {
+  await withRig(1, async (rig) => {
+    rig.registry.add(rig.sessions[0]!.session)
+    const c = await rig.caller()
+    const bytes = 4 * 1024 * 1024
+    const body = Buffer.alloc(bytes)
+    for (let i = 0; i < bytes; i++) body[i] = (i * 13 + (i >> 10)) & 0xff
+    c.send(`POST /upload HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: ${bytes}\r\n\r\n`)
+    const s = await rig.sessions[0]!.agent.stream(0)
+    s.accept()
+    // Faster than the stream's window (64 KiB here) allows: what waits for credit is kept by the stream.
+    for (let at = 0; at < bytes; at += 256 * 1024) c.socket.write(body.subarray(at, at + 256 * 1024))
+    const headBytes = await (async () => {
+      await eventually(() => s.text().includes('\r\n\r\n'), 'the head')
+      return s.text().indexOf('\r\n\r\n') + 4
+    })()
+    await eventually(() => s.received.reduce((n, b) => n + b.length, 0) === headBytes + bytes, 'the whole body', 20_000)
+    const got = Buffer.concat(s.received).subarray(headBytes)
+    assert.ok(got.equals(body), `the body differs from byte ${got.findIndex((b, i) => b !== body[i])}`)
+  })
+})
+
 test('after the agent confirmed the stream, a lost session replays only idempotent bodyless requests', async () => {
   await withRig(3, async (rig) => {
     const [a, b, d] = rig.sessions as [SessionPair, SessionPair, SessionPair]
@@ -225,9 +263,18 @@ test('a 101 turns the connection into a byte pipe both ways', async () => {
     const s = await rig.sessions[0]!.agent.stream(0)
     await eventually(() => s.text().endsWith('\r\n\r\n'), 'the upgrade request')
     assert.match(s.text(), /\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n/)
+    const head = s.text().length
+    // Sent before the answer: held until the 101 (whatever its read buffer held since), then passed on.
+    c.send('early-frame')
+    await new Promise((r) => setTimeout(r, 50))
+    c.send('+more')
+    await new Promise((r) => setTimeout(r, 50))
+    assert.equal(s.text().length, head, 'nothing passes before the upgrade is answered')
     s.accept()
     s.send('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nfrom-app')
     await c.until(/from-app$/, 'the 101 and the first pipe bytes')
+    await eventually(() => s.text().length === head + 'early-frame+more'.length, 'the held bytes reach the agent')
+    assert.equal(s.text().slice(head), 'early-frame+more')
     const sent = s.text().length
     c.send('GET not-http \x00\x01')
     await eventually(() => s.text().length > sent, 'raw bytes reach the agent')
@@ -253,6 +300,34 @@ test('bytes the app sends with no request outstanding are dropped with its strea
     next.send(OK)
     await eventually(() => c.got.split('HTTP/1.1').length === 3, 'two answers')
     assert.equal(c.got.includes('extra'), false, 'the unsolicited answer never reached the caller')
+  })
+})
+
+test('a caller that reads slowly gets every byte of a long answer; the memory it was received into is reused only once written', async () => {
+  await withRig(1, async (rig) => {
+    rig.registry.add(rig.sessions[0]!.session)
+    const c = await rig.caller()
+    const bytes = 24 * 1024 * 1024
+    const body = Buffer.alloc(bytes)
+    for (let i = 0; i < bytes; i++) body[i] = (i * 7 + (i >> 12)) & 0xff
+    c.send(get('/big'))
+    const s = await rig.sessions[0]!.agent.stream(0)
+    await eventually(() => s.text().endsWith('\r\n\r\n'), 'the head reaches the agent')
+    s.accept()
+    // The caller reads nothing for a while: the kernel's buffers fill and the ingress's writes queue
+    // in the socket, each still pointing into the memory the DATA was received into.
+    c.socket.pause()
+    s.send(`HTTP/1.1 200 OK\r\nContent-Length: ${bytes}\r\n\r\n`)
+    for (let at = 0; at < bytes; at += 256 * 1024) s.send(body.subarray(at, at + 256 * 1024))
+    await eventually(() => rig.sessions[0]!.serverMux.streamCount === 1 && c.socket.readableLength === 0, 'the caller is paused')
+    await new Promise((r) => setTimeout(r, 300))
+    c.socket.resume()
+    await eventually(() => c.got.length >= bytes, 'the whole answer', 20_000)
+    const got = Buffer.from(c.got.slice(c.got.indexOf('\r\n\r\n') + 4), 'latin1')
+    assert.equal(got.length, bytes)
+    assert.ok(got.equals(body), `the answer differs from byte ${got.findIndex((b, i) => b !== body[i])}`)
+    // Every payload was released once written (its slab is written into again, not left to the collector).
+    assert.equal(receiveSlabStats().currentRefs, 0, 'payloads still held in the receive slab')
   })
 })
 

@@ -13,8 +13,9 @@ import type { Logger } from '../../observability/index.ts'
 import { NO_INGRESS_METRICS, type IngressMetrics } from '../../observability/metrics/index.ts'
 import type { AgentSession } from '../agent-gateway/agent-session.ts'
 import type { Refusal } from '../../protocol/index.ts'
-import type { RelayStream } from '../../transport/session-mux/index.ts'
+import { releaseReceived, type RelayStream } from '../../transport/session-mux/index.ts'
 import { BulkCork } from '../../transport/bulk-cork.ts'
+import { readIntoBuffer } from '../../transport/accepted-socket-reads.ts'
 import type { SessionRegistry } from '../agent-gateway/session-registry.ts'
 import type { HostRouter } from './host-router.ts'
 import type { OncePerInterval } from './once-per-interval.ts'
@@ -71,6 +72,23 @@ export interface IngressConnectionDeps {
   accessLog?: AccessLog | undefined
   /** set on a connection a replica forwarded: that replica's node id (the access log says so) */
   forwardedVia?: string | undefined
+  /**
+   * Makes the client's socket hand each read to `onRead` from a buffer reused after it returns;
+   * false: it cannot, and the connection reads 'data' events. Default: readIntoBuffer() into one
+   * buffer for every connection of the process (decision 57). Tests pass one that scribbles over
+   * the buffer after each read.
+   */
+  readInto?: ((socket: Socket, onRead: (chunk: Buffer) => void) => boolean) | undefined
+}
+
+/**
+ * What every ingress connection of the process reads its client into: a read is handled, and what
+ * is kept of it copied, before the event loop reads any socket again (decision 57).
+ */
+const CLIENT_READ_BUFFER = Buffer.allocUnsafeSlow(64 * 1024)
+
+function readIntoClientBuffer(socket: Socket, onRead: (chunk: Buffer) => void): boolean {
+  return readIntoBuffer(socket, CLIENT_READ_BUFFER, onRead)
 }
 
 /** RFC 9110 §9.2.2: a client may repeat these automatically, so the ingress may too. */
@@ -159,6 +177,11 @@ export class IngressConnection {
   #heldStream: RelayStream | undefined
   /** the uncork of each DATA chunk written to the client: bulk leaves in one writev per read */
   readonly #cork: BulkCork
+  /** the client's read being handled is a view of a reused buffer: what is kept of it is copied */
+  #readIsTransient = false
+  /** a chunk from the agent is being relayed: #toClient holds its last slice back (#endRelay) */
+  #relaying = false
+  #heldSlice: Buffer | undefined
   #headTimer: NodeJS.Timeout | undefined
   #upstreamTimer: NodeJS.Timeout | undefined
   #bodyTimer: NodeJS.Timeout | undefined
@@ -206,7 +229,15 @@ export class IngressConnection {
     )
     this.#responses = this.#newResponseFramer()
     this.#armHeadTimer()
-    socket.on('data', (chunk: Buffer) => this.#onClientData(chunk))
+    const reusedBuffer = (deps.readInto ?? readIntoClientBuffer)(socket, (chunk) => {
+      this.#readIsTransient = true
+      try {
+        this.#onClientData(chunk)
+      } finally {
+        this.#readIsTransient = false
+      }
+    })
+    if (!reusedBuffer) socket.on('data', (chunk: Buffer) => this.#onClientData(chunk))
     socket.on('drain', () => {
       const held = this.#heldStream
       this.#heldStream = undefined
@@ -241,11 +272,11 @@ export class IngressConnection {
     if (this.#closed || this.#queued !== undefined) return
     if (this.#raw) {
       if (this.#responding !== undefined) this.#responding.bytesIn += chunk.length
-      this.#toUpstream(chunk)
+      this.#toUpstream(chunk, this.#readIsTransient)
       return
     }
     try {
-      this.#requests.push(chunk)
+      this.#requests.push(chunk, this.#readIsTransient)
     } catch (err) {
       this.#refuseRequest(err)
       return
@@ -301,7 +332,7 @@ export class IngressConnection {
     this.#headAtMs = NaN
     this.#headRecord = undefined
     if (!head.keepAlive) this.#keepAlive = false
-    this.#toUpstream(bytes)
+    this.#toUpstream(bytes, false)
     if (!bodyless) this.#inBody = request
     if (!bodyless && !head.upgrade) {
       this.#awaitingContinue = head.expectContinue
@@ -436,6 +467,7 @@ export class IngressConnection {
         },
         data: (chunk) => {
           if (stream === this.#stream) this.#onUpstreamData(chunk, stream)
+          else releaseReceived(chunk)
         },
         end: () => {
           if (stream === this.#stream) this.#onUpstreamEnd()
@@ -486,19 +518,20 @@ export class IngressConnection {
     const last = this.#pending[this.#pending.length - 1]
     if (last !== undefined && chunk.length > 0) last.replayable = false
     if (this.#inBody?.access !== undefined) this.#inBody.access.bytesIn += chunk.length
-    this.#toUpstream(chunk)
+    // A body slice is a view of the client's read (of a copy the framer held, after a declined upgrade).
+    this.#toUpstream(chunk, this.#readIsTransient)
   }
 
-  #toUpstream(chunk: Buffer): void {
+  /** `transient`: `chunk` is (a view of) the client's read buffer, overwritten once this read is handled. */
+  #toUpstream(chunk: Buffer, transient: boolean): void {
     const stream = this.#stream
     if (stream === undefined || this.#closed || stream.writableEnded) return
     if (this.#unconfirmed !== undefined) {
-      // Kept by reference: the framer hands out slices of socket chunks, which are never reused.
       this.#unconfirmedBytes += chunk.length
-      if (this.#unconfirmedBytes <= MAX_UNCONFIRMED_BYTES) this.#unconfirmed.push(chunk)
+      if (this.#unconfirmedBytes <= MAX_UNCONFIRMED_BYTES) this.#unconfirmed.push(transient ? Buffer.from(chunk) : chunk)
       else this.#unconfirmed = undefined
     }
-    if (!stream.write(chunk)) this.#socket.pause()
+    if (!(transient ? stream.writeTransient(chunk) : stream.write(chunk))) this.#socket.pause()
   }
 
   #onRequestEnd(): void {
@@ -538,11 +571,36 @@ export class IngressConnection {
     return this.#pending.length === 0 && !this.#responseInProgress
   }
 
+  /**
+   * A chunk from the agent, which may be a view of a receive slab (decision 57): it is released once
+   * the client's socket is done with every part of it, in the callback of the last write made from
+   * it (writes to one socket complete in order), or at once if none was made.
+   */
   #onUpstreamData(chunk: Buffer, stream: RelayStream): void {
+    this.#relaying = true
+    try {
+      this.#relayUpstreamData(chunk, stream)
+    } finally {
+      this.#endRelay(chunk)
+    }
+  }
+
+  /** Writes what #toClient held back of the chunk now relayed, with the chunk's release. */
+  #endRelay(chunk: Buffer): void {
+    if (!this.#relaying) return
+    this.#relaying = false
+    const last = this.#heldSlice
+    this.#heldSlice = undefined
+    if (last === undefined) releaseReceived(chunk)
+    else this.#socket.write(last, () => releaseReceived(chunk))
+  }
+
+  #relayUpstreamData(chunk: Buffer, stream: RelayStream): void {
     if (this.#closed) return
     if (this.#raw) {
       this.#socket.cork()
       this.#toClient(chunk)
+      this.#endRelay(chunk)
       this.#cork.uncork(chunk.length)
       this.#holdIfFull(stream)
       return
@@ -559,6 +617,8 @@ export class IngressConnection {
     } catch (err) {
       failure = { err }
     }
+    // Before the uncork, and before a failure answers: the chunk's last slice goes out in order.
+    this.#endRelay(chunk)
     this.#cork.uncork(chunk.length)
     if (this.#closed) return
     if (failure !== undefined && !this.#unsolicited) {
@@ -586,7 +646,13 @@ export class IngressConnection {
       const record = this.#responding ?? this.#pending[0]?.access
       if (record !== undefined) record.bytesOut += bytes.length
     }
-    this.#socket.write(bytes)
+    if (!this.#relaying) {
+      this.#socket.write(bytes)
+      return
+    }
+    // Inside a chunk from the agent the last write carries its release: hold each slice until the next.
+    if (this.#heldSlice !== undefined) this.#socket.write(this.#heldSlice)
+    this.#heldSlice = bytes
   }
 
   #holdIfFull(stream: RelayStream): void {
@@ -727,7 +793,8 @@ export class IngressConnection {
         this.#fail(err, false)
         return
       }
-      if (held.length > 0) this.#toUpstream(held)
+      // The framer copied what it held of reused reads.
+      if (held.length > 0) this.#toUpstream(held, false)
       // The client half-closed while the upgrade was pending: the byte pipe passes that on now.
       if (this.#clientEnded && this.#stream !== undefined && !this.#stream.writableEnded) this.#stream.end()
     })
@@ -801,7 +868,7 @@ export class IngressConnection {
     this.#session = undefined
     this.#bind(next)
     this.#deps.log.debug({ tunnelId: this.#tunnelId, lostSession: lostSession.info.sessionId, sessionId: next.info.sessionId, requests: this.#pending.length }, 'relay replayed on another session')
-    for (const chunk of bytes) this.#toUpstream(chunk)
+    for (const chunk of bytes) this.#toUpstream(chunk, false)
     // The lost stream may have paused the client for back-pressure; its 'drain' will never come.
     const stream = this.#stream as RelayStream | undefined
     if (this.#socket.isPaused() && stream !== undefined && !stream.writableNeedDrain) this.#socket.resume()

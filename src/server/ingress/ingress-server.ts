@@ -34,10 +34,11 @@ export class IngressServer {
       socket.destroy()
       return
     }
+    // Given back to the socket before the connection takes its reads: they start with what is queued.
+    if (rest.length > 0) socket.unshift(rest)
     const conn = new IngressConnection(socket, { ...this.#deps, forwarder: undefined, forwardedFor: forwarded.clientAddress, forwardedVia: forwarded.via })
     this.#connections.set(conn, socket)
     socket.once('close', () => this.#connections.delete(conn))
-    if (rest.length > 0) socket.unshift(rest)
     socket.resume()
   }
 

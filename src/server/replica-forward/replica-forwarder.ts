@@ -70,7 +70,7 @@ type IngressSessionSurface = Pick<AgentSession, 'isOpen' | 'activeStreams' | 'cl
   openRelay(clientAddress: string, handlers: RelayStreamHandlers): IngressStreamSurface
 }
 /** What an ingress connection uses of a relay stream. */
-type IngressStreamSurface = Pick<RelayStream, 'closed' | 'writableEnded' | 'writableNeedDrain' | 'write' | 'end' | 'abort' | 'hold' | 'release'>
+type IngressStreamSurface = Pick<RelayStream, 'closed' | 'writableEnded' | 'writableNeedDrain' | 'write' | 'writeTransient' | 'end' | 'abort' | 'hold' | 'release'>
 // Compile-time: the real session and stream offer at least this surface, so the two cannot drift.
 type AssertSurface<T extends IngressSessionSurface> = T
 export type CheckedAgentSession = AssertSurface<Omit<AgentSession, 'openRelay'> & { openRelay(a: string, h: RelayStreamHandlers): RelayStream }>
@@ -161,6 +161,12 @@ class ForwardStream implements IngressStreamSurface {
   get writableNeedDrain(): boolean {
     if (this.#local !== undefined) return this.#local.writableNeedDrain
     return this.#socket === undefined ? this.#bufferedBytes > MAX_BUFFERED_BYTES : this.#socket.writableNeedDrain
+  }
+
+  /** write() of a chunk whose memory is reused once this returns: kept or queued, it is copied. */
+  writeTransient(chunk: Buffer): boolean {
+    if (this.#local !== undefined) return this.#local.writeTransient(chunk)
+    return this.write(Buffer.from(chunk))
   }
 
   write(chunk: Buffer): boolean {
