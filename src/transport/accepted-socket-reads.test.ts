@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
-import { connect, createServer, type Socket } from 'node:net'
+import { connect, createServer } from 'node:net'
 import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { connect as tlsConnect, createServer as createTlsServer, type TLSSocket } from 'node:tls'
 import { eventually } from '../testing/eventually.ts'
 import { checkNoLeakedHandles } from '../testing/leak-check.ts'
+import { socketPair } from '../testing/session-pair.ts'
 import { acceptedSocketsReadIntoBuffer, readIntoBuffer } from './accepted-socket-reads.ts'
 import { generateSelfSigned } from './self-signed-certificate.ts'
 
@@ -30,12 +31,7 @@ test('this Node lets an accepted socket read into a buffer of ours (the server r
 })
 
 test('an accepted TCP socket reads into the buffer: bytes read before come first, pause holds reads back, end and close still come', async () => {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const accepted = once(server, 'connection') as Promise<[Socket]>
-  const client = connect((server.address() as { port: number }).port, '127.0.0.1')
-  const [socket] = await accepted
+  const [socket, client] = await socketPair()
   try {
     client.write('early')
     // Read by the stream already, before the switch: it must not be lost or reordered.
@@ -65,7 +61,6 @@ test('an accepted TCP socket reads into the buffer: bytes read before come first
   } finally {
     client.destroy()
     socket.destroy()
-    server.close()
   }
 })
 

@@ -111,6 +111,13 @@ async function withRig(sessionCount: number, body: (rig: Rig) => Promise<void>, 
   }
 }
 
+/** A pattern that shifts every 4 KiB, so a piece delivered out of place or stale shows. */
+function patternedBytes(n: number): Buffer {
+  const b = Buffer.alloc(n)
+  for (let i = 0; i < n; i++) b[i] = (i * 7 + (i >> 12)) & 0xff
+  return b
+}
+
 const get = (path: string, extra = ''): string => `GET ${path} HTTP/1.1\r\nHost: ${HOST}\r\n${extra}\r\n`
 
 test('a request goes to the agent with forwarding headers on a stream carrying the caller address; the answer comes back', async () => {
@@ -181,8 +188,7 @@ test('an upload many windows long reaches the agent byte for byte', async () => 
     rig.registry.add(rig.sessions[0]!.session)
     const c = await rig.caller()
     const bytes = 4 * 1024 * 1024
-    const body = Buffer.alloc(bytes)
-    for (let i = 0; i < bytes; i++) body[i] = (i * 13 + (i >> 10)) & 0xff
+    const body = patternedBytes(bytes)
     c.send(`POST /upload HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: ${bytes}\r\n\r\n`)
     const s = await rig.sessions[0]!.agent.stream(0)
     s.accept()
@@ -308,8 +314,7 @@ test('a caller that reads slowly gets every byte of a long answer; the memory it
     rig.registry.add(rig.sessions[0]!.session)
     const c = await rig.caller()
     const bytes = 24 * 1024 * 1024
-    const body = Buffer.alloc(bytes)
-    for (let i = 0; i < bytes; i++) body[i] = (i * 7 + (i >> 12)) & 0xff
+    const body = patternedBytes(bytes)
     c.send(get('/big'))
     const s = await rig.sessions[0]!.agent.stream(0)
     await eventually(() => s.text().endsWith('\r\n\r\n'), 'the head reaches the agent')
