@@ -1,7 +1,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { setImmediate as nextLoop } from 'node:timers/promises'
-import { SessionReader } from './session-reader.ts'
+import { eventually } from '../testing/eventually.ts'
+import { socketPair } from '../testing/session-pair.ts'
+import { SESSION_READ_BUFFER, SessionReader, acceptedSessionReader } from './session-reader.ts'
 
 test('reads between two owners wait as copies, in order, and reach the next owner from the event loop', async () => {
   const reader = new SessionReader()
@@ -46,4 +48,22 @@ test('an owner that detaches while it handles a waiting read leaves the rest for
   await nextLoop()
   assert.deepEqual(first, ['a'])
   assert.deepEqual(second, ['b', 'c'])
+})
+
+test("an accepted session connection: the bytes read past the upgrade come first, then the socket's reads from the shared buffer", async () => {
+  const [accepted, peer] = await socketPair()
+  try {
+    const reader = acceptedSessionReader(accepted, Buffer.from('past-the-head|'))
+    const got: Array<{ text: string; shared: boolean }> = []
+    reader.attach((c) => got.push({ text: c.toString(), shared: c.buffer === SESSION_READ_BUFFER.buffer }))
+    peer.write('first-read')
+    await eventually(() => got.length === 2, 'the head and the first read')
+    assert.deepEqual(got, [
+      { text: 'past-the-head|', shared: false },
+      { text: 'first-read', shared: true },
+    ])
+  } finally {
+    peer.destroy()
+    accepted.destroy()
+  }
 })
