@@ -5,6 +5,7 @@ import { silentLogger } from '../observability/index.ts'
 import type { ControlMessage, Refusal } from '../protocol/index.ts'
 import { AgentSession } from '../server/agent-gateway/agent-session.ts'
 import { SessionMux, type RelayStream, type SessionMuxOptions } from '../transport/session-mux/index.ts'
+import { readIntoBuffer } from '../transport/accepted-socket-reads.ts'
 import { SessionReader } from '../transport/session-reader.ts'
 
 /** Two ends of one loopback TCP connection (TLS is the e2e tests' business; the framing is the same). */
@@ -21,21 +22,22 @@ export async function socketPair(): Promise<[Socket, Socket]> {
 }
 
 /**
- * Reads `socket` the way the agent and the server read their session connection (`onread`,
- * decisions 56 and 57): every read
- * lands in one reused buffer, here also scribbled over as soon as the session has handled it, so
- * anything kept past the call without a copy shows up as changed bytes. For SessionMux's `input`.
+ * Reads `socket` the way the relays read their connections (decisions 56 and 57): every read lands
+ * in one reused buffer (readIntoBuffer), here also scribbled over as soon as `onRead` returns, so
+ * anything kept past the call without a copy shows up as changed bytes.
  */
+export function scribbledReads(socket: Socket, onRead: (chunk: Buffer) => void): boolean {
+  const shared = Buffer.alloc(64 * 1024)
+  return readIntoBuffer(socket, shared, (chunk) => {
+    onRead(chunk)
+    shared.fill(0xee)
+  })
+}
+
+/** The reads of a session connection through scribbledReads(), for SessionMux's `input`. */
 export function reusedBufferReader(socket: Socket): SessionReader {
   const reader = new SessionReader()
-  const shared = Buffer.alloc(64 * 1024)
-  socket.on('data', (chunk: Buffer) => {
-    for (let at = 0; at < chunk.length; at += shared.length) {
-      const n = chunk.copy(shared, 0, at, at + shared.length)
-      reader.deliver(shared.subarray(0, n))
-      shared.fill(0xee)
-    }
-  })
+  if (!scribbledReads(socket, (chunk) => reader.deliver(chunk))) throw new Error('this socket cannot read into a buffer of ours')
   return reader
 }
 

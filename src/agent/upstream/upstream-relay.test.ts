@@ -12,6 +12,7 @@ import { checkNoLeakedHandles } from '../../testing/leak-check.ts'
 import { reusedBufferReader, socketPair } from '../../testing/session-pair.ts'
 import { MAX_WINDOW_GROWTH_FACTOR, SessionMux, type RelayStream, type SessionMuxOptions } from '../../transport/session-mux/index.ts'
 import { UpstreamRelay } from './upstream-relay.ts'
+import { patternBytes } from '../../testing/byte-pattern.ts'
 
 checkNoLeakedHandles()
 
@@ -176,16 +177,10 @@ test('an app that does not read holds the stream (no credit), so the agent buffe
   }
 })
 
-/** Bytes that say where they are in the stream, distinct per `seed`. */
-function pattern(bytes: number, seed: number): Buffer {
-  const b = Buffer.allocUnsafe(bytes)
-  for (let i = 0; i < bytes; i++) b[i] = (i * 7 + seed * 31 + (i >>> 10)) & 0xff
-  return b
-}
 
 test('reads into the shared buffer while the server grants credit a little at a time: two streams arrive intact and in order (#18)', async () => {
   const total = 4 * 1024 * 1024
-  const payloads = [pattern(total, 1), pattern(total, 2)]
+  const payloads = [patternBytes(total, 1), patternBytes(total, 2)]
   let next = 0
   const app = await upstream((s) => {
     const payload = payloads[next++]!
@@ -234,7 +229,7 @@ test('reads into the shared buffer while the server grants credit a little at a 
 test('the server aborting a stream in the middle of a bulk answer closes the app connection; the next stream of the session arrives intact (#18)', async () => {
   // More than loopback's socket buffers hold, so the app is still sending when the abort comes.
   const total = 32 * 1024 * 1024
-  const payloads = [pattern(total, 3), pattern(1024 * 1024, 4)]
+  const payloads = [patternBytes(total, 3), patternBytes(1024 * 1024, 4)]
   let next = 0
   const app = await upstream((s) => {
     s.on('error', () => {})
@@ -260,7 +255,7 @@ test('the server aborting a stream in the middle of a bulk answer closes the app
 
 test('uploads to an app that reads in bursts arrive intact while the agent keeps what it received in recycled slabs (decision 56)', async () => {
   const total = 8 * 1024 * 1024
-  const payloads = [pattern(total, 3), pattern(total, 4)]
+  const payloads = [patternBytes(total, 3), patternBytes(total, 4)]
   let next = 0
   const app = await upstream((s) => {
     const expected = payloads[next++]!

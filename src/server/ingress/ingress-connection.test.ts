@@ -3,10 +3,10 @@ import { once } from 'node:events'
 import { connect, createServer, type Socket } from 'node:net'
 import { test } from 'node:test'
 import { silentLogger } from '../../observability/index.ts'
+import { patternBytes } from '../../testing/byte-pattern.ts'
 import { eventually } from '../../testing/eventually.ts'
 import { checkNoLeakedHandles } from '../../testing/leak-check.ts'
-import { openSessionPair, type SessionPair } from '../../testing/session-pair.ts'
-import { readIntoBuffer } from '../../transport/accepted-socket-reads.ts'
+import { openSessionPair, scribbledReads, type SessionPair } from '../../testing/session-pair.ts'
 import { receiveSlabStats } from '../../transport/session-mux/receive-slabs.ts'
 import { SessionRegistry } from '../agent-gateway/session-registry.ts'
 import { HostRouter } from './host-router.ts'
@@ -39,19 +39,6 @@ interface Caller {
   closed: boolean
 }
 
-/**
- * The client's reads the way the ingress makes them (decision 57), into one reused buffer, here
- * also scribbled over as soon as a read was handled: whatever the connection kept of a read
- * without copying it shows up as changed bytes.
- */
-function scribbledReads(socket: Socket, onRead: (chunk: Buffer) => void): boolean {
-  const buffer = Buffer.alloc(64 * 1024)
-  return readIntoBuffer(socket, buffer, (chunk) => {
-    onRead(chunk)
-    buffer.fill(0xee)
-  })
-}
-
 async function withRig(sessionCount: number, body: (rig: Rig) => Promise<void>, deps: Partial<IngressConnectionDeps> = {}): Promise<void> {
   const registry = new SessionRegistry()
   const sessions: SessionPair[] = []
@@ -69,6 +56,7 @@ async function withRig(sessionCount: number, body: (rig: Rig) => Promise<void>, 
       maxStreamsPerSession: 100,
       proto: 'http',
       unsolicitedWarnings: new OncePerInterval(60_000),
+      // The client's reads the way the ingress makes them, scribbled over after each one.
       readInto: scribbledReads,
       ...deps,
     })
@@ -109,13 +97,6 @@ async function withRig(sessionCount: number, body: (rig: Rig) => Promise<void>, 
     server.close()
     await Promise.all(sessions.map((p) => p.close()))
   }
-}
-
-/** A pattern that shifts every 4 KiB, so a piece delivered out of place or stale shows. */
-function patternedBytes(n: number): Buffer {
-  const b = Buffer.alloc(n)
-  for (let i = 0; i < n; i++) b[i] = (i * 7 + (i >> 12)) & 0xff
-  return b
 }
 
 const get = (path: string, extra = ''): string => `GET ${path} HTTP/1.1\r\nHost: ${HOST}\r\n${extra}\r\n`
@@ -188,7 +169,7 @@ async function uploadManyWindows(rig: Rig): Promise<void> {
   rig.registry.add(rig.sessions[0]!.session)
   const c = await rig.caller()
   const bytes = 4 * 1024 * 1024
-  const body = patternedBytes(bytes)
+  const body = patternBytes(bytes, 1)
   c.send(`POST /upload HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: ${bytes}\r\n\r\n`)
   const s = await rig.sessions[0]!.agent.stream(0)
   s.accept()
@@ -321,7 +302,7 @@ test('a caller that reads slowly gets every byte of a long answer; the memory it
     rig.registry.add(rig.sessions[0]!.session)
     const c = await rig.caller()
     const bytes = 24 * 1024 * 1024
-    const body = patternedBytes(bytes)
+    const body = patternBytes(bytes, 1)
     c.send(get('/big'))
     const s = await rig.sessions[0]!.agent.stream(0)
     await eventually(() => s.text().endsWith('\r\n\r\n'), 'the head reaches the agent')
