@@ -202,7 +202,12 @@ describe('instance console when things go wrong, and what an admin needs to act 
   test('10. the instance audit log and the account’s password', async () => {
     await page.getByRole('link', { name: 'Audit log' }).click()
     await page.getByRole('cell', { name: 'console.login' }).first().waitFor()
+    // The last step of the key wizard polls the status every second; leaving it ends that poll. One
+    // left running asked on every later page, and a request of it made while the password below
+    // changes carried the old session and signed the page out.
+    const polledAfterLeaving = page.waitForRequest((r) => new URL(r.url()).pathname === '/api/v1/instance/status', { timeout: 3000 }).then(() => true, () => false)
     await lookAt('onprem-audit', 'healthy')
+    assert.equal(await polledAfterLeaving, false, 'the status poll of the key wizard ends when the page is left')
     await page.getByRole('link', { name: 'Account' }).click()
     await page.getByLabel('Current password').fill(password)
     await page.getByLabel('New password', { exact: true }).fill('short')

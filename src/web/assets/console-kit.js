@@ -261,8 +261,10 @@ export function poll(tick, intervalMs, fresh) {
       await tick()
       if (fresh && !stopped) fresh.ok()
     } catch (err) {
+      // A stopped poll's view is gone: what its last answer says is no longer this page's business.
+      if (stopped) return
       if (err instanceof ApiError && err.status === 401) window.dispatchEvent(new Event('console:signed-out'))
-      else if (fresh && !stopped) fresh.failed(err)
+      else if (fresh) fresh.failed(err)
     } finally {
       running = false
     }
@@ -611,6 +613,17 @@ export function createRouter(routes, notFound) {
     go,
     mayLeave,
     stop: () => { if (stopCurrent) stopCurrent(); stopCurrent = null },
+    /**
+     * A step a view draws later without a route change (the add-key wizard's last step) hands its
+     * stop() here, so its poll ends with the view instead of running on under the next page.
+     */
+    own(stop) {
+      const before = stopCurrent
+      stopCurrent = () => {
+        if (before) before()
+        stop()
+      }
+    },
     /** Asks before leaving the current view (until release() or the next view). */
     hold(title, body) {
       holding = { title, body, path: location.pathname }

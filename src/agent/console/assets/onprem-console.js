@@ -301,7 +301,7 @@ function connectStep(checked) {
   const fresh = freshness(document.getElementById('main'))
   document.getElementById('connect-status').before(fresh.el)
   let shownUrl
-  return poll(async () => {
+  router.own(poll(async () => {
     const view = await api.get('/api/v1/instance/status')
     const [state, summary] = connectSummary(view.status, checked.tunnelId)
     setText(heading, state)
@@ -315,7 +315,7 @@ function connectStep(checked) {
         ? h('p', {}, h('span', { class: 'secret', id: 'application-link-url' }, url), ' ', copyButton('Copy URL', () => url), h('span', { class: 'help' }, ' Use it to create the application link in each cloud product.'))
         : h('p', { class: 'help' }, 'The tunnel server tells it when the first node connects.'),
     )
-  }, LIVE_MS, fresh)
+  }, LIVE_MS, fresh))
 }
 
 function nodesPage() {
