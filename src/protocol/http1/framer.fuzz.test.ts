@@ -132,6 +132,36 @@ test('valid requests are reported as their model says, however the bytes are chu
   )
 })
 
+test('valid response heads are reported as written: status, reason and every field, read from the head when asked', () => {
+  const reasonChar = fc.oneof({ weight: 6, arbitrary: visible }, { weight: 1, arbitrary: fc.constantFrom(' ', '\t') })
+  const model = fc.record({
+    status: fc.integer({ min: 200, max: 599 }).filter((c) => c !== 204 && c !== 304),
+    reason: fc.option(fc.array(reasonChar, { maxLength: 20 }).map((cs) => cs.join('')), { nil: undefined }),
+    // names of any case and meaning, framing ones included: the list is every field line in order
+    fields: fc.array(fc.tuple(fc.oneof(token(1, 16), fc.constantFrom('Connection', 'content-type', 'Upgrade', 'Expect', 'HOST', 'Date')), fieldValue), { maxLength: 8 }),
+    pads: fc.array(fc.tuple(ows, ows), { minLength: 8, maxLength: 8 }),
+    bodyBytes: fc.nat({ max: 40 }),
+  })
+  fc.assert(
+    fc.property(model, (m) => {
+      const statusLine = m.reason === undefined ? `HTTP/1.1 ${m.status}` : `HTTP/1.1 ${m.status} ${m.reason}`
+      const lines = [statusLine, ...m.fields.map(([n, v], i) => `${n}:${m.pads[i]![0]}${v}${m.pads[i]![1]}`), `Content-Length: ${m.bodyBytes}`]
+      const bytes = Buffer.concat([Buffer.from(lines.join('\r\n') + '\r\n\r\n', 'latin1'), Buffer.alloc(m.bodyBytes, 0x61)])
+      const recorder = new EventRecorder()
+      const framer = new ResponseFramer(recorder.response)
+      framer.expect('GET')
+      framer.push(bytes)
+      const [head] = recorder.heads<import('./response-head.ts').ResponseHead>()
+      assert.equal(head!.statusCode, m.status)
+      assert.equal(head!.reason, m.reason ?? '')
+      assert.deepEqual(head!.headers, [...m.fields, ['Content-Length', String(m.bodyBytes)]])
+      assert.deepEqual(head!.body, { kind: 'length', length: m.bodyBytes })
+      assert.equal(recorder.bodyBytes().length, m.bodyBytes)
+    }),
+    { seed, numRuns: RUNS },
+  )
+})
+
 test('pushed from a read buffer that is overwritten after each push, bodies and bytes held for an upgrade come out intact', () => {
   // What the ingress does with a socket read into one reused buffer (push(chunk, true)).
   const streams = fc

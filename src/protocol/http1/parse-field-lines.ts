@@ -16,6 +16,7 @@ export const CONNECTION_UPGRADE = 4
 
 /** The field lines of a head plus what framing decisions need, gathered in the same pass. */
 export interface FieldSummary {
+  /** every field line in order; empty when the caller did not ask for them (see parseFieldLines) */
   headers: Array<[name: string, value: string]>
   /** Every Content-Length field value in order; undefined when there is none (the common case allocates nothing). */
   contentLengths: string[] | undefined
@@ -33,8 +34,12 @@ export interface FieldSummary {
  * bytes, b[off + i] === s.charCodeAt(i): validation walks the bytes (about twice as fast as
  * charCodeAt) and names and values are sliced from the string. The head scanner has already proved
  * every LF is preceded by CR and the head ends in a blank line, so the loops here stop at CR.
+ *
+ * With `collect` false only the fields framing needs are sliced, and `headers` stays empty: a relay
+ * that passes a response head on as received needs no list of its fields, and building one was
+ * the largest allocation of a small request (fieldList() makes the same list later, on demand).
  */
-export function parseFieldLines(b: Buffer, off: number, s: string, p: number, side: FramerSide): FieldSummary {
+export function parseFieldLines(b: Buffer, off: number, s: string, p: number, side: FramerSide, collect = true): FieldSummary {
   const out: FieldSummary = {
     headers: [],
     contentLengths: undefined,
@@ -74,33 +79,55 @@ export function parseFieldLines(b: Buffer, off: number, s: string, p: number, si
     }
     if (b[q + 1] !== LF) throw bad(side, `bare CR in header line ${line}`)
     q += 2
-    const name = s.slice(nameStart - off, nameEnd - off)
-    const value = s.slice(valueStart - off, valueEnd - off)
-    out.headers.push([name, value])
+    let value: string | undefined
+    if (collect) {
+      value = s.slice(valueStart - off, valueEnd - off)
+      out.headers.push([s.slice(nameStart - off, nameEnd - off), value])
+    }
+    const n = nameStart - off
     // Dispatch on length first: most fields are none of these and cost one switch.
     switch (nameEnd - nameStart) {
       case 4:
-        if (equalsIgnoreCaseAt(name, 0, 'host')) {
+        if (equalsIgnoreCaseAt(s, n, 'host')) {
           out.hostCount++
-          out.host = value
+          out.host = value ?? s.slice(valueStart - off, valueEnd - off)
         }
         break
       case 6:
-        if (equalsIgnoreCaseAt(name, 0, 'expect')) out.expect = value
+        if (equalsIgnoreCaseAt(s, n, 'expect')) out.expect = value ?? s.slice(valueStart - off, valueEnd - off)
         break
       case 7:
-        if (equalsIgnoreCaseAt(name, 0, 'upgrade')) out.hasUpgradeField = true
+        if (equalsIgnoreCaseAt(s, n, 'upgrade')) out.hasUpgradeField = true
         break
       case 10:
-        if (equalsIgnoreCaseAt(name, 0, 'connection')) out.connection |= connectionFlags(value)
+        if (equalsIgnoreCaseAt(s, n, 'connection')) out.connection |= connectionFlags(value ?? s.slice(valueStart - off, valueEnd - off))
         break
       case 14:
-        if (equalsIgnoreCaseAt(name, 0, 'content-length')) (out.contentLengths ??= []).push(value)
+        if (equalsIgnoreCaseAt(s, n, 'content-length')) (out.contentLengths ??= []).push(value ?? s.slice(valueStart - off, valueEnd - off))
         break
       case 17:
-        if (equalsIgnoreCaseAt(name, 0, 'transfer-encoding')) (out.transferEncodings ??= []).push(value)
+        if (equalsIgnoreCaseAt(s, n, 'transfer-encoding')) (out.transferEncodings ??= []).push(value ?? s.slice(valueStart - off, valueEnd - off))
         break
     }
+  }
+}
+
+/**
+ * The field lines from s[p] to the blank line as [name, value] pairs, values without the
+ * whitespace around them: what parseFieldLines() collects, for lines it has already validated.
+ */
+export function fieldList(s: string, p: number): Array<[name: string, value: string]> {
+  const out: Array<[string, string]> = []
+  for (;;) {
+    const eol = s.indexOf('\r\n', p)
+    if (eol === p) return out
+    const colon = s.indexOf(':', p)
+    let start = colon + 1
+    let end = eol
+    while (start < end && isOws(s.charCodeAt(start))) start++
+    while (end > start && isOws(s.charCodeAt(end - 1))) end--
+    out.push([s.slice(p, colon), s.slice(start, end)])
+    p = eol + 2
   }
 }
 

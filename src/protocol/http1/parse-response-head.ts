@@ -3,7 +3,7 @@ import { CHUNKED_BODY, NO_BODY, UNTIL_CLOSE_BODY } from './body-framing.ts'
 import type { ResponseHead } from './response-head.ts'
 import { describeByte, framingError, quoteForMessage } from './framing-error.ts'
 import type { FieldSummary } from './parse-field-lines.ts'
-import { CONNECTION_CLOSE, CONNECTION_KEEP_ALIVE, parseFieldLines, splitList } from './parse-field-lines.ts'
+import { CONNECTION_CLOSE, CONNECTION_KEEP_ALIVE, fieldList, parseFieldLines, splitList } from './parse-field-lines.ts'
 import { parseContentLength } from './parse-content-length.ts'
 import { parseHttpVersion } from './parse-http-version.ts'
 
@@ -29,22 +29,22 @@ export function parseResponseHead(b: Buffer, off: number, s: string, method: str
   const statusCode = d0 * 100 + d1 * 10 + d2
   let q = off + 12
   let c = b[q]!
-  let reason = ''
+  let reasonStart = q
   // `HTTP/1.1 200\r\n` (no SP, no reason) is seen in the wild and is harmless to accept.
   if (c === SP) {
-    const reasonStart = ++q
+    reasonStart = ++q
     c = b[q]!
     while (c !== CR) {
       if ((c < SP && c !== HTAB) || c === DEL || !(c >= 0)) throw bad(`invalid character ${describeByte(c)} in reason phrase`)
       c = b[++q]!
     }
-    reason = s.slice(reasonStart - off, q - off)
   } else if (c !== CR) {
     throw bad(`unexpected ${describeByte(c)} after the status code`)
   }
   if (b[q + 1] !== LF) throw bad('bare CR in status line')
 
-  const fields = parseFieldLines(b, off, s, q + 2 - off, 'response')
+  const fieldsAt = q + 2 - off
+  const fields = parseFieldLines(b, off, s, fieldsAt, 'response', false)
   const connection = fields.connection
   const persistent = (connection & CONNECTION_CLOSE) === 0 && (versionMinor === 1 || (connection & CONNECTION_KEEP_ALIVE) !== 0)
   let body: BodyFraming = NO_BODY
@@ -57,7 +57,43 @@ export function parseResponseHead(b: Buffer, off: number, s: string, method: str
     body = finalBodyFraming(fields, versionMinor)
     if (body.kind === 'until-close') keepAlive = false
   }
-  return { statusCode, reason, versionMinor, headers: fields.headers, body, keepAlive }
+  return new ParsedResponseHead(statusCode, versionMinor, body, keepAlive, s, reasonStart - off, q - off, fieldsAt)
+}
+
+/**
+ * A response head whose reason phrase and field list are read from its text when first asked for:
+ * the ingress passes heads on as received and asks for neither, and they were most of what a small
+ * response allocated (what framing needs was read when the head was parsed).
+ */
+class ParsedResponseHead implements ResponseHead {
+  readonly statusCode: number
+  readonly versionMinor: 0 | 1
+  readonly body: BodyFraming
+  readonly keepAlive: boolean
+  readonly #text: string
+  readonly #reasonStart: number
+  readonly #reasonEnd: number
+  readonly #fieldsAt: number
+  #headers: Array<[name: string, value: string]> | undefined
+
+  constructor(statusCode: number, versionMinor: 0 | 1, body: BodyFraming, keepAlive: boolean, text: string, reasonStart: number, reasonEnd: number, fieldsAt: number) {
+    this.statusCode = statusCode
+    this.versionMinor = versionMinor
+    this.body = body
+    this.keepAlive = keepAlive
+    this.#text = text
+    this.#reasonStart = reasonStart
+    this.#reasonEnd = reasonEnd
+    this.#fieldsAt = fieldsAt
+  }
+
+  get reason(): string {
+    return this.#text.slice(this.#reasonStart, this.#reasonEnd)
+  }
+
+  get headers(): Array<[name: string, value: string]> {
+    return (this.#headers ??= fieldList(this.#text, this.#fieldsAt))
+  }
 }
 
 /** RFC 9112 §6.3 for a response that has a body. */
