@@ -14,7 +14,7 @@ import { NO_INGRESS_METRICS, type IngressMetrics } from '../../observability/met
 import type { AgentSession } from '../agent-gateway/agent-session.ts'
 import type { Refusal } from '../../protocol/index.ts'
 import { releaseReceived, type RelayStream } from '../../transport/session-mux/index.ts'
-import { BulkCork } from '../../transport/bulk-cork.ts'
+import { BULK_CHUNK_BYTES, BulkCork } from '../../transport/bulk-cork.ts'
 import { readIntoBuffer } from '../../transport/accepted-socket-reads.ts'
 import type { SessionRegistry } from '../agent-gateway/session-registry.ts'
 import type { HostRouter } from './host-router.ts'
@@ -597,11 +597,14 @@ export class IngressConnection {
 
   #relayUpstreamData(chunk: Buffer, stream: RelayStream): void {
     if (this.#closed) return
+    // A small chunk is usually one write (its slices are contiguous, see #toClient): corking it
+    // would only queue that write and take it out again.
+    const bulk = chunk.length >= BULK_CHUNK_BYTES
     if (this.#raw) {
-      this.#socket.cork()
+      if (bulk) this.#socket.cork()
       this.#toClient(chunk)
       this.#endRelay(chunk)
-      this.#cork.uncork(chunk.length)
+      if (bulk) this.#cork.uncork(chunk.length)
       this.#holdIfFull(stream)
       return
     }
@@ -610,7 +613,7 @@ export class IngressConnection {
       return
     }
     // Only what the framer accepted is written (heads whole, then body slices), in one batch.
-    this.#socket.cork()
+    if (bulk) this.#socket.cork()
     let failure: { err: unknown } | undefined
     try {
       this.#responses.push(chunk)
@@ -619,7 +622,7 @@ export class IngressConnection {
     }
     // Before the uncork, and before a failure answers: the chunk's last slice goes out in order.
     this.#endRelay(chunk)
-    this.#cork.uncork(chunk.length)
+    if (bulk) this.#cork.uncork(chunk.length)
     if (this.#closed) return
     if (failure !== undefined && !this.#unsolicited) {
       // Garbage where no response was owed is unsolicited too, not a broken answer.
@@ -651,7 +654,16 @@ export class IngressConnection {
       return
     }
     // Inside a chunk from the agent the last write carries its release: hold each slice until the next.
-    if (this.#heldSlice !== undefined) this.#socket.write(this.#heldSlice)
+    const held = this.#heldSlice
+    if (held !== undefined) {
+      // The framer hands a response over as views of the chunk, head then body: where the next
+      // view starts where the held one ends, both go out as one write of the bytes they span.
+      if (held.buffer === bytes.buffer && held.byteOffset + held.length === bytes.byteOffset) {
+        this.#heldSlice = Buffer.from(held.buffer, held.byteOffset, held.length + bytes.length)
+        return
+      }
+      this.#socket.write(held)
+    }
     this.#heldSlice = bytes
   }
 
