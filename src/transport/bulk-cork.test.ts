@@ -2,6 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServer, connect, type Socket } from 'node:net'
 import { once } from 'node:events'
+import { countWrites } from '../testing/count-writes.ts'
 import { BULK_CHUNK_BYTES, BulkCork } from './bulk-cork.ts'
 
 /** A connected pair on loopback; `received` resolves with everything the far side read once it ended. */
@@ -20,17 +21,6 @@ async function socketPair(): Promise<{ near: Socket; received: Promise<Buffer>; 
     return Buffer.concat(parts)
   })()
   return { near, received, close: () => { near.destroy(); far.destroy(); server.close() } }
-}
-
-/** Counts the socket's write calls by kind (the writes Node hands to the kernel). */
-function countWrites(socket: Socket): { single: number; vectored: number } {
-  const counts = { single: 0, vectored: 0 }
-  const s = socket as unknown as { _write: (...a: unknown[]) => void; _writev: (...a: unknown[]) => void }
-  const write = s._write.bind(socket)
-  const writev = s._writev.bind(socket)
-  s._write = (...a) => { counts.single++; write(...a) }
-  s._writev = (...a) => { counts.vectored++; writev(...a) }
-  return counts
 }
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve))

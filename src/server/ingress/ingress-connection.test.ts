@@ -5,6 +5,7 @@ import { test } from 'node:test'
 import { silentLogger } from '../../observability/index.ts'
 import { patternBytes } from '../../testing/byte-pattern.ts'
 import { eventually } from '../../testing/eventually.ts'
+import { countWrites } from '../../testing/count-writes.ts'
 import { checkNoLeakedHandles } from '../../testing/leak-check.ts'
 import { openSessionPair, scribbledReads, type SessionPair } from '../../testing/session-pair.ts'
 import { receiveSlabStats } from '../../transport/session-mux/receive-slabs.ts'
@@ -26,6 +27,8 @@ const OK = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'
 interface Rig {
   registry: SessionRegistry
   sessions: SessionPair[]
+  /** the ingress's end of each caller connection, in the order they were accepted */
+  accepted: Socket[]
   /** a new caller connection to the ingress */
   caller(): Promise<Caller>
 }
@@ -45,7 +48,9 @@ async function withRig(sessionCount: number, body: (rig: Rig) => Promise<void>, 
   // A drain that outlasts every wait here: a session finishes draining only because its connections let go.
   for (let i = 0; i < sessionCount; i++) sessions.push(await openSessionPair({ tunnelId: TUNNEL, drainTimeoutMs: 60_000 }))
   const connections = new Set<IngressConnection>()
+  const accepted: Socket[] = []
   const server = createServer({ allowHalfOpen: true }, (socket) => {
+    accepted.push(socket)
     const conn = new IngressConnection(socket, {
       registry,
       router: new HostRouter('example.test'),
@@ -71,6 +76,7 @@ async function withRig(sessionCount: number, body: (rig: Rig) => Promise<void>, 
     await body({
       registry,
       sessions,
+      accepted,
       async caller() {
         const socket = connect(port, '127.0.0.1')
         callers.push(socket)
@@ -120,6 +126,27 @@ test('a request goes to the agent with forwarding headers on a stream carrying t
   })
 })
 
+
+test('a small answer leaves for the caller in one write, head and body together, and so do answers that arrive together', async () => {
+  await withRig(1, async (rig) => {
+    rig.registry.add(rig.sessions[0]!.session)
+    const c = await rig.caller()
+    c.send(get('/a'))
+    const s = await rig.sessions[0]!.agent.stream(0)
+    await eventually(() => s.text().endsWith('\r\n\r\n'), 'the head reaches the agent')
+    const writes = countWrites(rig.accepted[0]!)
+    s.accept()
+    s.send(OK)
+    await c.until(/ok$/, 'the answer')
+    assert.deepEqual(writes, { single: 1, vectored: 0 })
+    // Two pipelined requests answered in one piece: one write of both answers.
+    c.send(get('/b') + get('/c'))
+    await eventually(() => s.text().includes('GET /c'), 'both requests reach the agent')
+    s.send(OK + OK)
+    await c.until(/okHTTP\/1\.1 200 OK\r\nContent-Length: 2\r\n\r\nok$/, 'both answers')
+    assert.deepEqual(writes, { single: 2, vectored: 0 })
+  })
+})
 test('pipelined requests are answered in order, and a refused one waits for the answers before it', async () => {
   await withRig(1, async (rig) => {
     rig.registry.add(rig.sessions[0]!.session)
