@@ -7,7 +7,7 @@ import { patternBytes } from '../../testing/byte-pattern.ts'
 import { eventually } from '../../testing/eventually.ts'
 import { countWrites } from '../../testing/count-writes.ts'
 import { checkNoLeakedHandles } from '../../testing/leak-check.ts'
-import { openSessionPair, scribbledReads, type SessionPair } from '../../testing/session-pair.ts'
+import { openSessionPair, scribbledReads, type ScriptedStream, type SessionPair } from '../../testing/session-pair.ts'
 import { receiveSlabStats } from '../../transport/session-mux/receive-slabs.ts'
 import { SessionRegistry } from '../agent-gateway/session-registry.ts'
 import { HostRouter } from './host-router.ts'
@@ -107,12 +107,17 @@ async function withRig(sessionCount: number, body: (rig: Rig) => Promise<void>, 
 
 const get = (path: string, extra = ''): string => `GET ${path} HTTP/1.1\r\nHost: ${HOST}\r\n${extra}\r\n`
 
+/** The first session takes the tunnel, a new caller sends `text`, and the relay stream it opened reaches the agent. */
+async function callerOnStream(rig: Rig, text: string): Promise<{ c: Caller; s: ScriptedStream }> {
+  rig.registry.add(rig.sessions[0]!.session)
+  const c = await rig.caller()
+  c.send(text)
+  return { c, s: await rig.sessions[0]!.agent.stream(0) }
+}
+
 test('a request goes to the agent with forwarding headers on a stream carrying the caller address; the answer comes back', async () => {
   await withRig(1, async (rig) => {
-    rig.registry.add(rig.sessions[0]!.session)
-    const c = await rig.caller()
-    c.send(get('/a'))
-    const s = await rig.sessions[0]!.agent.stream(0)
+    const { c, s } = await callerOnStream(rig, get('/a'))
     await eventually(() => s.text().endsWith('\r\n\r\n'), 'the head reaches the agent')
     assert.equal(s.address, '127.0.0.1')
     assert.match(s.text(), new RegExp(`^GET /a HTTP/1.1\r\nHost: ${HOST}\r\nX-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ${HOST}\r\n\r\n$`))
@@ -126,13 +131,9 @@ test('a request goes to the agent with forwarding headers on a stream carrying t
   })
 })
 
-
 test('a small answer leaves for the caller in one write, head and body together, and so do answers that arrive together', async () => {
   await withRig(1, async (rig) => {
-    rig.registry.add(rig.sessions[0]!.session)
-    const c = await rig.caller()
-    c.send(get('/a'))
-    const s = await rig.sessions[0]!.agent.stream(0)
+    const { c, s } = await callerOnStream(rig, get('/a'))
     await eventually(() => s.text().endsWith('\r\n\r\n'), 'the head reaches the agent')
     const writes = countWrites(rig.accepted[0]!)
     s.accept()
@@ -147,13 +148,11 @@ test('a small answer leaves for the caller in one write, head and body together,
     assert.deepEqual(writes, { single: 2, vectored: 0 })
   })
 })
+
 test('pipelined requests are answered in order, and a refused one waits for the answers before it', async () => {
   await withRig(1, async (rig) => {
-    rig.registry.add(rig.sessions[0]!.session)
-    const c = await rig.caller()
     // Two requests, then one for another tunnel (421), in one write.
-    c.send(get('/1') + get('/2') + `GET /3 HTTP/1.1\r\nHost: othertunnel.example.test\r\n\r\n`)
-    const s = await rig.sessions[0]!.agent.stream(0)
+    const { c, s } = await callerOnStream(rig, get('/1') + get('/2') + `GET /3 HTTP/1.1\r\nHost: othertunnel.example.test\r\n\r\n`)
     await eventually(() => s.text().includes('GET /2'), 'both requests reach the agent')
     assert.equal(s.text().includes('GET /3'), false, 'the misdirected one is not sent on')
     await new Promise((r) => setTimeout(r, 50))
@@ -193,12 +192,9 @@ test('a stream the agent aborts before confirming it is replayed on another sess
 
 /** A POST of 4 MiB sent faster than the stream's window lets it leave; resolves once the agent has it all, checked. */
 async function uploadManyWindows(rig: Rig): Promise<void> {
-  rig.registry.add(rig.sessions[0]!.session)
-  const c = await rig.caller()
   const bytes = 4 * 1024 * 1024
   const body = patternBytes(bytes, 1)
-  c.send(`POST /upload HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: ${bytes}\r\n\r\n`)
-  const s = await rig.sessions[0]!.agent.stream(0)
+  const { c, s } = await callerOnStream(rig, `POST /upload HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: ${bytes}\r\n\r\n`)
   s.accept()
   // Faster than the stream's window (64 KiB here) allows: what waits for credit is kept by the stream.
   for (let at = 0; at < bytes; at += 256 * 1024) c.socket.write(body.subarray(at, at + 256 * 1024))
@@ -278,10 +274,7 @@ test('between requests a connection leaves a draining session; its next request 
 
 test('a 101 turns the connection into a byte pipe both ways', async () => {
   await withRig(1, async (rig) => {
-    rig.registry.add(rig.sessions[0]!.session)
-    const c = await rig.caller()
-    c.send(get('/ws', 'Connection: Upgrade\r\nUpgrade: websocket\r\n'))
-    const s = await rig.sessions[0]!.agent.stream(0)
+    const { c, s } = await callerOnStream(rig, get('/ws', 'Connection: Upgrade\r\nUpgrade: websocket\r\n'))
     await eventually(() => s.text().endsWith('\r\n\r\n'), 'the upgrade request')
     assert.match(s.text(), /\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n/)
     const head = s.text().length
@@ -305,10 +298,7 @@ test('a 101 turns the connection into a byte pipe both ways', async () => {
 
 test('bytes the app sends with no request outstanding are dropped with its stream; the caller keeps its connection', async () => {
   await withRig(1, async (rig) => {
-    rig.registry.add(rig.sessions[0]!.session)
-    const c = await rig.caller()
-    c.send(get('/1'))
-    const s = await rig.sessions[0]!.agent.stream(0)
+    const { c, s } = await callerOnStream(rig, get('/1'))
     s.accept()
     await eventually(() => s.text().includes('GET /1'), 'sent')
     s.send(OK + 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nextra')
@@ -326,12 +316,9 @@ test('bytes the app sends with no request outstanding are dropped with its strea
 
 test('a caller that reads slowly gets every byte of a long answer; the memory it was received into is reused only once written', async () => {
   await withRig(1, async (rig) => {
-    rig.registry.add(rig.sessions[0]!.session)
-    const c = await rig.caller()
     const bytes = 24 * 1024 * 1024
     const body = patternBytes(bytes, 1)
-    c.send(get('/big'))
-    const s = await rig.sessions[0]!.agent.stream(0)
+    const { c, s } = await callerOnStream(rig, get('/big'))
     await eventually(() => s.text().endsWith('\r\n\r\n'), 'the head reaches the agent')
     s.accept()
     // The caller reads nothing for a while: the kernel's buffers fill and the ingress's writes queue
