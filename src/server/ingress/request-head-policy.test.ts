@@ -1,5 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import fc from 'fast-check'
+import { fuzzSeed } from '../../testing/fuzz.ts'
 import type { RequestHead } from '../../protocol/http1/index.ts'
 import { rewriteRequestHeaders, type ForwardingContext } from './request-head-policy.ts'
 
@@ -235,4 +237,34 @@ test('Connection cannot remove Host or the framing fields (request smuggling)', 
     ctx,
   )
   assert.deepEqual(values(chunked, 'transfer-encoding'), ['chunked'])
+})
+
+test('which fields go on matches the rule as written, whatever the letter case (fuzzed against a plain model)', () => {
+  // The rule as written: a field goes on unless its name, lower-cased, is hop-by-hop or named in a
+  // Connection field (except those Connection may not remove).
+  const hop = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'forwarded', 'x-apptunnel-credential']
+  const kept = ['host', 'content-length', 'transfer-encoding', 'close', 'keep-alive', 'upgrade']
+  const model = (fields: Array<[string, string]>): Array<[string, string]> => {
+    const named = new Set<string>()
+    for (const [n, v] of fields) if (n.toLowerCase() === 'connection') for (const t of v.split(',')) if (t.trim() !== '' && !kept.includes(t.trim().toLowerCase())) named.add(t.trim().toLowerCase())
+    return fields.filter(([n]) => !hop.includes(n.toLowerCase()) && !named.has(n.toLowerCase()))
+  }
+  // Names of the same lengths as the hop-by-hop ones (User-Agent, Referer, Accept-Encoding …) and
+  // the hop-by-hop ones in any letter case.
+  const anyCase = (w: string) => fc.array(fc.boolean(), { minLength: w.length, maxLength: w.length }).map((up) => [...w].map((ch, i) => (up[i] ? ch.toUpperCase() : ch)).join(''))
+  const name = fc.oneof(
+    fc.constantFrom(...hop, ...kept).chain(anyCase),
+    fc.constantFrom('User-Agent', 'Referer', 'Accept-Encoding', 'Accept-Language', 'X-Request-Id', 'Cookie', 'te-x', 'Forwarded-X', 'x-forwarded-fox', 'X-A', 'x-b'),
+  )
+  const connectionValue = fc.array(fc.oneof(name, fc.constantFrom(' ', '')), { maxLength: 4 }).map((ns) => ns.join(', '))
+  const fields = fc.array(fc.oneof(fc.tuple(name, fc.constantFrom('1', 'v')), fc.tuple(fc.constant('Connection').chain(anyCase), connectionValue)), { maxLength: 12 })
+  fc.assert(
+    fc.property(fields, (hs) => {
+      const headers: Array<[string, string]> = [['Host', HOST], ...hs]
+      const out = rewriteRequestHeaders(head({ headers }), ctx)
+      // What the ingress adds comes after the fields it keeps: Connection for 1.0/close/upgrade, then X-Forwarded-*.
+      assert.deepEqual(out.slice(0, out.length - 3), model(headers))
+    }),
+    { seed: fuzzSeed(0x5eed41), numRuns: 2000 },
+  )
 })

@@ -1,4 +1,5 @@
 import type { RequestHead } from '../../protocol/http1/index.ts'
+import { equalsIgnoreCaseAt } from '../../protocol/http1/token-chars.ts'
 
 /**
  * What the ingress changes in a request head before it goes to the upstream. Bodies are never
@@ -29,6 +30,20 @@ const HOP_BY_HOP = new Set([
 ])
 
 /**
+ * The names above by length: a field is matched against those of its length only, without
+ * lower-casing it (a fresh string, hashed for the lookup, for every field of every request).
+ */
+const HOP_BY_HOP_BY_LENGTH = new Map<number, string[]>()
+for (const n of HOP_BY_HOP) HOP_BY_HOP_BY_LENGTH.set(n.length, [...(HOP_BY_HOP_BY_LENGTH.get(n.length) ?? []), n])
+
+function isHopByHop(name: string): boolean {
+  const candidates = HOP_BY_HOP_BY_LENGTH.get(name.length)
+  if (candidates === undefined) return false
+  for (let i = 0; i < candidates.length; i++) if (equalsIgnoreCaseAt(name, 0, candidates[i]!)) return true
+  return false
+}
+
+/**
  * Fields a client may not remove by naming them in Connection: dropping a framing field while the
  * ingress still frames the body by it would smuggle the body upstream as a new request, and Host
  * must reach the app unchanged.
@@ -45,8 +60,7 @@ export function rewriteRequestHeaders(head: RequestHead, ctx: ForwardingContext)
   const out: Array<[string, string]> = []
   let upgradeValue: string | undefined
   for (const [name, value] of head.headers) {
-    const lower = name.toLowerCase()
-    if (lower === 'connection') {
+    if (name.length === 10 && equalsIgnoreCaseAt(name, 0, 'connection')) {
       for (const token of value.split(',')) {
         const t = token.trim().toLowerCase()
         if (t.length > 0 && !NEVER_DROPPED.has(t)) (named ??= new Set()).add(t)
@@ -54,9 +68,10 @@ export function rewriteRequestHeaders(head: RequestHead, ctx: ForwardingContext)
     }
   }
   for (const pair of head.headers) {
-    const lower = pair[0].toLowerCase()
-    if (lower === 'upgrade') upgradeValue = pair[1]
-    if (HOP_BY_HOP.has(lower) || (named !== undefined && named.has(lower))) continue
+    const name = pair[0]
+    if (name.length === 7 && equalsIgnoreCaseAt(name, 0, 'upgrade')) upgradeValue = pair[1]
+    if (isHopByHop(name)) continue
+    if (named !== undefined && named.has(name.toLowerCase())) continue
     out.push(pair)
   }
   if (head.upgrade && upgradeValue !== undefined) {
