@@ -10,8 +10,11 @@ import { FramerGuard } from './framer-guard.ts'
 
 export interface RequestFramerCallbacks {
   onHead(head: RequestHead): void
-  /** Body bytes exactly as received (chunked framing included), as slices of the pushed chunks. */
-  onBody(chunk: Buffer): void
+  /**
+   * Body bytes exactly as received (chunked framing included), as slices of the pushed chunks;
+   * `transient`: of a chunk pushed as transient, overwritten once push() returns.
+   */
+  onBody(chunk: Buffer, transient: boolean): void
   onMessageEnd(): void
 }
 
@@ -53,7 +56,7 @@ export class RequestFramer {
     const resolved = resolveHttp1Limits(limits)
     this.scanner = new HeadScanner('request', resolved)
     this.body = new FramedBodyReader('request', resolved)
-    this.onBody = (slice) => this.callbacks.onBody(slice)
+    this.onBody = (slice) => this.callbacks.onBody(slice, this.transient)
   }
 
   get state(): RequestFramerState {

@@ -177,8 +177,6 @@ export class IngressConnection {
   #heldStream: RelayStream | undefined
   /** the uncork of each DATA chunk written to the client: bulk leaves in one writev per read */
   readonly #cork: BulkCork
-  /** the client's read being handled is a view of a reused buffer: what is kept of it is copied */
-  #readIsTransient = false
   /** a chunk from the agent is being relayed: #toClient holds its last slice back (#endRelay) */
   #relaying = false
   #heldSlice: Buffer | undefined
@@ -222,22 +220,16 @@ export class IngressConnection {
     this.#requests = new RequestFramer(
       {
         onHead: (head) => this.#onRequestHead(head),
-        onBody: (chunk) => this.#onRequestBody(chunk),
+        onBody: (chunk, transient) => this.#onRequestBody(chunk, transient),
         onMessageEnd: () => this.#onRequestEnd(),
       },
       deps.limits,
     )
     this.#responses = this.#newResponseFramer()
     this.#armHeadTimer()
-    const reusedBuffer = (deps.readInto ?? readIntoClientBuffer)(socket, (chunk) => {
-      this.#readIsTransient = true
-      try {
-        this.#onClientData(chunk)
-      } finally {
-        this.#readIsTransient = false
-      }
-    })
-    if (!reusedBuffer) socket.on('data', (chunk: Buffer) => this.#onClientData(chunk))
+    // A read into the shared buffer is overwritten once handled: what is kept of it is copied.
+    const reusedBuffer = (deps.readInto ?? readIntoClientBuffer)(socket, (chunk) => this.#onClientData(chunk, true))
+    if (!reusedBuffer) socket.on('data', (chunk: Buffer) => this.#onClientData(chunk, false))
     socket.on('drain', () => {
       const held = this.#heldStream
       this.#heldStream = undefined
@@ -266,17 +258,18 @@ export class IngressConnection {
 
   // ── client → upstream ────────────────────────────────────────────────────────────────────────
 
-  #onClientData(chunk: Buffer): void {
+  /** `transient`: `chunk` is a view of the client's read buffer, overwritten once this read is handled. */
+  #onClientData(chunk: Buffer, transient: boolean): void {
     this.#metrics.bytesReceived(chunk.length, this.#tunnelId)
     if (this.#tunnelId === undefined) this.#bytesBeforeTunnel += chunk.length
     if (this.#closed || this.#queued !== undefined) return
     if (this.#raw) {
       if (this.#responding !== undefined) this.#responding.bytesIn += chunk.length
-      this.#toUpstream(chunk, this.#readIsTransient)
+      this.#toUpstream(chunk, transient)
       return
     }
     try {
-      this.#requests.push(chunk, this.#readIsTransient)
+      this.#requests.push(chunk, transient)
     } catch (err) {
       this.#refuseRequest(err)
       return
@@ -512,14 +505,14 @@ export class IngressConnection {
     if (session === this.#session && !this.#closed && this.#atBoundary() && this.#requests.state === 'head') this.#release()
   }
 
-  #onRequestBody(chunk: Buffer): void {
+  #onRequestBody(chunk: Buffer, transient: boolean): void {
     this.#bodyWindowBytes += chunk.length
     if (chunk.length > 0) this.#awaitingContinue = false
     const last = this.#pending[this.#pending.length - 1]
     if (last !== undefined && chunk.length > 0) last.replayable = false
     if (this.#inBody?.access !== undefined) this.#inBody.access.bytesIn += chunk.length
-    // A body slice is a view of the client's read (of a copy the framer held, after a declined upgrade).
-    this.#toUpstream(chunk, this.#readIsTransient)
+    // A view of the client's read, or of a copy the framer held (after a declined upgrade): the framer says which.
+    this.#toUpstream(chunk, transient)
   }
 
   /** `transient`: `chunk` is (a view of) the client's read buffer, overwritten once this read is handled. */
