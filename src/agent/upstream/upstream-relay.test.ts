@@ -12,7 +12,7 @@ import { checkNoLeakedHandles } from '../../testing/leak-check.ts'
 import { reusedBufferReader, socketPair } from '../../testing/session-pair.ts'
 import { MAX_WINDOW_GROWTH_FACTOR, SessionMux, type RelayStream, type SessionMuxOptions } from '../../transport/session-mux/index.ts'
 import { UpstreamRelay } from './upstream-relay.ts'
-import { patternBytes } from '../../testing/byte-pattern.ts'
+import { positionPattern } from '../../testing/byte-pattern.ts'
 
 checkNoLeakedHandles()
 
@@ -177,10 +177,9 @@ test('an app that does not read holds the stream (no credit), so the agent buffe
   }
 })
 
-
 test('reads into the shared buffer while the server grants credit a little at a time: two streams arrive intact and in order (#18)', async () => {
   const total = 4 * 1024 * 1024
-  const payloads = [patternBytes(total, 1), patternBytes(total, 2)]
+  const payloads = [positionPattern(total, 1), positionPattern(total, 2)]
   let next = 0
   const app = await upstream((s) => {
     const payload = payloads[next++]!
@@ -229,7 +228,7 @@ test('reads into the shared buffer while the server grants credit a little at a 
 test('the server aborting a stream in the middle of a bulk answer closes the app connection; the next stream of the session arrives intact (#18)', async () => {
   // More than loopback's socket buffers hold, so the app is still sending when the abort comes.
   const total = 32 * 1024 * 1024
-  const payloads = [patternBytes(total, 3), patternBytes(1024 * 1024, 4)]
+  const payloads = [positionPattern(total, 3), positionPattern(1024 * 1024, 4)]
   let next = 0
   const app = await upstream((s) => {
     s.on('error', () => {})
@@ -255,7 +254,7 @@ test('the server aborting a stream in the middle of a bulk answer closes the app
 
 test('uploads to an app that reads in bursts arrive intact while the agent keeps what it received in recycled slabs (decision 56)', async () => {
   const total = 8 * 1024 * 1024
-  const payloads = [patternBytes(total, 3), patternBytes(total, 4)]
+  const payloads = [positionPattern(total, 3), positionPattern(total, 4)]
   let next = 0
   const app = await upstream((s) => {
     const expected = payloads[next++]!

@@ -3,7 +3,7 @@ import { once } from 'node:events'
 import { connect, createServer, type Socket } from 'node:net'
 import { test } from 'node:test'
 import { silentLogger } from '../../observability/index.ts'
-import { patternBytes } from '../../testing/byte-pattern.ts'
+import { positionPattern } from '../../testing/byte-pattern.ts'
 import { eventually } from '../../testing/eventually.ts'
 import { countWrites } from '../../testing/count-writes.ts'
 import { checkNoLeakedHandles } from '../../testing/leak-check.ts'
@@ -193,7 +193,7 @@ test('a stream the agent aborts before confirming it is replayed on another sess
 /** A POST of 4 MiB sent faster than the stream's window lets it leave; resolves once the agent has it all, checked. */
 async function uploadManyWindows(rig: Rig): Promise<void> {
   const bytes = 4 * 1024 * 1024
-  const body = patternBytes(bytes, 1)
+  const body = positionPattern(bytes, 1)
   const { c, s } = await callerOnStream(rig, `POST /upload HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: ${bytes}\r\n\r\n`)
   s.accept()
   // Faster than the stream's window (64 KiB here) allows: what waits for credit is kept by the stream.
@@ -317,7 +317,7 @@ test('bytes the app sends with no request outstanding are dropped with its strea
 test('a caller that reads slowly gets every byte of a long answer; the memory it was received into is reused only once written', async () => {
   await withRig(1, async (rig) => {
     const bytes = 24 * 1024 * 1024
-    const body = patternBytes(bytes, 1)
+    const body = positionPattern(bytes, 1)
     const { c, s } = await callerOnStream(rig, get('/big'))
     await eventually(() => s.text().endsWith('\r\n\r\n'), 'the head reaches the agent')
     s.accept()

@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { FLAG_END, MAX_DATA_PAYLOAD_BYTES, SessionFrameDecoder, SessionFrameType, encodeCredit, encodeFrame } from '../../protocol/index.ts'
 import { FrameBatch, SLAB_BYTES, type TakenBatch } from './frame-batch.ts'
-import { patternBytes } from '../../testing/byte-pattern.ts'
+import { positionPattern } from '../../testing/byte-pattern.ts'
 
 /** The frames in a taken batch, decoded as the peer would; each part holds whole frames. */
 function decode(batch: TakenBatch): Array<{ type: number; id: number; bytes: Buffer; end: boolean }> {
@@ -23,8 +23,8 @@ function overlaps(a: Buffer, b: Buffer): boolean {
 
 test('a bulk batch leaves as one contiguous part: DATA frames and the small frames between them, in order (#18)', () => {
   const batch = new FrameBatch()
-  const a = patternBytes(MAX_DATA_PAYLOAD_BYTES, 1)
-  const b = patternBytes(5000, 2)
+  const a = positionPattern(MAX_DATA_PAYLOAD_BYTES, 1)
+  const b = positionPattern(5000, 2)
   const reused = Buffer.from(a)
   batch.pushData(1, 0, reused)
   // The caller's buffer is free once pushData returns: the batch holds a copy.
@@ -73,14 +73,14 @@ test('small frames alone keep buffers of their own; a ping goes ahead of what is
 
 test('a slab is never written into where a pending write holds it, and is reused once that write is done (#18)', () => {
   const batch = new FrameBatch()
-  const first = patternBytes(MAX_DATA_PAYLOAD_BYTES, 3)
+  const first = positionPattern(MAX_DATA_PAYLOAD_BYTES, 3)
   batch.pushData(1, 0, first)
   const pending = batch.take()
   const held = Buffer.from(pending.parts[0]!)
   // Much more than a slab while the first write is pending: spread over further slabs.
   const later: TakenBatch[] = []
   for (let i = 0; i < 3 * (SLAB_BYTES / MAX_DATA_PAYLOAD_BYTES); i++) {
-    batch.pushData(1, 0, patternBytes(MAX_DATA_PAYLOAD_BYTES, 10 + i))
+    batch.pushData(1, 0, positionPattern(MAX_DATA_PAYLOAD_BYTES, 10 + i))
     if (i % 3 === 2) later.push(batch.take())
   }
   later.push(batch.take())
@@ -88,11 +88,11 @@ test('a slab is never written into where a pending write holds it, and is reused
   for (const t of later) for (const part of t.parts) assert.equal(overlaps(part, pending.parts[0]!), false)
   // Every batch after the first decodes to its frames, in order, none overwritten by another.
   let seed = 10
-  for (const t of later) for (const f of decode(t)) assert.ok(f.bytes.equals(patternBytes(MAX_DATA_PAYLOAD_BYTES, seed++)))
+  for (const t of later) for (const f of decode(t)) assert.ok(f.bytes.equals(positionPattern(MAX_DATA_PAYLOAD_BYTES, seed++)))
   pending.written(false)
   for (const t of later) t.written(false)
   // Everything written, the session idle: the next batch reuses one of those slabs.
-  batch.pushData(2, 0, patternBytes(4096, 99))
+  batch.pushData(2, 0, positionPattern(4096, 99))
   const next = batch.take()
   const used = [pending, ...later].flatMap((t) => t.parts.map((p) => p.buffer))
   assert.ok(used.includes(next.parts[0]!.buffer), 'a slab went back to be reused')
@@ -101,21 +101,21 @@ test('a slab is never written into where a pending write holds it, and is reused
 
 test('a failed write leaves its slab to the collector; clear() drops what is queued', () => {
   const batch = new FrameBatch()
-  batch.pushData(1, 0, patternBytes(MAX_DATA_PAYLOAD_BYTES, 4))
+  batch.pushData(1, 0, positionPattern(MAX_DATA_PAYLOAD_BYTES, 4))
   const failed = batch.take()
   failed.written(true)
-  batch.pushData(1, 0, patternBytes(MAX_DATA_PAYLOAD_BYTES, 5))
+  batch.pushData(1, 0, positionPattern(MAX_DATA_PAYLOAD_BYTES, 5))
   const t = batch.take()
   t.written(false)
   // More than a slab after it: never over the failed write's bytes, which it may still hold.
   const after: TakenBatch[] = []
   for (let i = 0; i < 2 * (SLAB_BYTES / MAX_DATA_PAYLOAD_BYTES); i++) {
-    batch.pushData(1, 0, patternBytes(MAX_DATA_PAYLOAD_BYTES, 20 + i))
+    batch.pushData(1, 0, positionPattern(MAX_DATA_PAYLOAD_BYTES, 20 + i))
     after.push(batch.take())
     after.at(-1)!.written(false)
   }
   for (const x of [t, ...after]) for (const part of x.parts) assert.equal(overlaps(part, failed.parts[0]!), false)
-  batch.pushData(1, 0, patternBytes(MAX_DATA_PAYLOAD_BYTES, 6))
+  batch.pushData(1, 0, positionPattern(MAX_DATA_PAYLOAD_BYTES, 6))
   batch.push(encodeCredit(1, 10))
   batch.clear()
   assert.equal(batch.bytes, 0)
@@ -128,7 +128,7 @@ test('full() says when the next DATA frame would not fit behind the batch in its
   const frames = Math.floor(SLAB_BYTES / (9 + MAX_DATA_PAYLOAD_BYTES))
   for (let i = 0; i < frames; i++) {
     assert.equal(batch.full(MAX_DATA_PAYLOAD_BYTES), false)
-    batch.pushData(1, 0, patternBytes(MAX_DATA_PAYLOAD_BYTES, i))
+    batch.pushData(1, 0, positionPattern(MAX_DATA_PAYLOAD_BYTES, i))
   }
   assert.equal(batch.full(MAX_DATA_PAYLOAD_BYTES), true)
   const taken = batch.take()
