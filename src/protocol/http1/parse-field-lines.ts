@@ -14,6 +14,8 @@ export const CONNECTION_CLOSE = 1
 export const CONNECTION_KEEP_ALIVE = 2
 export const CONNECTION_UPGRADE = 4
 
+const NO_FIELDS: Array<[name: string, value: string]> = []
+
 /** The field lines of a head plus what framing decisions need, gathered in the same pass. */
 export interface FieldSummary {
   /** every field line in order; empty when the caller did not ask for them (see parseFieldLines) */
@@ -41,7 +43,8 @@ export interface FieldSummary {
  */
 export function parseFieldLines(b: Buffer, off: number, s: string, p: number, side: FramerSide, collect = true): FieldSummary {
   const out: FieldSummary = {
-    headers: [],
+    // Not collecting, nothing is pushed: one empty list serves every such head.
+    headers: collect ? [] : NO_FIELDS,
     contentLengths: undefined,
     transferEncodings: undefined,
     hostCount: 0,

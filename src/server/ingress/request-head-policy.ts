@@ -11,7 +11,7 @@ import { equalsIgnoreCaseAt } from '../../protocol/http1/token-chars.ts'
  *   hop we trust, so whatever a caller claims there is a spoof (see docs/decisions.md).
  * - Host is kept byte for byte: the on-prem app builds its base URL from it.
  */
-const HOP_BY_HOP = new Set([
+const HOP_BY_HOP = [
   'connection',
   'keep-alive',
   'proxy-connection',
@@ -27,7 +27,7 @@ const HOP_BY_HOP = new Set([
   'forwarded',
   // the linked product's credential is for the ingress; the app never sees it
   'x-apptunnel-credential',
-])
+]
 
 /**
  * The names above by length: a field is matched against those of its length only, without
