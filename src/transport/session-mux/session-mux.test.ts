@@ -5,6 +5,8 @@ import { TunnelError } from '../../errors/index.ts'
 import { FLAG_END, SessionFrameDecoder, SessionFrameType, encodeCredit, encodeFrame, encodeSettings } from '../../protocol/index.ts'
 import { checkNoLeakedHandles } from '../../testing/leak-check.ts'
 import { eventually } from '../../testing/eventually.ts'
+import { countWrites } from '../../testing/count-writes.ts'
+import { positionPattern } from '../../testing/byte-pattern.ts'
 import { SessionMux, type SessionMuxOptions } from './session-mux.ts'
 import type { RelayStream, RelayStreamHandlers } from './relay-stream.ts'
 import { reusedBufferReader, socketPair } from '../../testing/session-pair.ts'
@@ -376,6 +378,48 @@ test('writers that pause on false add one frame each to a congested session, and
     assert.equal(p.server.closed, false)
   } finally {
     await p.close()
+  }
+})
+
+test('a session hands its socket one write at a time: what is sent while the peer does not read leaves later as single parts, never a writev', async () => {
+  const [a, b] = await socketPair()
+  const server = new SessionMux(a, { ...BASE, role: 'server' })
+  const agent = new SessionMux(b, { ...BASE, role: 'agent', streamWindowBytes: 64 * 1024 * 1024 })
+  const got: Buffer[] = []
+  agent.on('stream', (stream: RelayStream) => stream.attach({ data: (c) => got.push(Buffer.from(c)), end: () => {}, lost: () => {}, writable: () => {} }))
+  try {
+    await Promise.all([once(server, 'settings'), once(agent, 'settings')])
+    const s = server.open('x')
+    const c = collector()
+    s.attach(c.handlers)
+    await eventually(() => agent.streamCount === 1, 'the agent has the stream')
+    // The agent stops reading: the kernel's buffers fill and the server's writes wait in its socket.
+    b.pause()
+    const writes = countWrites(a)
+    const total = 24 * 1024 * 1024
+    const payload = positionPattern(total, 3)
+    let waiting = false
+    const pump = (async () => {
+      // One 64 KiB chunk per turn of the event loop: every turn has something to flush.
+      for (let at = 0; at < total; at += 64 * 1024) {
+        if (!s.write(payload.subarray(at, at + 64 * 1024))) {
+          waiting = true
+          await new Promise<void>((resolve) => (c.handlers.writable = resolve))
+          waiting = false
+        }
+        await new Promise((r) => setImmediate(r))
+      }
+    })()
+    await eventually(() => waiting && a.writableLength > 0, 'the sender waits on a socket that has a write in progress')
+    b.resume()
+    await pump
+    await eventually(() => got.reduce((n, x) => n + x.length, 0) === total, 'every byte arrived')
+    assert.ok(Buffer.concat(got).equals(payload), 'in order and intact')
+    assert.equal(writes.vectored, 0, 'no writes piled up in the socket to be joined')
+    assert.ok(writes.single > 1, `the bytes left in several writes (${writes.single})`)
+  } finally {
+    server.destroy()
+    agent.destroy()
   }
 })
 

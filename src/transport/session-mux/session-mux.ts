@@ -24,7 +24,7 @@ import {
   type SessionFrameTypeCode,
   type SessionSettings,
 } from '../../protocol/index.ts'
-import { FrameBatch } from './frame-batch.ts'
+import { FrameBatch, type TakenBatch } from './frame-batch.ts'
 import { keepReceived } from './receive-slabs.ts'
 import { RelayStream, type StreamTransport } from './relay-stream.ts'
 
@@ -105,6 +105,13 @@ export class SessionMux extends EventEmitter implements StreamTransport {
   #lastStreamId = 0
   readonly #out = new FrameBatch()
   #flushScheduled = false
+  /** a write of ours has not called back yet: the socket is handed one write at a time */
+  #writing = false
+  /** a flush came while #writing: it runs when the write calls back */
+  #flushWhenWritten = false
+  /** batches that filled their slab while #writing, written in order, one per write */
+  #held: TakenBatch[] = []
+  #heldBytes = 0
   #blocked = new Set<RelayStream>()
   #goawaySent = false
   #goawayReceived = false
@@ -185,11 +192,11 @@ export class SessionMux extends EventEmitter implements StreamTransport {
 
   /** bytes queued here and in the socket, not yet handed to the kernel */
   get queuedBytes(): number {
-    return this.#out.bytes + this.#socket.writableLength
+    return this.#out.bytes + this.#heldBytes + this.#socket.writableLength
   }
 
   get congested(): boolean {
-    return this.#out.bytes + this.#socket.writableLength >= this.#sendBufferBytes
+    return this.queuedBytes >= this.#sendBufferBytes
   }
 
   get maxDataPayloadBytes(): number {
@@ -229,7 +236,10 @@ export class SessionMux extends EventEmitter implements StreamTransport {
   /** Ends gracefully: what is queued is sent, then the connection is closed (streams still open are lost). */
   end(): void {
     if (this.#closed || this.#ending) return
-    this.#flush()
+    // Everything queued goes to the socket now, in order, whatever is still being written.
+    for (const batch of this.#held.splice(0)) this.#write(batch)
+    this.#heldBytes = 0
+    if (!this.#out.empty) this.#write(this.#take())
     // Nothing is queued after the last flush: a write behind end() would fail the socket.
     this.#ending = true
     clearInterval(this.#pingTimer)
@@ -249,6 +259,9 @@ export class SessionMux extends EventEmitter implements StreamTransport {
     clearInterval(this.#pingTimer)
     clearTimeout(this.#pingDeadline)
     this.#out.clear()
+    // Held batches are never written; their slabs are left to the collector.
+    this.#held = []
+    this.#heldBytes = 0
     this.#blocked.clear()
     if (!this.#socket.destroyed) this.#socket.destroy()
     const lost = reason ?? new TunnelError('TUN_ERR_SESSION_LOST', 'the agent session ended')
@@ -273,7 +286,7 @@ export class SessionMux extends EventEmitter implements StreamTransport {
    * peer that stops reading (and keeps asking for answers) gets past this.
    */
   #checkBacklog(): void {
-    if (this.#out.bytes + this.#socket.writableLength > 4 * this.#sendBufferBytes + this.#streams.size * MAX_DATA_PAYLOAD_BYTES) {
+    if (this.queuedBytes > 4 * this.#sendBufferBytes + this.#streams.size * MAX_DATA_PAYLOAD_BYTES) {
       this.destroy(new TunnelError('TUN_ERR_SESSION_PROTOCOL', 'the peer does not read what the session sends'))
     }
   }
@@ -289,26 +302,57 @@ export class SessionMux extends EventEmitter implements StreamTransport {
 
   #flush(): void {
     if (this.#closed || this.#out.empty) return
-    this.#write()
+    if (this.#writing) {
+      // What comes meanwhile gathers behind it and leaves as one write when it calls back.
+      this.#flushWhenWritten = true
+      return
+    }
+    this.#write(this.#take())
     if (this.#blocked.size > 0 && !this.congested) this.#wakeBlocked()
   }
 
-  /** Writes what is queued (no more than a slab's worth of DATA: one part, which TLS need not join). */
-  #write(): void {
-    const batch = this.#out.take()
+  /**
+   * Hands one batch to the socket. Only one write is given to the socket at a time (end() aside):
+   * writes that pile up in a busy socket are joined into one fresh buffer by TLS before it
+   * encrypts, a copy of every byte, where a batch gathered here meanwhile is one part of a slab.
+   */
+  #write(batch: TakenBatch): void {
     const { parts, bytes } = batch
-    this.#queuedAck = undefined
+    this.#writing = true
     // The slabs of a batch are reused only once the socket is done with them.
-    const written = (err?: Error | null): void => batch.written(err != null)
+    const written = (err?: Error | null): void => {
+      batch.written(err != null)
+      this.#written(err != null)
+    }
     if (parts.length === 1) this.#socket.write(parts[0]!, written)
     else if (bytes <= COALESCE_MAX_BYTES) this.#socket.write(Buffer.concat(parts, bytes), written)
     else {
-      // A batch across two slabs, or behind a ping: one writev (TLS joins the parts natively).
+      // A batch behind a frame of its own (a ping, a head): one writev (TLS joins the parts natively).
       // Writes complete in order, so the last one's callback covers them all.
       this.#socket.cork()
       for (let i = 0; i < parts.length - 1; i++) this.#socket.write(parts[i]!)
       this.#socket.write(parts[parts.length - 1]!, written)
       this.#socket.uncork()
+    }
+  }
+
+  /** Everything queued, out of #out: a PING answer in it is no longer there to be updated. */
+  #take(): TakenBatch {
+    this.#queuedAck = undefined
+    return this.#out.take()
+  }
+
+  #written(failed: boolean): void {
+    this.#writing = false
+    if (failed || this.#closed || this.#ending) return
+    const next = this.#held.shift()
+    if (next !== undefined) {
+      this.#heldBytes -= next.bytes
+      this.#write(next)
+      if (this.#blocked.size > 0 && !this.congested) this.#wakeBlocked()
+    } else if (this.#flushWhenWritten) {
+      this.#flushWhenWritten = false
+      this.#flush()
     }
   }
 
@@ -330,8 +374,16 @@ export class SessionMux extends EventEmitter implements StreamTransport {
 
   sendData(id: number, chunk: Buffer, end: boolean): void {
     if (this.#closed || this.#ending) return
-    // A batch that filled its slab leaves now, as one part, rather than go on in a second slab.
-    if (this.#out.full(chunk.length)) this.#write()
+    // A batch that filled its slab leaves now (or next, behind the write in progress) as one part,
+    // rather than go on in a second slab.
+    if (this.#out.full(chunk.length)) {
+      const batch = this.#take()
+      if (!this.#writing) this.#write(batch)
+      else {
+        this.#held.push(batch)
+        this.#heldBytes += batch.bytes
+      }
+    }
     this.#out.pushData(id, end ? FLAG_END : 0, chunk)
     this.#checkBacklog()
     this.#scheduleFlush()
