@@ -423,6 +423,44 @@ test('a session hands its socket one write at a time: what is sent while the pee
   }
 })
 
+test('end() while batches wait behind a busy socket sends them all, in order, before the connection closes', async () => {
+  const [a, b] = await socketPair()
+  const server = new SessionMux(a, { ...BASE, role: 'server' })
+  const agent = new SessionMux(b, { ...BASE, role: 'agent', streamWindowBytes: 64 * 1024 * 1024 })
+  const got: Buffer[] = []
+  agent.on('stream', (stream: RelayStream) => stream.attach({ data: (c) => got.push(Buffer.from(c)), end: () => {}, lost: () => {}, writable: () => {} }))
+  try {
+    await Promise.all([once(server, 'settings'), once(agent, 'settings')])
+    const s = server.open('x')
+    s.attach(collector().handlers)
+    await eventually(() => agent.streamCount === 1, 'the agent has the stream')
+    b.pause()
+    const payload = positionPattern(32 * 1024 * 1024, 5)
+    let sent = 0
+    // Until the kernel's buffers are full and a write of the session waits in its socket.
+    while (a.writableLength === 0 && sent < payload.length - 2 * 1024 * 1024) {
+      s.write(payload.subarray(sent, sent + 256 * 1024))
+      sent += 256 * 1024
+      await new Promise((r) => setImmediate(r))
+    }
+    assert.ok(a.writableLength > 0, 'a write waits in the socket')
+    // More than a slab's worth in one turn: whole batches are held behind the waiting write.
+    for (let i = 0; i < 6; i++) {
+      s.write(payload.subarray(sent, sent + 256 * 1024))
+      sent += 256 * 1024
+    }
+    const closed = once(agent, 'close')
+    server.end()
+    b.resume()
+    await closed
+    assert.equal(got.reduce((n, x) => n + x.length, 0), sent, 'every byte sent before end() arrived')
+    assert.ok(Buffer.concat(got).equals(payload.subarray(0, sent)), 'in order and intact')
+  } finally {
+    server.destroy()
+    agent.destroy()
+  }
+})
+
 test('a peer that floods PINGs and never reads is owed one answer at a time', async () => {
   const [a, b] = await socketPair()
   const server = new SessionMux(a, { ...BASE, role: 'server' })
