@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { createLogger } from '../../observability/index.ts'
 import { checkNoLeakedHandles } from '../../testing/leak-check.ts'
-import { AccessLog } from './access-log.ts'
+import { AccessLog, millisText } from './access-log.ts'
 
 checkNoLeakedHandles()
 
@@ -63,6 +63,36 @@ describe('AccessLog: the writer behind --access-log', () => {
     const fresh = await paths(file)
     assert.deepEqual([...old, ...fresh], ['/one', '/two', '/three'])
     assert.deepEqual(fresh.slice(-1), ['/three'])
+  })
+
+  test('each line carries its own fields when they change from one line to the next', async () => {
+    const file = join(dir, 'changing.log')
+    const log = await AccessLog.open(file, { log: createLogger({ level: 'silent' }) })
+    const conns = [conn, { tunnelId: 'other"tunnel', clientAddress: '::1', forwardedFrom: undefined }, { tunnelId: undefined, clientAddress: '10.0.0.7', forwardedFrom: undefined }]
+    const sessions = [{ sessionId: 's-1', nodeId: 'n1' }, undefined, { sessionId: 's-2' }]
+    const methods = ['GET', 'POST', null]
+    for (let i = 0; i < 9; i++) {
+      const r = log.begin(methods[i % 3]!, '/x', 10)
+      r.session = sessions[Math.floor(i / 3)]
+      log.write(r, conns[i % 3]!)
+    }
+    await log.close()
+    const lines = (await readFile(file, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+    assert.equal(lines.length, 9)
+    lines.forEach((l, i) => {
+      assert.equal(l['tunnel'], conns[i % 3]!.tunnelId ?? null, `line ${i}: tunnel`)
+      assert.equal(l['client'], conns[i % 3]!.clientAddress, `line ${i}: client`)
+      assert.equal(l['method'], methods[i % 3], `line ${i}: method`)
+      assert.equal(l['session'], sessions[Math.floor(i / 3)]?.sessionId ?? null, `line ${i}: session`)
+      assert.equal(l['node'], sessions[Math.floor(i / 3)]?.nodeId ?? null, `line ${i}: node`)
+    })
+  })
+
+  test('durations are written as String(us / 1000) would write them', () => {
+    for (let us = 0; us < 2_100_000; us++) {
+      if (millisText(us) !== String(us / 1000)) assert.fail(`${us} µs: ${millisText(us)}, not ${us / 1000}`)
+    }
+    assert.equal(millisText(86_400_000_123), '86400000.123')
   })
 
   test('a path and ids needing escapes stay valid JSON', async () => {

@@ -64,6 +64,41 @@ function q(s: string | null | undefined): string {
 }
 
 /**
+ * q() of one field, remembering the last value: a field's value mostly repeats from line to line
+ * (the tunnel, the caller's address, the session, the method), and a busy ingress writes a line
+ * per request.
+ */
+class QuotedField {
+  #value: string | null | undefined = null
+  #quoted = 'null'
+
+  of(s: string | null | undefined): string {
+    if (s !== this.#value) {
+      this.#value = s
+      this.#quoted = q(s)
+    }
+    return this.#quoted
+  }
+}
+
+/**
+ * A duration in whole microseconds as milliseconds with up to three decimals, as
+ * `String(us / 1000)` writes it: built from integers, since formatting a double is the dearest part
+ * of a line.
+ */
+export function millisText(us: number): string {
+  const whole = Math.floor(us / 1000)
+  const frac = us - whole * 1000
+  if (frac === 0) return `${whole}`
+  if (frac % 100 === 0) return `${whole}.${frac / 100}`
+  if (frac % 10 === 0) return `${whole}.${frac < 100 ? '0' : ''}${frac / 10}`
+  return `${whole}.${frac < 10 ? '00' : frac < 100 ? '0' : ''}${frac}`
+}
+
+/** The wall-clock time performance.now() counts from; fixed for the process. */
+const TIME_ORIGIN_MS = performance.timeOrigin
+
+/**
  * The access log (`--access-log`): one JSON line per caller request, appended to a file (created
  * 0600) or written to standard output (`-`). See docs/decisions.md, entry 44.
  *
@@ -98,6 +133,11 @@ export class AccessLog {
   /** the ISO time of the last line's millisecond: most lines of a busy second share it */
   #isoMs = NaN
   #iso = ''
+  readonly #tunnel = new QuotedField()
+  readonly #method = new QuotedField()
+  readonly #client = new QuotedField()
+  readonly #session = new QuotedField()
+  readonly #node = new QuotedField()
   readonly #flush = (): void => {
     this.#timer = undefined
     this.#flushNow()
@@ -138,10 +178,10 @@ export class AccessLog {
     const at = Number.isNaN(record.atMs) ? endMs : record.atMs
     const s = record.session
     const line =
-      `{"time":"${this.#isoTime(at)}","tunnel":${q(conn.tunnelId)},"method":${q(record.method)},` +
+      `{"time":"${this.#isoTime(at)}","tunnel":${this.#tunnel.of(conn.tunnelId)},"method":${this.#method.of(record.method)},` +
       `"path":${record.path === null ? 'null' : JSON.stringify(record.path)},"status":${record.status ?? 'null'},` +
-      `"bytesIn":${record.bytesIn},"bytesOut":${record.bytesOut},"durationMs":${Math.round((endMs - at) * 1000) / 1000},` +
-      `"client":${q(conn.clientAddress)},"session":${q(s?.sessionId)},"node":${q(s?.nodeId)},"code":${q(code)}` +
+      `"bytesIn":${record.bytesIn},"bytesOut":${record.bytesOut},"durationMs":${millisText(Math.round((endMs - at) * 1000))},` +
+      `"client":${this.#client.of(conn.clientAddress)},"session":${this.#session.of(s?.sessionId)},"node":${this.#node.of(s?.nodeId)},"code":${q(code)}` +
       (s?.peerId === undefined ? '' : `,"forwardedTo":${q(s.peerId)}`) +
       (conn.forwardedFrom === undefined ? '' : `,"forwardedFrom":${q(conn.forwardedFrom)}`) +
       (incomplete === true ? ',"incomplete":true}\n' : '}\n')
@@ -169,7 +209,7 @@ export class AccessLog {
   }
 
   #isoTime(atMs: number): string {
-    const ms = Math.floor(performance.timeOrigin + atMs)
+    const ms = Math.floor(TIME_ORIGIN_MS + atMs)
     if (ms !== this.#isoMs) {
       this.#isoMs = ms
       this.#iso = new Date(ms).toISOString()
