@@ -302,8 +302,9 @@ export class SessionMux extends EventEmitter implements StreamTransport {
 
   #flush(): void {
     if (this.#closed || this.#out.empty) return
-    if (this.#writing) {
-      // What comes meanwhile gathers behind it and leaves as one write when it calls back.
+    if (this.#writing || this.#held.length > 0) {
+      // What comes meanwhile gathers behind it and leaves as one write when it calls back (held
+      // batches go first; they are left only by a failed write, whose socket is being destroyed).
       this.#flushWhenWritten = true
       return
     }
