@@ -2,7 +2,7 @@ import { connect, type Socket } from 'node:net'
 import type { Logger } from '../../observability/index.ts'
 import { NO_AGENT_METRICS, type AgentMetricsSink } from '../../observability/metrics/index.ts'
 import { releaseReceived, type RelayStream } from '../../transport/session-mux/index.ts'
-import { BulkCork } from '../../transport/bulk-cork.ts'
+import { BULK_CHUNK_BYTES, BulkCork } from '../../transport/bulk-cork.ts'
 
 /**
  * What every upstream socket of the process reads into. A read is handed to its callback, which
@@ -54,11 +54,14 @@ export class UpstreamRelay {
           releaseReceived(chunk)
           return
         }
-        socket.cork()
+        // A small chunk (a request) is one write: corking it would only queue it and take it out
+        // again. It still waits behind a bulk chunk's cork of the same turn.
+        const bulk = chunk.length >= BULK_CHUNK_BYTES
+        if (bulk) socket.cork()
         // The chunk lies in a receive slab of the session: reusable once the kernel has it, and
         // the callback runs also for a write the socket's end or destruction cut short.
         const more = socket.write(chunk, () => releaseReceived(chunk))
-        cork.uncork(chunk.length)
+        if (bulk) cork.uncork(chunk.length)
         if (!more) stream.hold()
       },
       end: () => {
