@@ -1,6 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
+import type { Socket } from 'node:net'
 import { TunnelError } from '../../errors/index.ts'
 import { FLAG_END, SessionFrameDecoder, SessionFrameType, encodeCredit, encodeFrame, encodeSettings } from '../../protocol/index.ts'
 import { checkNoLeakedHandles } from '../../testing/leak-check.ts'
@@ -381,18 +382,27 @@ test('writers that pause on false add one frame each to a congested session, and
   }
 })
 
-test('a session hands its socket one write at a time: what is sent while the peer does not read leaves later as single parts, never a writev', async () => {
+/**
+ * Both ends on a plain socket pair the test can pause, with one stream open from the server: what
+ * arrives on it at the agent is collected in `got`. A wide window: only the sockets hold bytes back.
+ */
+async function streamOnSocketPair(): Promise<{ a: Socket; b: Socket; server: SessionMux; agent: SessionMux; got: Buffer[]; s: RelayStream; c: ReturnType<typeof collector> }> {
   const [a, b] = await socketPair()
   const server = new SessionMux(a, { ...BASE, role: 'server' })
   const agent = new SessionMux(b, { ...BASE, role: 'agent', streamWindowBytes: 64 * 1024 * 1024 })
   const got: Buffer[] = []
-  agent.on('stream', (stream: RelayStream) => stream.attach({ data: (c) => got.push(Buffer.from(c)), end: () => {}, lost: () => {}, writable: () => {} }))
+  agent.on('stream', (stream: RelayStream) => stream.attach({ data: (chunk) => got.push(Buffer.from(chunk)), end: () => {}, lost: () => {}, writable: () => {} }))
+  await Promise.all([once(server, 'settings'), once(agent, 'settings')])
+  const s = server.open('x')
+  const c = collector()
+  s.attach(c.handlers)
+  await eventually(() => agent.streamCount === 1, 'the agent has the stream')
+  return { a, b, server, agent, got, s, c }
+}
+
+test('a session hands its socket one write at a time: what is sent while the peer does not read leaves later as single parts, never a writev', async () => {
+  const { a, b, server, agent, got, s, c } = await streamOnSocketPair()
   try {
-    await Promise.all([once(server, 'settings'), once(agent, 'settings')])
-    const s = server.open('x')
-    const c = collector()
-    s.attach(c.handlers)
-    await eventually(() => agent.streamCount === 1, 'the agent has the stream')
     // The agent stops reading: the kernel's buffers fill and the server's writes wait in its socket.
     b.pause()
     const writes = countWrites(a)
@@ -424,16 +434,8 @@ test('a session hands its socket one write at a time: what is sent while the pee
 })
 
 test('end() while batches wait behind a busy socket sends them all, in order, before the connection closes', async () => {
-  const [a, b] = await socketPair()
-  const server = new SessionMux(a, { ...BASE, role: 'server' })
-  const agent = new SessionMux(b, { ...BASE, role: 'agent', streamWindowBytes: 64 * 1024 * 1024 })
-  const got: Buffer[] = []
-  agent.on('stream', (stream: RelayStream) => stream.attach({ data: (c) => got.push(Buffer.from(c)), end: () => {}, lost: () => {}, writable: () => {} }))
+  const { a, b, server, agent, got, s } = await streamOnSocketPair()
   try {
-    await Promise.all([once(server, 'settings'), once(agent, 'settings')])
-    const s = server.open('x')
-    s.attach(collector().handlers)
-    await eventually(() => agent.streamCount === 1, 'the agent has the stream')
     b.pause()
     const payload = positionPattern(32 * 1024 * 1024, 5)
     let sent = 0
