@@ -1,5 +1,6 @@
 import type { FramerSide } from './framing-error.ts'
 import { describeByte, framingError } from './framing-error.ts'
+import type { FieldNameSet } from './field-name-set.ts'
 import { TOKEN_CHARS, equalsIgnoreCaseAt } from './token-chars.ts'
 
 const CR = 13
@@ -29,6 +30,8 @@ export interface FieldSummary {
   connection: number
   hasUpgradeField: boolean
   expect: string | undefined
+  /** A field named in the caller's `flag` set is present (false without a set). */
+  flagged: boolean
 }
 
 /**
@@ -40,8 +43,9 @@ export interface FieldSummary {
  * With `collect` false only the fields framing needs are sliced, and `headers` stays empty: a relay
  * that passes a response head on as received needs no list of its fields, and building one was
  * the largest allocation of a small request (fieldList() makes the same list later, on demand).
+ * `flag`: names whose presence the caller wants to know of (`flagged`), found in the same pass.
  */
-export function parseFieldLines(b: Buffer, off: number, s: string, p: number, side: FramerSide, collect = true): FieldSummary {
+export function parseFieldLines(b: Buffer, off: number, s: string, p: number, side: FramerSide, collect = true, flag?: FieldNameSet): FieldSummary {
   const out: FieldSummary = {
     // Not collecting, nothing is pushed: one empty list serves every such head.
     headers: collect ? [] : NO_FIELDS,
@@ -52,6 +56,7 @@ export function parseFieldLines(b: Buffer, off: number, s: string, p: number, si
     connection: 0,
     hasUpgradeField: false,
     expect: undefined,
+    flagged: false,
   }
   let q = off + p
   let line = 0
@@ -88,6 +93,7 @@ export function parseFieldLines(b: Buffer, off: number, s: string, p: number, si
       out.headers.push([s.slice(nameStart - off, nameEnd - off), value])
     }
     const n = nameStart - off
+    if (flag !== undefined && !out.flagged && flag.hasAt(s, n, nameEnd - nameStart)) out.flagged = true
     // Dispatch on length first: most fields are none of these and cost one switch.
     switch (nameEnd - nameStart) {
       case 4:

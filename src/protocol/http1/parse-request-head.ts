@@ -1,8 +1,9 @@
 import type { BodyFraming } from './body-framing.ts'
 import { CHUNKED_BODY, NO_BODY } from './body-framing.ts'
+import type { FieldNameSet } from './field-name-set.ts'
 import type { RequestHead } from './request-head.ts'
 import { describeByte, framingError, quoteForMessage } from './framing-error.ts'
-import { CONNECTION_CLOSE, CONNECTION_KEEP_ALIVE, CONNECTION_UPGRADE, parseFieldLines } from './parse-field-lines.ts'
+import { CONNECTION_CLOSE, CONNECTION_KEEP_ALIVE, CONNECTION_UPGRADE, fieldList, parseFieldLines } from './parse-field-lines.ts'
 import { parseContentLength } from './parse-content-length.ts'
 import { parseHttpVersion } from './parse-http-version.ts'
 import { TOKEN_CHARS, equalsIgnoreCaseAt } from './token-chars.ts'
@@ -13,8 +14,11 @@ const SP = 32
 const DEL = 0x7f
 const SLASH = 0x2f
 
-/** Parses and validates a complete request head: `s`, also found as bytes at b[off] (see HeadScanner). */
-export function parseRequestHead(b: Buffer, off: number, s: string): RequestHead {
+/**
+ * Parses and validates a complete request head: `s`, also found as bytes at b[off] (see HeadScanner).
+ * `flag`: field names the caller will ask about with hasFieldIn(), looked for in the same pass.
+ */
+export function parseRequestHead(b: Buffer, off: number, s: string, flag?: FieldNameSet): RequestHead {
   let q = off
   let c = b[q]!
   while (TOKEN_CHARS[c] === 1) c = b[++q]!
@@ -45,7 +49,8 @@ export function parseRequestHead(b: Buffer, off: number, s: string): RequestHead
   if (method === 'CONNECT') throw framingError('request', 'TUN_ERR_HTTP_NOT_IMPLEMENTED', 'CONNECT is not supported')
   checkTargetForm(method, target)
 
-  const fields = parseFieldLines(b, off, s, q + 2 - off, 'request')
+  const fieldsAt = q + 2 - off
+  const fields = parseFieldLines(b, off, s, fieldsAt, 'request', false, flag)
 
   if (fields.hostCount > 1) throw bad('more than one Host header')
   if (fields.hostCount === 0 && versionMinor === 1) throw bad('HTTP/1.1 request without a Host header')
@@ -74,16 +79,84 @@ export function parseRequestHead(b: Buffer, off: number, s: string): RequestHead
 
   const connection = fields.connection
   const expect = fields.expect
-  return {
+  return new ParsedRequestHead(
     method,
     target,
     versionMinor,
-    headers: fields.headers,
     body,
-    keepAlive: (connection & CONNECTION_CLOSE) === 0 && (versionMinor === 1 || (connection & CONNECTION_KEEP_ALIVE) !== 0),
-    upgrade: versionMinor === 1 && (connection & CONNECTION_UPGRADE) !== 0 && fields.hasUpgradeField,
-    expectContinue: versionMinor === 1 && expect !== undefined && expect.length === 12 && equalsIgnoreCaseAt(expect, 0, '100-continue'),
+    (connection & CONNECTION_CLOSE) === 0 && (versionMinor === 1 || (connection & CONNECTION_KEEP_ALIVE) !== 0),
+    versionMinor === 1 && (connection & CONNECTION_UPGRADE) !== 0 && fields.hasUpgradeField,
+    versionMinor === 1 && expect !== undefined && expect.length === 12 && equalsIgnoreCaseAt(expect, 0, '100-continue'),
     host,
+    s,
+    fieldsAt,
+    flag,
+    fields.flagged,
+  )
+}
+
+/**
+ * A request head whose field list is read from its text when first asked for: the ingress passes
+ * a head on as received unless a field must go (see the ingress's request-head policy), and the
+ * list was most of what parsing a head allocated. Text, list and flags are not own enumerable
+ * properties, so a spread of the head keeps what framing decided only.
+ */
+class ParsedRequestHead implements RequestHead {
+  readonly method: string
+  readonly target: string
+  readonly versionMinor: 0 | 1
+  readonly body: BodyFraming
+  readonly keepAlive: boolean
+  readonly upgrade: boolean
+  readonly expectContinue: boolean
+  readonly host: string | undefined
+  readonly #text: string
+  readonly #fieldsAt: number
+  readonly #flag: FieldNameSet | undefined
+  readonly #flagged: boolean
+  #headers: Array<[name: string, value: string]> | undefined
+
+  constructor(
+    method: string,
+    target: string,
+    versionMinor: 0 | 1,
+    body: BodyFraming,
+    keepAlive: boolean,
+    upgrade: boolean,
+    expectContinue: boolean,
+    host: string | undefined,
+    text: string,
+    fieldsAt: number,
+    flag: FieldNameSet | undefined,
+    flagged: boolean,
+  ) {
+    this.method = method
+    this.target = target
+    this.versionMinor = versionMinor
+    this.body = body
+    this.keepAlive = keepAlive
+    this.upgrade = upgrade
+    this.expectContinue = expectContinue
+    this.host = host
+    this.#text = text
+    this.#fieldsAt = fieldsAt
+    this.#flag = flag
+    this.#flagged = flagged
+  }
+
+  get text(): string {
+    return this.#text
+  }
+
+  get headers(): Array<[name: string, value: string]> {
+    return (this.#headers ??= fieldList(this.#text, this.#fieldsAt))
+  }
+
+  hasFieldIn(names: FieldNameSet): boolean {
+    if (names === this.#flag) return this.#flagged
+    // Another set than the parse looked for: read the names (correct, only slower).
+    for (const [name] of this.headers) if (names.has(name)) return true
+    return false
   }
 }
 

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import type { ErrorCode } from '../../errors/index.ts'
 import type { Http1Limits } from './http1-limits.ts'
 import type { RequestHead } from './request-head.ts'
+import { FieldNameSet } from './field-name-set.ts'
 import { MAX_BYTES_AWAITING_UPGRADE, RequestFramer } from './request-framer.ts'
 import { EventRecorder, oneByteChunks } from '../../testing/http1/event-recorder.ts'
 import { assertTunnelError } from '../../testing/http1/assert-tunnel-error.ts'
@@ -231,6 +232,43 @@ describe('RequestFramer: Host, Connection, Expect, Upgrade', () => {
     assert.equal(head(`${GET}Expect: 100-Continue\r\nContent-Length: 1\r\n\r\nx`).expectContinue, true)
     assert.equal(head(`${GET}Expect: something-else\r\n\r\n`).expectContinue, false)
     assert.equal(head('POST / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n').expectContinue, false)
+  })
+})
+
+describe('RequestFramer: the head as received, and the fields its owner flags', () => {
+  const FLAGGED = new FieldNameSet(['x-forwarded-for', 'te'])
+
+  function flaggedHead(input: string): RequestHead {
+    const recorder = new EventRecorder()
+    new RequestFramer(recorder.request, undefined, FLAGGED).push(bytes(input))
+    return recorder.heads<RequestHead>()[0]!
+  }
+
+  it('text is the head from its request line through the blank line, without the empty lines before it', () => {
+    const h = head(`\r\n\r\n${GET}Accept:  */*  \r\n\r\nbody-is-not-here`)
+    assert.equal(h.text, `${GET}Accept:  */*  \r\n\r\n`)
+  })
+
+  it('the field list is read from the text on demand, and is the same list each time', () => {
+    const h = head(`${GET}Accept:  */*  \r\nX-A:\r\n\r\n`)
+    assert.deepEqual(h.headers, [['Host', 'a'], ['Accept', '*/*'], ['X-A', '']])
+    assert.equal(h.headers, h.headers)
+  })
+
+  it('hasFieldIn answers for the set the framer was given, in any letter case', () => {
+    assert.equal(flaggedHead(`${GET}Accept: */*\r\n\r\n`).hasFieldIn(FLAGGED), false)
+    assert.equal(flaggedHead(`${GET}x-FORWARDED-for: 10.0.0.1\r\n\r\n`).hasFieldIn(FLAGGED), true)
+    assert.equal(flaggedHead(`GET / HTTP/1.1\r\nTE: trailers\r\nHost: a\r\n\r\n`).hasFieldIn(FLAGGED), true)
+    // Same length, other letters: not flagged.
+    assert.equal(flaggedHead(`${GET}X-Forwarded-Fox: 1\r\nTT: 1\r\n\r\n`).hasFieldIn(FLAGGED), false)
+  })
+
+  it('hasFieldIn with another set than the framer was given reads the field names', () => {
+    const other = new FieldNameSet(['accept'])
+    assert.equal(head(`${GET}ACCEPT: */*\r\n\r\n`).hasFieldIn(other), true)
+    assert.equal(head(`${GET}X-Forwarded-For: 1\r\n\r\n`).hasFieldIn(FLAGGED), true)
+    assert.equal(flaggedHead(`${GET}Accept: */*\r\n\r\n`).hasFieldIn(other), true)
+    assert.equal(flaggedHead(`${GET}\r\n`).hasFieldIn(other), false)
   })
 })
 

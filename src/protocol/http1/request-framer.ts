@@ -1,4 +1,5 @@
 import { TunnelError } from '../../errors/index.ts'
+import type { FieldNameSet } from './field-name-set.ts'
 import type { Http1Limits } from './http1-limits.ts'
 import { resolveHttp1Limits } from './http1-limits.ts'
 import type { RequestHead } from './request-head.ts'
@@ -50,9 +51,12 @@ export class RequestFramer {
   private readonly guard = new FramerGuard('RequestFramer')
   /** Bytes of the last head parsed, as received (start line through the blank line). */
   lastHeadBytes = 0
+  private readonly flagFields: FieldNameSet | undefined
 
-  constructor(callbacks: RequestFramerCallbacks, limits?: Partial<Http1Limits>) {
+  /** `flagFields`: names the owner asks each head about (RequestHead.hasFieldIn), looked for while parsing. */
+  constructor(callbacks: RequestFramerCallbacks, limits?: Partial<Http1Limits>, flagFields?: FieldNameSet) {
     this.callbacks = callbacks
+    this.flagFields = flagFields
     const resolved = resolveHttp1Limits(limits)
     this.scanner = new HeadScanner('request', resolved)
     this.body = new FramedBodyReader('request', resolved)
@@ -130,7 +134,7 @@ export class RequestFramer {
           if (text === undefined) return
           pos = this.scanner.endOffset
           this.lastHeadBytes = text.length
-          const head = parseRequestHead(this.scanner.headBytes, this.scanner.headOffset, text)
+          const head = parseRequestHead(this.scanner.headBytes, this.scanner.headOffset, text, this.flagFields)
           this.scanner.releaseHead()
           this.startMessage(head)
           break

@@ -4,7 +4,6 @@ import {
   RequestFramer,
   ResponseFramer,
   serializeErrorResponse,
-  serializeRequestHead,
   type Http1Limits,
   type RequestHead,
   type ResponseHead,
@@ -19,7 +18,7 @@ import { readIntoBuffer } from '../../transport/accepted-socket-reads.ts'
 import type { SessionRegistry } from '../agent-gateway/session-registry.ts'
 import type { HostRouter } from './host-router.ts'
 import type { OncePerInterval } from './once-per-interval.ts'
-import { rewriteRequestHeaders } from './request-head-policy.ts'
+import { FORWARDING_FIELDS, forwardRequestHead, forwardingContext, type ForwardingContext } from './request-head-policy.ts'
 import type { AccessLog, AccessLogConnection, AccessRecord } from './access-log.ts'
 import type { SourceLimits } from './source-limits.ts'
 
@@ -148,6 +147,7 @@ export class IngressConnection {
   readonly #socket: Socket
   readonly #deps: IngressConnectionDeps
   readonly #clientAddress: string
+  #forwarding: ForwardingContext | undefined
   readonly #requests: RequestFramer
   /** replaced with a fresh one when the upstream connection is dropped mid-parse (unsolicited bytes) */
   #responses: ResponseFramer
@@ -224,6 +224,7 @@ export class IngressConnection {
         onMessageEnd: () => this.#onRequestEnd(),
       },
       deps.limits,
+      FORWARDING_FIELDS,
     )
     this.#responses = this.#newResponseFramer()
     this.#armHeadTimer()
@@ -316,8 +317,7 @@ export class IngressConnection {
       if (!this.#openStream(this.#tunnelId)) return
     }
     this.#deps.onRequest?.(this.#tunnelId)
-    const headers = rewriteRequestHeaders(head, { clientAddress: this.#clientAddress, proto: this.#deps.proto })
-    const bytes = serializeRequestHead({ method: head.method, target: head.target, versionMinor: head.versionMinor, headers })
+    const bytes = forwardRequestHead(head, (this.#forwarding ??= forwardingContext(this.#clientAddress, this.#deps.proto)))
     const bodyless = head.body.kind === 'none' || (head.body.kind === 'length' && head.body.length === 0)
     this.#responses.expect(head.method)
     const request: PendingRequest = { head: bytes, replayable: bodyless && !head.upgrade && IDEMPOTENT_METHODS.has(head.method), headAtMs: this.#headAtMs, upgrade: head.upgrade, access: this.#headRecord }

@@ -1,4 +1,4 @@
-import type { RequestHead } from '../../protocol/http1/index.ts'
+import { FieldNameSet, serializeFieldLines, serializeRequestHead, type RequestHead } from '../../protocol/http1/index.ts'
 import { equalsIgnoreCaseAt } from '../../protocol/http1/token-chars.ts'
 
 /**
@@ -30,18 +30,11 @@ const HOP_BY_HOP = [
 ]
 
 /**
- * The names above by length: a field is matched against those of its length only, without
- * lower-casing it (a fresh string, hashed for the lookup, for every field of every request).
+ * The names above, matched without lower-casing each field (a fresh string, hashed for a lookup,
+ * for every field of every request). The ingress's request framer looks for them while it parses,
+ * so a head with none of them is known to go as received (forwardRequestHead).
  */
-const HOP_BY_HOP_BY_LENGTH = new Map<number, string[]>()
-for (const n of HOP_BY_HOP) HOP_BY_HOP_BY_LENGTH.set(n.length, [...(HOP_BY_HOP_BY_LENGTH.get(n.length) ?? []), n])
-
-function isHopByHop(name: string): boolean {
-  const candidates = HOP_BY_HOP_BY_LENGTH.get(name.length)
-  if (candidates === undefined) return false
-  for (let i = 0; i < candidates.length; i++) if (equalsIgnoreCaseAt(name, 0, candidates[i]!)) return true
-  return false
-}
+export const FORWARDING_FIELDS = new FieldNameSet(HOP_BY_HOP)
 
 /**
  * Fields a client may not remove by naming them in Connection: dropping a framing field while the
@@ -51,11 +44,21 @@ function isHopByHop(name: string): boolean {
 const NEVER_DROPPED = new Set(['close', 'keep-alive', 'upgrade', 'host', 'content-length', 'transfer-encoding'])
 
 export interface ForwardingContext {
-  clientAddress: string
-  proto: 'http' | 'https'
+  readonly clientAddress: string
+  readonly proto: 'http' | 'https'
+  /** `X-Forwarded-For` and `X-Forwarded-Proto` as field lines, checked and built once per connection */
+  readonly forwardedLines: string
 }
 
-export function rewriteRequestHeaders(head: RequestHead, ctx: ForwardingContext): Array<[string, string]> {
+/** A caller connection's forwarding fields (its address cannot change, so they are serialised once). */
+export function forwardingContext(clientAddress: string, proto: 'http' | 'https'): ForwardingContext {
+  return { clientAddress, proto, forwardedLines: serializeFieldLines([['X-Forwarded-For', clientAddress], ['X-Forwarded-Proto', proto]]) }
+}
+
+/** What the rewrite reads of a head. */
+export type RewrittenHead = Pick<RequestHead, 'headers' | 'versionMinor' | 'keepAlive' | 'upgrade' | 'host'>
+
+export function rewriteRequestHeaders(head: RewrittenHead, ctx: ForwardingContext): Array<[string, string]> {
   let named: Set<string> | undefined
   const out: Array<[string, string]> = []
   let upgradeValue: string | undefined
@@ -70,7 +73,7 @@ export function rewriteRequestHeaders(head: RequestHead, ctx: ForwardingContext)
   for (const pair of head.headers) {
     const name = pair[0]
     if (name.length === 7 && equalsIgnoreCaseAt(name, 0, 'upgrade')) upgradeValue = pair[1]
-    if (isHopByHop(name)) continue
+    if (FORWARDING_FIELDS.has(name)) continue
     if (named !== undefined && named.has(name.toLowerCase())) continue
     out.push(pair)
   }
@@ -84,4 +87,24 @@ export function rewriteRequestHeaders(head: RequestHead, ctx: ForwardingContext)
   out.push(['X-Forwarded-For', ctx.clientAddress], ['X-Forwarded-Proto', ctx.proto])
   if (head.host !== undefined) out.push(['X-Forwarded-Host', head.host])
   return out
+}
+
+/**
+ * The request head the upstream gets, as wire bytes. A head with no field the policy drops or
+ * replaces (no Connection, hence no upgrade, and no X-Forwarded-*: most requests) goes as received,
+ * with the relay's fields inserted before its blank line: the parser has validated every byte of it,
+ * and re-serialising each field cost ~3 × as much for a browser's head. The only difference from a
+ * rewritten head is the whitespace around values, which HTTP ignores (RFC 9112 §5).
+ */
+export function forwardRequestHead(head: RequestHead, ctx: ForwardingContext): Buffer {
+  if (!head.hasFieldIn(FORWARDING_FIELDS)) {
+    // Without a Connection field a head asks for no upgrade, and HTTP/1.0 for no keep-alive. The
+    // parser has held Host to URI host characters, so it cannot inject a line.
+    const text = head.text
+    const close = head.keepAlive ? '' : 'Connection: close\r\n'
+    const forwardedHost = head.host === undefined ? '' : `X-Forwarded-Host: ${head.host}\r\n`
+    return Buffer.from(`${text.slice(0, text.length - 2)}${close}${ctx.forwardedLines}${forwardedHost}\r\n`, 'latin1')
+  }
+  const headers = rewriteRequestHeaders(head, ctx)
+  return serializeRequestHead({ method: head.method, target: head.target, versionMinor: head.versionMinor, headers })
 }

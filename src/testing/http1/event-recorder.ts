@@ -58,8 +58,8 @@ export class EventRecorder {
     return this.events.map((e) => {
       switch (e.type) {
         case 'head':
-          // reason and headers of a response head are getters, which a spread leaves out
-          return { head: 'statusCode' in e.head ? { ...e.head, reason: e.head.reason, headers: e.head.headers } : { ...e.head } }
+          // a head's field list (and a response's reason) are getters, which a spread leaves out
+          return { head: 'statusCode' in e.head ? { ...e.head, reason: e.head.reason, headers: e.head.headers } : { ...e.head, headers: e.head.headers } }
         case 'body':
           return { body: e.bytes.toString('latin1') }
         case 'end':

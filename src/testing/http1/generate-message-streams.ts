@@ -19,7 +19,8 @@ const OWS = ['', '', '', ' ', '\t', '  ', ' \t ']
 
 export interface GeneratedRequest {
   bytes: Buffer
-  expected: RequestHead
+  /** what the framer decides, and the field list (a parsed head's text is not predicted) */
+  expected: Omit<RequestHead, 'text' | 'hasFieldIn'>
   /** The body exactly as sent, chunked framing included. */
   body: Buffer
 }
@@ -114,7 +115,7 @@ export function generateRequest(rng: SeededRandom, upgrade: boolean): GeneratedR
   head += `${method} ${target} HTTP/1.${versionMinor}\r\n`
   for (const [name, raw] of lines) head += `${name}:${raw}\r\n`
   head += '\r\n'
-  const expected: RequestHead = {
+  const expected: Omit<RequestHead, 'text' | 'hasFieldIn'> = {
     method,
     target,
     versionMinor,
