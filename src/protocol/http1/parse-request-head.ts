@@ -3,7 +3,8 @@ import { CHUNKED_BODY, NO_BODY } from './body-framing.ts'
 import type { FieldNameSet } from './field-name-set.ts'
 import type { RequestHead } from './request-head.ts'
 import { describeByte, framingError, quoteForMessage } from './framing-error.ts'
-import { CONNECTION_CLOSE, CONNECTION_KEEP_ALIVE, CONNECTION_UPGRADE, fieldList, parseFieldLines } from './parse-field-lines.ts'
+import { CONNECTION_CLOSE, CONNECTION_KEEP_ALIVE, CONNECTION_UPGRADE, parseFieldLines } from './parse-field-lines.ts'
+import { HeadText } from './head-text.ts'
 import { parseContentLength } from './parse-content-length.ts'
 import { parseHttpVersion } from './parse-http-version.ts'
 import { TOKEN_CHARS, equalsIgnoreCaseAt } from './token-chars.ts'
@@ -95,13 +96,8 @@ export function parseRequestHead(b: Buffer, off: number, s: string, flag?: Field
   )
 }
 
-/**
- * A request head whose field list is read from its text when first asked for: the ingress passes
- * a head on as received unless a field must go (see the ingress's request-head policy), and the
- * list was most of what parsing a head allocated. Text, list and flags are not own enumerable
- * properties, so a spread of the head keeps what framing decided only.
- */
-class ParsedRequestHead implements RequestHead {
+/** A request head: what framing decided, and the fields its framer was asked to flag. */
+class ParsedRequestHead extends HeadText implements RequestHead {
   readonly method: string
   readonly target: string
   readonly versionMinor: 0 | 1
@@ -110,11 +106,8 @@ class ParsedRequestHead implements RequestHead {
   readonly upgrade: boolean
   readonly expectContinue: boolean
   readonly host: string | undefined
-  readonly #text: string
-  readonly #fieldsAt: number
   readonly #flag: FieldNameSet | undefined
   readonly #flagged: boolean
-  #headers: Array<[name: string, value: string]> | undefined
 
   constructor(
     method: string,
@@ -130,6 +123,7 @@ class ParsedRequestHead implements RequestHead {
     flag: FieldNameSet | undefined,
     flagged: boolean,
   ) {
+    super(text, fieldsAt)
     this.method = method
     this.target = target
     this.versionMinor = versionMinor
@@ -138,18 +132,8 @@ class ParsedRequestHead implements RequestHead {
     this.upgrade = upgrade
     this.expectContinue = expectContinue
     this.host = host
-    this.#text = text
-    this.#fieldsAt = fieldsAt
     this.#flag = flag
     this.#flagged = flagged
-  }
-
-  get text(): string {
-    return this.#text
-  }
-
-  get headers(): Array<[name: string, value: string]> {
-    return (this.#headers ??= fieldList(this.#text, this.#fieldsAt))
   }
 
   hasFieldIn(names: FieldNameSet): boolean {

@@ -3,7 +3,8 @@ import { CHUNKED_BODY, NO_BODY, UNTIL_CLOSE_BODY } from './body-framing.ts'
 import type { ResponseHead } from './response-head.ts'
 import { describeByte, framingError, quoteForMessage } from './framing-error.ts'
 import type { FieldSummary } from './parse-field-lines.ts'
-import { CONNECTION_CLOSE, CONNECTION_KEEP_ALIVE, fieldList, parseFieldLines, splitList } from './parse-field-lines.ts'
+import { CONNECTION_CLOSE, CONNECTION_KEEP_ALIVE, parseFieldLines, splitList } from './parse-field-lines.ts'
+import { HeadText } from './head-text.ts'
 import { parseContentLength } from './parse-content-length.ts'
 import { parseHttpVersion } from './parse-http-version.ts'
 
@@ -61,38 +62,29 @@ export function parseResponseHead(b: Buffer, off: number, s: string, method: str
 }
 
 /**
- * A response head whose reason phrase and field list are read from its text when first asked for:
- * the ingress passes heads on as received and asks for neither, and they were most of what a small
- * response allocated (what framing needs was read when the head was parsed).
+ * A response head whose reason phrase is read from its text when first asked for, as its field list
+ * is (HeadText): the ingress passes heads on as received and asks for neither.
  */
-class ParsedResponseHead implements ResponseHead {
+class ParsedResponseHead extends HeadText implements ResponseHead {
   readonly statusCode: number
   readonly versionMinor: 0 | 1
   readonly body: BodyFraming
   readonly keepAlive: boolean
-  readonly #text: string
   readonly #reasonStart: number
   readonly #reasonEnd: number
-  readonly #fieldsAt: number
-  #headers: Array<[name: string, value: string]> | undefined
 
   constructor(statusCode: number, versionMinor: 0 | 1, body: BodyFraming, keepAlive: boolean, text: string, reasonStart: number, reasonEnd: number, fieldsAt: number) {
+    super(text, fieldsAt)
     this.statusCode = statusCode
     this.versionMinor = versionMinor
     this.body = body
     this.keepAlive = keepAlive
-    this.#text = text
     this.#reasonStart = reasonStart
     this.#reasonEnd = reasonEnd
-    this.#fieldsAt = fieldsAt
   }
 
   get reason(): string {
-    return this.#text.slice(this.#reasonStart, this.#reasonEnd)
-  }
-
-  get headers(): Array<[name: string, value: string]> {
-    return (this.#headers ??= fieldList(this.#text, this.#fieldsAt))
+    return this.text.slice(this.#reasonStart, this.#reasonEnd)
   }
 }
 
