@@ -49,8 +49,6 @@ export class RequestFramer {
   private transient = false
   private heldBytes = 0
   private readonly guard = new FramerGuard('RequestFramer')
-  /** Bytes of the last head parsed, as received (start line through the blank line). */
-  lastHeadBytes = 0
   private readonly flagFields: FieldNameSet | undefined
 
   /** `flagFields`: names the owner asks each head about (RequestHead.hasFieldIn), looked for while parsing. */
@@ -133,7 +131,6 @@ export class RequestFramer {
           const text = this.scanner.scan(chunk, pos)
           if (text === undefined) return
           pos = this.scanner.endOffset
-          this.lastHeadBytes = text.length
           const head = parseRequestHead(this.scanner.headBytes, this.scanner.headOffset, text, this.flagFields)
           this.scanner.releaseHead()
           this.startMessage(head)

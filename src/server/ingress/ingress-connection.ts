@@ -293,7 +293,7 @@ export class IngressConnection {
 
   #onRequestHead(head: RequestHead): void {
     this.#headAtMs = this.#metrics.now()
-    if (this.#access !== undefined) this.#headRecord = this.#access.begin(head.method, head.target, this.#requests.lastHeadBytes)
+    if (this.#access !== undefined) this.#headRecord = this.#access.begin(head.method, head.target, head.text.length)
     this.#clearHeadTimer()
     if (head.method === 'CONNECT') throw new TunnelError('TUN_ERR_HTTP_BAD_REQUEST', 'CONNECT is not supported by the ingress')
     if (!head.target.startsWith('/') && !(head.target === '*' && head.method === 'OPTIONS')) {
