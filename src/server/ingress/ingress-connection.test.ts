@@ -131,6 +131,21 @@ test('a request goes to the agent with forwarding headers on a stream carrying t
   })
 })
 
+test('a head with nothing to drop reaches the agent as the caller sent it; one with a spoofed X-Forwarded-For is rewritten', async () => {
+  await withRig(1, async (rig) => {
+    const { c, s } = await callerOnStream(rig, `GET /a HTTP/1.1\r\nHost: ${HOST}\r\nAccept:  */*  \r\nX-A:b\r\n\r\n`)
+    await eventually(() => s.text().endsWith('\r\n\r\n'), 'the first head reaches the agent')
+    assert.equal(s.text(), `GET /a HTTP/1.1\r\nHost: ${HOST}\r\nAccept:  */*  \r\nX-A:b\r\nX-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ${HOST}\r\n\r\n`)
+    s.accept()
+    s.send(OK)
+    await c.until(/ok$/, 'the first answer')
+    const before = s.text().length
+    c.send(`GET /b HTTP/1.1\r\nHost: ${HOST}\r\nX-Forwarded-For: 10.9.9.9\r\nAccept:  */*  \r\n\r\n`)
+    await eventually(() => s.text().length > before && s.text().endsWith('\r\n\r\n'), 'the second head reaches the agent')
+    assert.equal(s.text().slice(before), `GET /b HTTP/1.1\r\nHost: ${HOST}\r\nAccept: */*\r\nX-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ${HOST}\r\n\r\n`)
+  })
+})
+
 test('a small answer leaves for the caller in one write, head and body together, and so do answers that arrive together', async () => {
   await withRig(1, async (rig) => {
     const { c, s } = await callerOnStream(rig, get('/a'))
